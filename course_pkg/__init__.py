@@ -1,0 +1,12 @@
+"""course_pkg: the companion package of the open course on attention in deep learning.
+
+The chapters of the book import everything they run from here; each module holds one concept.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .env import banner, environment, get_device, seed_everything  # noqa: E402
+
+__all__ = ["__version__", "banner", "environment", "get_device", "seed_everything"]

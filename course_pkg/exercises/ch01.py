@@ -1,0 +1,112 @@
+"""Chapter 1 exercises: attention as a weighted average.
+
+1. ``softmax_weights``: turn scores into weights that are positive and sum to one.
+2. ``weighted_average``: mix value vectors with given weights.
+3. ``attention_pool``: the whole step, query -> scores -> weights -> weighted sum.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import register
+from .core import Case, CheckFailure, Exercise, Mistake
+from .solutions import ch01 as ref
+
+
+# -- properties checked before the comparison, for clearer feedback -------------------------------------
+def _rows_sum_to_one(out: object, args: tuple) -> None:
+    _check_rows(out)
+
+
+def _weights_sum_to_one(out: object, args: tuple) -> None:
+    if isinstance(out, (tuple, list)) and len(out) == 2:  # (output, weights); other shapes: the comparison says
+        _check_rows(out[1])
+
+
+def _check_rows(w: object) -> None:
+    if isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all():
+        sums = w.sum(dim=-1)
+        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+            raise CheckFailure(f"the weights should sum to one along the last dimension, but the sums are "
+                               f"{[round(v, 4) for v in sums.flatten()[:4].tolist()]}. Divide by the sum of the "
+                               "exponentials over the last dimension (dim=-1).")
+        if (w < 0).any():
+            raise CheckFailure("some weights are negative; weights from a softmax are always positive.")
+
+
+# -- the exercises ---------------------------------------------------------------------------------------
+softmax_weights = register(Exercise(
+    id="ch01.softmax_weights",
+    title="Scores to weights with a softmax",
+    reference=ref.softmax_weights,
+    cases=[
+        Case("three scores", lambda: (torch.tensor([1.0, 2.0, 3.0]),), "a single row of scores"),
+        Case("equal scores", lambda: (torch.zeros(4),), "equal scores must give equal weights (1/4 each)"),
+        Case("a batch of rows", lambda: (torch.randn(5, 7),), "the softmax runs along the last dimension, row by row"),
+        Case("large scores", lambda: (torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, 0.0, 1000.0]]),),
+             "exp(1000) overflows to inf; subtract each row's maximum first (it does not change the result)"),
+    ],
+    hints=[
+        "A softmax exponentiates each score and divides by the sum of the exponentials of its row.",
+        "Use torch.exp and .sum(dim=-1, keepdim=True) so the division broadcasts row by row.",
+        "For large scores, subtract scores.max(dim=-1, keepdim=True).values before exponentiating: "
+        "softmax(s) = softmax(s - c) for any constant c.",
+    ],
+    properties=[_rows_sum_to_one],
+    mistakes=[
+        Mistake(lambda s: torch.exp(s) / torch.exp(s).sum(dim=-1, keepdim=True), "NaN or inf",
+                "no max-subtraction: overflows on large scores"),
+        Mistake(lambda s: torch.exp(s) / torch.exp(s).sum(), "sum to one", "sums over the whole tensor"),
+        Mistake(lambda s: s / s.sum(dim=-1, keepdim=True), "", "normalises the raw scores"),
+    ],
+))
+
+weighted_average = register(Exercise(
+    id="ch01.weighted_average",
+    title="A weighted average of value vectors",
+    reference=ref.weighted_average,
+    cases=[
+        Case("uniform weights = plain mean", lambda: (torch.full((3,), 1 / 3), torch.arange(6.0).reshape(3, 2)),
+             "with equal weights the weighted average is the plain average of the rows"),
+        Case("one-hot weights pick a row", lambda: (torch.tensor([0.0, 1.0, 0.0]), torch.randn(3, 4)),
+             "a weight of 1 on one item returns exactly that item's value vector"),
+        Case("several queries", lambda: (torch.softmax(torch.randn(2, 5), dim=-1), torch.randn(5, 3)),
+             "weights of shape (m, n) and values (n, d) give one mixed vector per query: (m, d)"),
+    ],
+    hints=[
+        "Each output is sum_i weight_i * value_i: multiply every value row by its weight, then add the rows up.",
+        "That sum is exactly a matrix product: weights @ values.",
+    ],
+    mistakes=[
+        Mistake(lambda w, v: v.mean(dim=0), "", "ignores the weights"),
+        Mistake(lambda w, v: (w[..., None] * v), "shape", "forgets to sum over the items"),
+    ],
+))
+
+attention_pool = register(Exercise(
+    id="ch01.attention_pool",
+    title="Attention pooling: query, keys, values",
+    reference=ref.attention_pool,
+    cases=[
+        Case("one query", lambda: (torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+                                   torch.tensor([[10.0], [20.0], [30.0]])), "scores are dot products query . key"),
+        Case("several queries", lambda: (torch.randn(4, 8), torch.randn(6, 8), torch.randn(6, 3)),
+             "queries (m, d), keys (n, d), values (n, dv) -> output (m, dv) and weights (m, n)"),
+        Case("sharp match", lambda: (5 * torch.eye(3), 5 * torch.eye(3), torch.arange(9.0).reshape(3, 3)),
+             "a query that matches one key strongly should copy mostly that key's value"),
+    ],
+    hints=[
+        "Three steps: scores = query @ keys.T, weights = softmax of the scores along the last dimension, "
+        "output = weights @ values.",
+        "Return a tuple (output, weights); the weights have one row per query and one column per key.",
+        "You may reuse your softmax_weights from the first exercise, or torch.softmax(scores, dim=-1).",
+    ],
+    properties=[_weights_sum_to_one],
+    mistakes=[
+        Mistake(lambda q, k, v: (q @ k.T @ v, q @ k.T), "", "forgets the softmax"),
+        Mistake(lambda q, k, v: (torch.softmax(q @ k.T, 0) @ v, torch.softmax(q @ k.T, 0)), "sum to one",
+                "softmax over the queries instead of the keys"),
+        Mistake(lambda q, k, v: torch.softmax(q @ k.T, -1) @ v, "tuple", "returns only the output"),
+    ],
+))

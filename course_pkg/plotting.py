@@ -1,0 +1,133 @@
+"""Plotting helpers shared by the chapters: attention weights as heatmaps.
+
+Every helper builds a ``matplotlib.figure.Figure`` without pyplot and returns it, so it works
+headless (tests, the book build) and shows exactly once in a notebook when it is the last
+expression of a cell.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = ["plot_attention", "plot_attention_grid", "to_numpy"]
+
+ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Sequence[float]]]
+
+
+def to_numpy(x: ArrayLike) -> np.ndarray:
+    """A detached CPU NumPy copy of a tensor, array or nested list."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64 if x.is_floating_point() else x.dtype).numpy()
+    return np.asarray(x)
+
+
+def _check_matrix(w: np.ndarray, name: str = "weights") -> np.ndarray:
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix (queries x keys) or a 1-D row, "
+                         f"got an array of shape {tuple(w.shape)}")
+    return w
+
+
+def _draw(ax: Axes, w: np.ndarray, query_labels: Optional[Sequence[str]], key_labels: Optional[Sequence[str]],
+          annotate: Optional[bool], cmap: str, vmin: Optional[float], vmax: Optional[float]):
+    nq, nk = w.shape
+    for labels, n, what in ((query_labels, nq, "query_labels"), (key_labels, nk, "key_labels")):
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{what} has {len(labels)} labels but the weights have {n} "
+                             f"{'rows' if what == 'query_labels' else 'columns'}")
+    im = ax.imshow(w, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    if key_labels is not None:
+        ax.set_xticks(range(nk), labels=list(key_labels), rotation=45, ha="right")
+    if query_labels is not None:
+        ax.set_yticks(range(nq), labels=list(query_labels))
+    if annotate is None:
+        annotate = nq * nk <= 100
+    if annotate:
+        lo, hi = np.nanmin(w), np.nanmax(w)
+        mid = (lo + hi) / 2
+        for i in range(nq):
+            for j in range(nk):
+                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if w[i, j] > mid else "white")
+    return im
+
+
+def plot_attention(weights: ArrayLike, query_labels: Optional[Sequence[str]] = None,
+                   key_labels: Optional[Sequence[str]] = None, *, title: Optional[str] = None,
+                   annotate: Optional[bool] = None, cmap: str = "viridis", vmin: Optional[float] = 0.0,
+                   vmax: Optional[float] = None, xlabel: str = "key (attended to)",
+                   ylabel: str = "query (attending)", figsize: Optional[tuple[float, float]] = None) -> Figure:
+    """Draw attention weights as a heatmap: one row per query, one column per key.
+
+    Args:
+        weights: ``(Nq, Nk)`` weights (each row usually sums to one), or one row ``(Nk,)``.
+        query_labels, key_labels: tick labels (``Nq`` and ``Nk`` strings).
+        annotate: write each weight in its cell (default: when there are at most 100 cells).
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+    """
+    w = _check_matrix(to_numpy(weights))
+    nq, nk = w.shape
+    if figsize is None:
+        figsize = (min(1.0 + 0.55 * nk, 12.0), min(1.0 + 0.45 * nq, 10.0))
+        figsize = (max(figsize[0], 3.5), max(figsize[1], 1.8))
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    im = _draw(ax, w, query_labels, key_labels, annotate, cmap, vmin, vmax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
+    return fig
+
+
+def plot_attention_grid(weights: ArrayLike, titles: Optional[Sequence[str]] = None,
+                        query_labels: Optional[Sequence[str]] = None, key_labels: Optional[Sequence[str]] = None,
+                        *, ncols: int = 4, annotate: bool = False, cmap: str = "viridis",
+                        suptitle: Optional[str] = None, panel_size: float = 2.6) -> Figure:
+    """Draw several attention matrices side by side, e.g. one per head.
+
+    Args:
+        weights: ``(K, Nq, Nk)`` stack of matrices (for a multi-head layer, ``K`` = heads).
+        titles: ``K`` panel titles (default ``"head 0"``, ``"head 1"``, ...).
+        ncols: panels per row.
+
+    Returns:
+        The ``matplotlib.figure.Figure``; all panels share one colour scale.
+    """
+    w = to_numpy(weights)
+    if w.ndim != 3:
+        raise ValueError(f"weights must have shape (K, Nq, Nk), got {tuple(w.shape)}")
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    k = w.shape[0]
+    if titles is not None and len(titles) != k:
+        raise ValueError(f"titles has {len(titles)} entries but there are {k} matrices")
+    ncols = min(ncols, k)
+    nrows = -(-k // ncols)
+    fig = Figure(figsize=(panel_size * ncols + 0.8, panel_size * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    vmax = float(np.nanmax(w)) if w.size else 1.0
+    im = None
+    for i, ax in enumerate(axes.flat):
+        if i >= k:
+            ax.axis("off")
+            continue
+        im = _draw(ax, w[i], query_labels if i % ncols == 0 else None, key_labels, annotate, cmap, 0.0, vmax)
+        if query_labels is not None and i % ncols != 0:
+            ax.set_yticks([])
+        ax.set_title(titles[i] if titles is not None else f"head {i}", fontsize=10)
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
