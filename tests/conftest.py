@@ -17,3 +17,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# ------------------------------------------------------------------------------------------------
+# The built book, shared by the build test and the browser test (built once per session).
+# ------------------------------------------------------------------------------------------------
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Build the book with warnings as errors into a temporary folder.
+
+    Returns ``{"html": Path to _build/html, "log": build output, "returncode": int}``. Set
+    ``COURSE_BUILT_BOOK=/path/to/_build/html`` to reuse a build you made by hand while developing.
+    """
+    reuse = os.environ.get("COURSE_BUILT_BOOK")
+    if reuse:
+        return {"html": Path(reuse), "log": "(reused)", "returncode": 0}
+    out = tmp_path_factory.mktemp("book")
+    jb = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
+    proc = subprocess.run([jb, "build", str(ROOT), "-W", "-n", "--keep-going", "--path-output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    return {"html": out / "_build" / "html", "log": proc.stdout + proc.stderr, "returncode": proc.returncode}
