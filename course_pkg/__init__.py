@@ -8,5 +8,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .env import banner, environment, get_device, seed_everything  # noqa: E402
+from .plotting import enable_notebook_display  # noqa: E402
+
+enable_notebook_display()  # figures returned by the helpers show once in Jupyter and Colab
 
 __all__ = ["__version__", "banner", "environment", "get_device", "seed_everything"]

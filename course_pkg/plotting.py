@@ -14,7 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["plot_attention", "plot_attention_grid", "to_numpy"]
+__all__ = ["enable_notebook_display", "figure_png", "plot_attention", "plot_attention_grid", "to_numpy"]
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Sequence[float]]]
 
@@ -131,3 +131,32 @@ def plot_attention_grid(weights: ArrayLike, titles: Optional[Sequence[str]] = No
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render a Figure to PNG bytes (works without pyplot or a GUI)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
+        FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def enable_notebook_display() -> bool:
+    """Make every ``matplotlib.figure.Figure`` that is the last expression of a cell display as a
+    PNG in IPython/Jupyter/Colab, including figures built without pyplot (as the helpers here do).
+
+    Called when ``course_pkg`` is imported; returns whether an IPython shell was found."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+    return True

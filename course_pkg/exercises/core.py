@@ -118,8 +118,11 @@ class CheckResult:
         lines.append("Stuck? Call .hint() for a nudge.")
         return "\n".join(lines)
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython
-        p.text(f"CheckResult({self.exercise_id!r}, status={self.status!r}, score={self.score:.2f})")
+    def __repr__(self) -> str:
+        return f"CheckResult({self.exercise_id!r}, status={self.status!r}, score={self.score:.2f})"
+
+    def _ipython_display_(self) -> None:
+        """Show nothing when it ends a notebook cell: ``check`` has already printed the feedback."""
 
 
 @dataclass(frozen=True)

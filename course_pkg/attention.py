@@ -1,0 +1,215 @@
+"""Self-attention: scaled dot-product attention and a multi-head self-attention layer.
+
+Two paths compute the same thing (nanoGPT style):
+
+* :func:`scaled_dot_product_attention` is the explicit version, written out step by step. It builds the
+  ``(Nq, Nk)`` matrix of weights and returns it, so it is the one to read and to plot.
+* :class:`MultiHeadSelfAttention` calls PyTorch's fused ``F.scaled_dot_product_attention`` by default
+  (flash / memory-efficient kernels on a GPU, which never keep the ``N x N`` matrix) and switches to the
+  explicit path only when the weights are asked for.
+
+Mask convention (the same as ``torch.nn.functional.scaled_dot_product_attention``): a **boolean** mask is
+``True`` where a query may attend to a key (**True = keep**), ``False`` where it may not. A **floating**
+mask is added to the scores (use ``-inf`` to forbid a pair). ``torch.nn.MultiheadAttention`` uses the
+opposite boolean convention (True = ignore): pass ``~mask`` to it.
+
+The layer's parameter names are timm's (``qkv`` packing ``[q; k; v]``, ``proj``), so a state dict of
+``timm.layers.Attention`` (as used in ``timm.models.vision_transformer``) loads with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MultiHeadSelfAttention", "causal_mask", "check_mask", "scaled_dot_product_attention"]
+
+
+def causal_mask(n: int, device: Optional[Union[torch.device, str]] = None) -> torch.Tensor:
+    """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n={n!r} is not a valid sequence length; use a positive integer")
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def check_mask(mask: Optional[torch.Tensor], target: tuple[int, ...], *, dtype: torch.dtype,
+               name: str = "mask") -> Optional[torch.Tensor]:
+    """Validate an attention mask against the scores' shape ``target`` and return it ready to use.
+
+    A boolean mask is returned as is; a floating mask is cast to ``dtype`` (the scores' dtype). Anything
+    else (an integer 0/1 mask, a mask that does not broadcast) raises a ``ValueError`` that says why.
+    """
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor (bool: True = keep, or float: added to the scores) "
+                         f"or None, got a {type(mask).__name__}")
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise ValueError(f"{name} has dtype {mask.dtype}; use a bool mask (True = keep, as in "
+                         "F.scaled_dot_product_attention) or a float mask added to the scores (-inf = forbid)")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, target)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != torch.Size(target):
+        raise ValueError(f"{name} has shape {tuple(mask.shape)}, which does not broadcast to the attention "
+                         f"scores' shape {tuple(target)}; use e.g. (Nq, Nk) = {tuple(target[-2:])}, "
+                         f"(B, 1, Nq, Nk) or the full {tuple(target)}")
+    return mask if mask.dtype == torch.bool else mask.to(dtype)
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
+                                 *, scale: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product attention, written out: ``softmax(q k^T / sqrt(d) + mask) v``.
+
+    Args:
+        q: queries ``(..., Nq, d)``.
+        k: keys ``(..., Nk, d)``.
+        v: values ``(..., Nk, dv)``. Leading dimensions broadcast (e.g. ``(B, H)``).
+        mask: optional, broadcastable to ``(..., Nq, Nk)``. **Boolean: True = keep** (the query may attend
+            to that key), False = forbid, as in ``F.scaled_dot_product_attention``. **Float**: added to the
+            scores (``-inf`` forbids a pair, other values bias it).
+        dropout_p: probability of zeroing a weight (always applied when > 0, like the functional API;
+            a module passes 0 in eval mode). Kept weights are scaled by ``1 / (1 - dropout_p)``.
+        scale: multiplies the scores; default ``1 / sqrt(d)``.
+
+    Returns:
+        ``(output, weights)``: output ``(..., Nq, dv)`` and the weights actually used ``(..., Nq, Nk)``
+        (after dropout). Each row of weights sums to one, except a row whose keys are **all masked**: that
+        row's weights are all **zero** and its output is **zero** (no NaN), as in PyTorch's SDPA.
+
+    The softmax subtracts each row's maximum first, so very large scores do not overflow.
+    """
+    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
+        raise ValueError(f"q, k and v must have at least 2 dimensions (..., N, d), got shapes "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share their last dimension d, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same number of keys Nk (dim -2), got k {tuple(k.shape)} and "
+                         f"v {tuple(v.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p={dropout_p!r} is out of range; use a probability in [0, 1)")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+
+    scores = (q @ k.transpose(-2, -1)) * scale          # (..., Nq, Nk): how well each key matches each query
+    mask = check_mask(mask, tuple(scores.shape), dtype=scores.dtype)
+    if mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))  # forbidden pairs get no weight at all
+    elif mask is not None:
+        scores = scores + mask                          # float mask: an additive bias
+
+    # A stable softmax over the keys. Subtracting the row maximum leaves the result unchanged but keeps
+    # exp() <= 1. A row with every key masked has max -inf: use 0 instead, so exp() gives zeros, not NaN.
+    row_max = scores.detach().amax(dim=-1, keepdim=True)                    # (..., Nq, 1)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    e = torch.exp(scores - row_max)                                         # (..., Nq, Nk)
+    total = e.sum(dim=-1, keepdim=True)                                     # (..., Nq, 1); 0 if all masked
+    weights = e / torch.where(total > 0, total, torch.ones_like(total))     # (..., Nq, Nk); rows sum to 1 or 0
+
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights                         # (..., Nq, dv), (..., Nq, Nk)
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention over a sequence of tokens (the Transformer / ViT layer).
+
+    Every token is projected to a query, a key and a value (one fused ``qkv`` Linear, packed ``[q; k; v]``);
+    the ``dim`` channels are split into ``num_heads`` heads of ``dim // num_heads`` channels; each head
+    attends on its own; the heads are concatenated and mixed by ``proj``.
+
+    Args:
+        dim: token width ``C`` (input and output).
+        num_heads: number of heads ``H``; must divide ``dim``.
+        qkv_bias: whether ``qkv`` has a bias (ViT: True).
+        attn_drop: dropout on the attention weights (training only).
+        proj_drop: dropout after ``proj`` (training only).
+
+    Shapes: ``x (B, N, C) -> (B, N, C)``; with ``return_attention=True`` also weights ``(B, H, N, N)``.
+
+    Attributes:
+        store_attention: set it to True to keep the last weights in ``attention_weights`` (d2l style, for
+            plotting). Off by default: the ``N x N`` matrix is then never built.
+        attention_weights: ``(B, H, N, N)`` detached weights of the last forward when ``store_attention``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0) -> None:
+        super().__init__()
+        for name, value in (("dim", dim), ("num_heads", num_heads)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} is not valid; use a positive integer")
+        if dim % num_heads != 0:
+            divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
+            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}; each head gets dim // num_heads "
+                             f"channels, so use a num_heads that divides {dim} (e.g. {divisors})")
+        for name, p in (("attn_drop", attn_drop), ("proj_drop", proj_drop)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name}={p!r} is out of range; use a dropout probability in [0, 1)")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)  # rows [0:C) -> q, [C:2C) -> k, [2C:3C) -> v
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.store_attention = False
+        self.attention_weights: Optional[torch.Tensor] = None
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor of shape (B, N, {self.dim}), got a {type(x).__name__}")
+        if x.dim() != 3:
+            raise ValueError(f"x has {x.dim()} dimensions (shape {tuple(x.shape)}); expected 3: (batch B, "
+                             f"tokens N, channels {self.dim}). Add a batch dimension with x.unsqueeze(0)")
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"x has last dimension {x.shape[-1]} (shape {tuple(x.shape)}) but this layer was built "
+                             f"with dim={self.dim}; expected shape (B, N, {self.dim})")
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                return_attention: bool = False) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attend every token to every token.
+
+        Args:
+            x: tokens ``(B, N, C)``.
+            mask: optional mask broadcastable to ``(B, H, N, N)``, e.g. ``(N, N)`` or ``(B, 1, N, N)``;
+                bool True = keep (SDPA's convention), float = added to the scores.
+            return_attention: also return the weights ``(B, H, N, N)`` (takes the explicit path).
+
+        Returns:
+            ``out (B, N, C)``, or ``(out, weights)`` when ``return_attention``.
+        """
+        self._check_input(x)
+        B, N, C = x.shape
+        H, hd = self.num_heads, self.head_dim
+        mask = check_mask(mask, (B, H, N, N), dtype=x.dtype)
+
+        qkv = self.qkv(x)                                    # (B, N, 3C)
+        qkv = qkv.reshape(B, N, 3, H, hd)                    # (B, N, 3, H, hd)
+        qkv = qkv.permute(2, 0, 3, 1, 4)                     # (3, B, H, N, hd)
+        q, k, v = qkv.unbind(0)                              # each (B, H, N, hd)
+
+        p = self.attn_drop.p if self.training else 0.0       # dropout on the weights only while training
+        weights: Optional[torch.Tensor] = None
+        if return_attention or self.store_attention:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)  # (B, H, N, hd), (B, H, N, N)
+            if self.store_attention:
+                self.attention_weights = weights.detach()
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, N, hd)
+
+        out = out.transpose(1, 2).reshape(B, N, C)           # (B, N, H, hd) -> (B, N, C): heads concatenated
+        out = self.proj_drop(self.proj(out))                 # (B, N, C): heads mixed
+        if return_attention and weights is not None:
+            return out, weights
+        return out
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}, head_dim={self.head_dim}"

@@ -1,0 +1,231 @@
+"""CBAM, the Convolutional Block Attention Module (Woo et al., 2018): channel, then spatial attention.
+
+On a feature map ``F`` of shape ``(B, C, H, W)``:
+
+* **channel attention** ``M_c``: average-pool and max-pool every channel over all positions, pass both
+  ``C``-vectors through one *shared* MLP (``C -> C/r -> C``), add the two outputs, sigmoid:
+  ``M_c(F) = sigmoid(MLP(avgpool(F)) + MLP(maxpool(F)))``, one weight per channel, ``(B, C, 1, 1)``;
+* **spatial attention** ``M_s``: average and max *across channels* at every position give two
+  ``H x W`` maps; concatenate them, convolve with a 7x7 kernel, sigmoid:
+  ``M_s(F) = sigmoid(conv7x7([mean_c(F); max_c(F)]))``, one weight per position, ``(B, 1, H, W)``;
+* in sequence: ``F' = M_c(F) * F``, then ``F'' = M_s(F') * F'``.
+
+Where this code follows and where it departs from the paper, the official code
+(github.com/Jongchan/attention-module) and timm (``timm.layers.cbam.CbamModule``):
+
+* **MLP bias.** The paper writes the MLP as two weight matrices ``W_0``, ``W_1`` with no bias; the
+  official code uses ``nn.Linear`` layers *with* bias; timm's default has none. The default here is
+  ``mlp_bias=False`` (paper and timm); ``mlp_bias=True`` reproduces the official code. With a bias,
+  ``fc2``'s bias enters twice (once per pooled branch), exactly as in the official code.
+* **BatchNorm after the 7x7 convolution.** The paper does not mention it; the official code
+  (``BasicConv(2, 1, 7, relu=False)``, a bias-free convolution followed by a BatchNorm) and timm
+  (``ConvNormAct``) both have it. It is kept by default (``spatial_norm=True``), because both
+  reference implementations train with it; ``spatial_norm=False`` gives the paper's equation, with a
+  convolution bias instead.
+* **Pooling order.** The paper (and timm) concatenate ``[mean, max]``; the official code
+  concatenates ``[max, mean]``. The order only permutes the two input channels of the 7x7
+  convolution: an official checkpoint converts by flipping that weight along its input-channel
+  dimension (``weight.flip(1)``), which :func:`convert_official_state_dict` does.
+* **Layout.** The MLP layers are 1x1 convolutions (``channel.fc1``, ``channel.fc2``) like timm's, so
+  their weights load as they are; timm keeps the spatial convolution and its norm one level deeper
+  (``spatial.conv.conv``, ``spatial.conv.bn``) than here (``spatial.conv``, ``spatial.bn``):
+  :func:`convert_timm_state_dict` renames those keys.
+
+After each call the module keeps its two maps for plotting: ``last_channel_weights`` ``(B, C)`` and
+``last_spatial_map`` ``(B, H, W)``, both detached.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+
+from .squeeze_excite import check_feature_map, hidden_width
+
+__all__ = [
+    "CBAM",
+    "ChannelAttention",
+    "SpatialAttention",
+    "convert_official_state_dict",
+    "convert_timm_state_dict",
+]
+
+
+class ChannelAttention(nn.Module):
+    """CBAM's channel attention: a shared MLP over the average- and max-pooled descriptors.
+
+    Args:
+        channels: ``C``.
+        reduction: ``r``; the MLP's hidden layer has ``C // r`` units.
+        hidden_channels: the hidden width directly (overrides ``reduction``).
+        mlp_bias: give the two MLP layers a bias (the official code does; the paper and timm do not).
+
+    Shapes:
+        input ``(B, C, H, W)`` -> output ``(B, C, H, W)``; ``last_weights`` is ``(B, C)``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, hidden_channels: Optional[int] = None,
+                 mlp_bias: bool = False) -> None:
+        super().__init__()
+        hidden = hidden_width(channels, reduction, hidden_channels)
+        self.channels = channels
+        self.hidden_channels = hidden
+        self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1, bias=mlp_bias)  # W_0: C -> C/r
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1, bias=mlp_bias)  # W_1: C/r -> C
+        self.last_weights: Optional[torch.Tensor] = None
+
+    def mlp(self, s: torch.Tensor) -> torch.Tensor:
+        """The shared MLP on a descriptor ``(B, C, 1, 1) -> (B, C, 1, 1)`` (no sigmoid)."""
+        return self.fc2(self.act(self.fc1(s)))
+
+    def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel weights ``M_c(x)``, ``(B, C, 1, 1)`` in ``(0, 1)``."""
+        check_feature_map(x, self.channels, f"ChannelAttention(channels={self.channels})")
+        avg = x.mean(dim=(2, 3), keepdim=True)           # (B, C, 1, 1) average-pooled descriptor
+        mx = x.amax(dim=(2, 3), keepdim=True)            # (B, C, 1, 1) max-pooled descriptor
+        return torch.sigmoid(self.mlp(avg) + self.mlp(mx))  # (B, C, 1, 1) same MLP for both
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.channel_weights(x)                      # (B, C, 1, 1)
+        self.last_weights = w.detach().flatten(1)        # (B, C)
+        return x * w
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, hidden_channels={self.hidden_channels}"
+
+
+class SpatialAttention(nn.Module):
+    """CBAM's spatial attention: channel-wise mean and max maps, a ``k x k`` convolution, a sigmoid.
+
+    Args:
+        kernel_size: odd size of the convolution (7 in the paper; 3 is the ablation's alternative).
+        norm: a BatchNorm after the convolution (official code and timm); without it the
+            convolution has a bias, as in the paper's equation.
+
+    Shapes:
+        input ``(B, C, H, W)`` (any ``C``) -> output ``(B, C, H, W)``; ``last_map`` is ``(B, H, W)``.
+    """
+
+    def __init__(self, kernel_size: int = 7, norm: bool = True) -> None:
+        super().__init__()
+        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 \
+                or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer (7 in the paper), got {kernel_size!r}; "
+                             "an even kernel would shift the map by half a pixel")
+        self.kernel_size = kernel_size
+        # 2 input maps ([mean; max] across channels) -> 1 map; padding keeps H x W
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not norm)
+        self.bn = nn.BatchNorm2d(1) if norm else nn.Identity()
+        self.last_map: Optional[torch.Tensor] = None
+
+    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial map ``M_s(x)``, ``(B, 1, H, W)`` in ``(0, 1)``."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"SpatialAttention expects a 4-D input (B, C, H, W), got {shape}")
+        pooled = torch.cat([x.mean(dim=1, keepdim=True),     # (B, 1, H, W) average over channels
+                            x.amax(dim=1, keepdim=True)],    # (B, 1, H, W) max over channels
+                           dim=1)                            # (B, 2, H, W) order [mean, max] (paper, timm)
+        return torch.sigmoid(self.bn(self.conv(pooled)))     # (B, 1, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.spatial_map(x)                               # (B, 1, H, W)
+        self.last_map = m.detach()[:, 0]                      # (B, H, W)
+        return x * m
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class CBAM(nn.Module):
+    """The Convolutional Block Attention Module: channel attention, then spatial attention.
+
+    Args:
+        channels: ``C``.
+        reduction: ``r`` of the channel MLP (16 in the paper).
+        kernel_size: the spatial convolution's size (7 in the paper).
+        hidden_channels: the channel MLP's hidden width directly (overrides ``reduction``).
+        mlp_bias: biases in the channel MLP (official code: yes; paper and timm: no).
+        spatial_norm: BatchNorm after the spatial convolution (official code and timm: yes; paper: no).
+
+    Shapes:
+        input ``(B, C, H, W)`` -> output ``(B, C, H, W)``; after a call, ``last_channel_weights``
+        is ``(B, C)`` and ``last_spatial_map`` is ``(B, H, W)`` (both detached).
+
+    Configured alike (``mlp_bias=False``, ``spatial_norm=True``, same hidden width), it computes what
+    ``timm.layers.cbam.CbamModule`` computes; see the module docstring for the departures.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7,
+                 hidden_channels: Optional[int] = None, mlp_bias: bool = False, spatial_norm: bool = True) -> None:
+        super().__init__()
+        self.channel = ChannelAttention(channels, reduction, hidden_channels, mlp_bias=mlp_bias)
+        self.spatial = SpatialAttention(kernel_size, norm=spatial_norm)
+
+    @property
+    def channels(self) -> int:
+        return self.channel.channels
+
+    @property
+    def last_channel_weights(self) -> Optional[torch.Tensor]:
+        """The channel weights ``(B, C)`` of the last call."""
+        return self.channel.last_weights
+
+    @property
+    def last_spatial_map(self) -> Optional[torch.Tensor]:
+        """The spatial map ``(B, H, W)`` of the last call."""
+        return self.spatial.last_map
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_feature_map(x, self.channels, f"CBAM(channels={self.channels})")
+        x = self.channel(x)   # (B, C, H, W) F' = M_c(F) * F
+        x = self.spatial(x)   # (B, C, H, W) F'' = M_s(F') * F'
+        return x
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading reference weights
+# ------------------------------------------------------------------------------------------------
+def convert_timm_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of a timm ``CbamModule`` state dict (alone or inside a model) to ours.
+
+    ``<prefix>spatial.conv.conv.weight -> <prefix>spatial.conv.weight`` and
+    ``<prefix>spatial.conv.bn.* -> <prefix>spatial.bn.*``; every other key is kept as it is
+    (``channel.fc1``/``channel.fc2`` already match).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"(^|\.)spatial\.conv\.conv\.", r"\1spatial.conv.", key)
+        key = re.sub(r"(^|\.)spatial\.conv\.bn\.", r"\1spatial.bn.", key)
+        out[key] = value
+    return out
+
+
+def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Convert a state dict of the official CBAM code (Jongchan/attention-module) to ours.
+
+    The official module (inside a ResNet block it is the attribute ``cbam``) has the keys
+    ``ChannelGate.mlp.1.*`` and ``ChannelGate.mlp.3.*`` (``nn.Linear`` layers with bias) and
+    ``SpatialGate.spatial.conv.weight``, ``SpatialGate.spatial.bn.*``. They become
+    ``channel.fc1.*``, ``channel.fc2.*`` (weights reshaped to 1x1 convolutions), ``spatial.conv.weight``
+    (flipped along the input channels, because the official code pools ``[max, mean]`` and we pool
+    ``[mean, max]``) and ``spatial.bn.*``. Build the target with ``mlp_bias=True`` (and the default
+    ``spatial_norm=True``). A prefix ending in ``cbam.`` becomes ``attn.`` (our ResNet blocks' name).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        new = re.sub(r"(^|\.)cbam\.", r"\1attn.", key)
+        new = re.sub(r"ChannelGate\.mlp\.1\.", "channel.fc1.", new)
+        new = re.sub(r"ChannelGate\.mlp\.3\.", "channel.fc2.", new)
+        new = re.sub(r"SpatialGate\.spatial\.conv\.", "spatial.conv.", new)
+        new = re.sub(r"SpatialGate\.spatial\.bn\.", "spatial.bn.", new)
+        if re.search(r"channel\.fc[12]\.weight$", new) and value.dim() == 2:
+            value = value[:, :, None, None]                       # Linear (out, in) -> 1x1 conv (out, in, 1, 1)
+        if new.endswith("spatial.conv.weight") and "SpatialGate" in key:
+            value = value.flip(1)                                 # [max, mean] -> [mean, max]
+        out[new] = value
+    return out
