@@ -180,7 +180,7 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
     d_bend = (0.4 + 0.8 * torch.rand(n, slots, generator=g)) * math.pi       # bent strokes: 72-180 degrees
     d_width = 0.5 + 0.5 * torch.rand(n, slots, generator=g)                # half-width 0.5-1 px: thin
     d_span = (0.3 + 0.6 * torch.rand(n, slots, generator=g)) * math.pi       # arcs: 54-162 degrees
-    d_blob = s * (0.05 + 0.06 * torch.rand(n, slots, generator=g))           # blob base radius
+    d_blob = s * (0.06 + 0.08 * torch.rand(n, slots, generator=g))           # blob base radius
     d_lumps = 0.3 + 0.2 * torch.rand(n, slots, 2, generator=g)              # blob lumpiness
     d_colour = _random_colours(n * slots, g).view(n, slots, 3)
     pixel_noise_seed = int(torch.randint(0, 2**62, (1,), generator=g))

@@ -402,6 +402,32 @@ def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any],
     return model
 
 
+def _from_state_dict(state_dict: dict[str, torch.Tensor], known: dict[str, Any], source: str) -> VisionTransformer:
+    """Infer a config from the shapes of a timm-keyed state dict (``known`` entries win), then build and load."""
+    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
+        if key not in state_dict:
+            raise ValueError(f"{source}: the state dict has no {key!r}; is this a ViT with a class token?")
+    d, c, ph, pw = state_dict["patch_embed.proj.weight"].shape  # (D, C, Ph, Pw)
+    num_patches = state_dict["pos_embed"].shape[1] - 1  # pos_embed: (1, 1 + gh*gw, D)
+    g = math.isqrt(num_patches)
+    config: dict[str, Any] = dict(
+        patch_size=ph if ph == pw else (ph, pw), in_chans=c, embed_dim=d,
+        depth=len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")}),
+        mlp_ratio=state_dict["blocks.0.mlp.fc1.weight"].shape[0] / d,
+        qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
+        num_classes=state_dict["head.weight"].shape[0] if "head.weight" in state_dict else 0,
+        global_pool="avg" if "fc_norm.weight" in state_dict else "token",
+    )
+    if g * g == num_patches:
+        config["img_size"] = g * ph if ph == pw else (g * ph, g * pw)
+    config.update(known)
+    if "img_size" not in config:
+        raise ValueError(f"{source}: {num_patches} patches is not a square grid; pass img_size=(H, W)")
+    if "num_heads" not in config:
+        config["num_heads"] = _heads_for(d, source)
+    return _build_and_load(state_dict, config, source)
+
+
 def from_timm(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **config_overrides: Any
               ) -> VisionTransformer:
     """A course ViT with the weights (and so the outputs) of a timm ``VisionTransformer``.
@@ -414,46 +440,23 @@ def from_timm(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **
             ``img_size`` for a non-square model, ``drop_rate``).
     """
     source = "from_timm"
-    if isinstance(model_or_state_dict, nn.Module):
-        tm = model_or_state_dict
-        for attr, ok, what in (("no_embed_class", False, "position embeddings without the class token"),
-                               ("dynamic_img_size", False, "dynamic image size"),
-                               ("pool_include_prefix", False, "pooling that includes the [CLS] token")):
-            if getattr(tm, attr, ok) != ok:
-                raise ValueError(f"{source}: {what} ({attr}={getattr(tm, attr)!r}) is not supported")
-        eps_ok = all(abs(m.eps - LN_EPS) < 1e-12 for m in tm.modules() if isinstance(m, nn.LayerNorm))
-        gelu_ok = all(isinstance(m, nn.GELU) and m.approximate == "none"
-                      for m in tm.modules() if "gelu" in type(m).__name__.lower())
-        if not (eps_ok and gelu_ok):
-            raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6 or a GELU other than the "
-                             "exact one; the course ViT's outputs would differ")
-        config: dict[str, Any] = dict(img_size=tuple(tm.patch_embed.img_size), num_heads=tm.blocks[0].attn.num_heads,
-                                      global_pool=tm.global_pool, num_classes=tm.num_classes)
-        state_dict = tm.state_dict()
-    else:
-        state_dict, config = dict(model_or_state_dict), {}
-    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
-        if key not in state_dict:
-            raise ValueError(f"{source}: the state dict has no {key!r}; is this a timm ViT with a class token?")
-    d, c, ph, pw = state_dict["patch_embed.proj.weight"].shape
-    num_patches = state_dict["pos_embed"].shape[1] - 1
-    g = math.isqrt(num_patches)
-    inferred: dict[str, Any] = dict(
-        patch_size=(ph, pw), in_chans=c, embed_dim=d,
-        depth=len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")}),
-        mlp_ratio=state_dict["blocks.0.mlp.fc1.weight"].shape[0] / d,
-        qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
-        num_classes=state_dict["head.weight"].shape[0] if "head.weight" in state_dict else 0,
-        global_pool="avg" if "fc_norm.weight" in state_dict else "token",
-    )
-    if g * g == num_patches:
-        inferred["img_size"] = (g * ph, g * pw)
-    config = {**inferred, **config}
-    config.update(config_overrides)
-    if "img_size" not in config:
-        raise ValueError(f"{source}: {num_patches} patches is not a square grid; pass img_size=(H, W)")
-    config.setdefault("num_heads", _heads_for(d, source))
-    return _build_and_load(state_dict, config, source)
+    if not isinstance(model_or_state_dict, nn.Module):
+        return _from_state_dict(dict(model_or_state_dict), config_overrides, source)
+    tm = model_or_state_dict
+    for attr, what in (("no_embed_class", "position embeddings without the class token"),
+                       ("dynamic_img_size", "dynamic image size"),
+                       ("pool_include_prefix", "pooling that includes the [CLS] token")):
+        if getattr(tm, attr, False):
+            raise ValueError(f"{source}: {what} ({attr}={getattr(tm, attr)!r}) is not supported")
+    eps_ok = all(abs(m.eps - LN_EPS) < 1e-12 for m in tm.modules() if isinstance(m, nn.LayerNorm))
+    gelu_ok = all(isinstance(m, nn.GELU) and m.approximate == "none"
+                  for m in tm.modules() if "gelu" in type(m).__name__.lower())
+    if not (eps_ok and gelu_ok):
+        raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6 or a GELU other than the "
+                         "exact one; the course ViT's outputs would differ")
+    known = dict(img_size=tuple(tm.patch_embed.img_size), num_heads=tm.blocks[0].attn.num_heads,
+                 global_pool=tm.global_pool)
+    return _from_state_dict(tm.state_dict(), {**known, **config_overrides}, source)
 
 
 _TV_KEYS = [  # torchvision name -> timm name (regular expressions on the state_dict keys)
@@ -502,7 +505,7 @@ def from_torchvision(model_or_state_dict: Union[nn.Module, dict[str, torch.Tenso
     converted = {_torchvision_to_timm_key(k): v for k, v in state_dict.items()}
     if "cls_token" not in converted:
         raise ValueError(f"{source}: the state dict has no 'class_token'; is this a torchvision ViT?")
-    return from_timm(converted, **{**config, **config_overrides})
+    return _from_state_dict(converted, {**config, **config_overrides}, source)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,678 @@
+"""Interactive explorers for chapter 6: what the patch size and the number of heads change in a ViT.
+
+Two explorers, each an ``ipywidgets`` control plus the pictures it selects:
+
+* :class:`PatchSizeExplorer`: a slider over the patch sizes that divide the image. For each one it shows
+  the image cut into its patch grid, the token arithmetic (:func:`patch_numbers`: patches, flattened patch
+  length, sequence length with [CLS], attention-matrix size, attention cost relative to 16 x 16 patches)
+  and, where a model was trained at that patch size, its test accuracy and its attention rollout.
+* :class:`HeadCountExplorer`: a slider over the number of heads (one trained model per count) and a head
+  selector; it shows each head's attention on a sample image and the per-head width ``embed_dim / heads``.
+
+**They work without a kernel.** Every state is rendered up front as a PNG in an ``ipywidgets.Image``; the
+states sit in an ``ipywidgets.Stack`` and the control's ``index`` is tied to the stack's ``selected_index``
+with :func:`ipywidgets.jslink`. The link runs in the browser and is saved with the widget state, so on the
+published book page (a static HTML file, no Python behind it) moving a slider still flips the picture. In
+Jupyter or Colab a Python callback (``observe``) also keeps the stack in step and records the current
+numbers in :attr:`PatchSizeExplorer.current`, which is what the tests check headless.
+
+The pure computation (:func:`patch_numbers`, :func:`patch_size_options`, the frame renderers) is separate
+from the widget building, and the explorers take precomputed maps, so everything runs without a model;
+:meth:`PatchSizeExplorer.from_models` and :meth:`HeadCountExplorer.from_models` compute the maps from
+trained ViTs (``forward(x, return_attention=True)``), and the ``from_bundled`` constructors load the models
+shipped with the package.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ipywidgets
+
+__all__ = [
+    "HeadCountExplorer",
+    "PatchNumbers",
+    "PatchSizeExplorer",
+    "cls_attention_maps",
+    "figure_to_png",
+    "patch_numbers",
+    "patch_size_options",
+    "render_head_frame",
+    "render_patch_frame",
+    "rollout_map",
+    "to_display_image",
+]
+
+ImageLike = Union[torch.Tensor, np.ndarray]
+
+
+# ------------------------------------------------------------------------------------------------
+# The token arithmetic
+# ------------------------------------------------------------------------------------------------
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={value!r} is not valid; use a positive integer")
+    return int(value)
+
+
+def patch_size_options(img_size: int, min_size: int = 1, max_size: Optional[int] = None) -> list[int]:
+    """The patch sizes that cut an ``img_size x img_size`` image into whole patches: its divisors.
+
+    Args:
+        img_size: the image side in pixels.
+        min_size, max_size: keep only divisors in ``[min_size, max_size]`` (default: all of them).
+
+    Returns:
+        The divisors in increasing order, e.g. ``patch_size_options(32) == [1, 2, 4, 8, 16, 32]``.
+    """
+    img_size = _positive_int("img_size", img_size)
+    hi = img_size if max_size is None else _positive_int("max_size", max_size)
+    lo = _positive_int("min_size", min_size)
+    sizes = [p for p in range(lo, min(hi, img_size) + 1) if img_size % p == 0]
+    if not sizes:
+        raise ValueError(f"no patch size in [{lo}, {hi}] divides img_size={img_size}; "
+                         f"its divisors are {patch_size_options(img_size)}")
+    return sizes
+
+
+@dataclass(frozen=True)
+class PatchNumbers:
+    """What one patch size means for one image (all the numbers the patch explorer shows).
+
+    Attributes:
+        img_size, patch_size, in_chans: the input.
+        grid: patches per side, ``img_size // patch_size``.
+        num_patches: ``grid ** 2``.
+        patch_dim: length of one flattened patch, ``patch_size ** 2 * in_chans``.
+        seq_len: tokens the encoder sees, ``num_patches + 1`` ([CLS] included).
+        attn_entries: entries of one attention matrix, ``seq_len ** 2`` (per head, per layer).
+        reference_patch: the patch size the cost is compared with (16 unless told).
+        relative_cost: ``attn_entries`` divided by the same number at ``reference_patch``.
+    """
+
+    img_size: int
+    patch_size: int
+    in_chans: int
+    grid: int
+    num_patches: int
+    patch_dim: int
+    seq_len: int
+    attn_entries: int
+    reference_patch: int
+    relative_cost: float
+
+    def rows(self) -> list[tuple[str, str]]:
+        """``(label, value)`` pairs, in the order the explorer shows them."""
+        p, g = self.patch_size, self.grid
+        return [
+            ("patch grid", f"{self.img_size} / {p} = {g} per side &rarr; {g} &times; {g} = "
+                           f"<b>{self.num_patches:,}</b> patches"),
+            ("one flattened patch", f"{p} &times; {p} &times; {self.in_chans} = <b>{self.patch_dim:,}</b> numbers"),
+            ("sequence length", f"{self.num_patches:,} + 1 [CLS] = <b>{self.seq_len:,}</b> tokens"),
+            ("attention matrix", f"{self.seq_len:,} &times; {self.seq_len:,} = <b>{self.attn_entries:,}</b> "
+                                 "entries per head and layer"),
+            (f"attention cost vs {self.reference_patch}&times;{self.reference_patch}",
+             f"<b>{_format_ratio(self.relative_cost)}</b>"),
+        ]
+
+    def to_html(self) -> str:
+        """The numbers as a small HTML table."""
+        cells = "".join(f"<tr><td style='padding:1px 10px 1px 0;color:#555'>{k}</td><td>{v}</td></tr>"
+                        for k, v in self.rows())
+        return f"<table style='font-size:0.95em;border-collapse:collapse'>{cells}</table>"
+
+
+def _format_ratio(r: float) -> str:
+    if r >= 10:
+        return f"{r:,.0f}&times;"
+    if r >= 1:
+        return f"{r:.2f}&times;"
+    return f"{r:.3g}&times; (1/{1 / r:,.0f})"
+
+
+def patch_numbers(img_size: int, patch_size: int, in_chans: int = 3, reference_patch: int = 16) -> PatchNumbers:
+    """The token arithmetic of a ViT for a square image.
+
+    Example: ``patch_numbers(224, 16)`` gives 14 x 14 = 196 patches of 16 * 16 * 3 = 768 numbers, 197 tokens
+    with [CLS], and a 197 x 197 attention matrix (relative cost 1).
+
+    Args:
+        img_size: image side in pixels.
+        patch_size: patch side; must divide ``img_size`` (stride = patch size: no overlap, no leftover).
+        in_chans: channels per pixel.
+        reference_patch: the patch size the attention cost is compared with; must divide ``img_size`` too.
+
+    Raises:
+        ValueError: a size is not a positive integer or does not divide ``img_size``.
+    """
+    img_size = _positive_int("img_size", img_size)
+    patch_size = _positive_int("patch_size", patch_size)
+    in_chans = _positive_int("in_chans", in_chans)
+    reference_patch = _positive_int("reference_patch", reference_patch)
+    for name, p in (("patch_size", patch_size), ("reference_patch", reference_patch)):
+        if img_size % p:
+            raise ValueError(f"img_size={img_size} is not divisible by {name}={p}; use one of the sizes that "
+                             f"divide it: {patch_size_options(img_size)}")
+    grid = img_size // patch_size
+    n = grid * grid
+    seq = n + 1
+    ref_seq = (img_size // reference_patch) ** 2 + 1
+    return PatchNumbers(img_size=img_size, patch_size=patch_size, in_chans=in_chans, grid=grid, num_patches=n,
+                        patch_dim=patch_size * patch_size * in_chans, seq_len=seq, attn_entries=seq * seq,
+                        reference_patch=reference_patch, relative_cost=(seq * seq) / (ref_seq * ref_seq))
+
+
+# ------------------------------------------------------------------------------------------------
+# Maps from a model
+# ------------------------------------------------------------------------------------------------
+def _grid_of(n_tokens: int) -> int:
+    g = int(round(n_tokens ** 0.5))
+    if g * g != n_tokens:
+        raise ValueError(f"{n_tokens} patch tokens do not form a square grid")
+    return g
+
+
+def _forward_attention(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = model(x.unsqueeze(0).to(device), return_attention=True)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError("the model must return (logits, attentions) from forward(x, return_attention=True), "
+                         f"got a {type(out).__name__}")
+    logits, attentions = out
+    return logits.cpu(), [a.detach().cpu() for a in attentions]
+
+
+def rollout_map(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, int]:
+    """Attention rollout of one image: how much the [CLS] output draws on each patch, through all layers.
+
+    Uses :func:`course_pkg.vit.attention_rollout` on the per-layer weights of
+    ``model(x, return_attention=True)``.
+
+    Args:
+        model: a ViT whose ``forward(x, return_attention=True)`` returns ``(logits, [(B, H, N, N)] * depth)``.
+        x: one image ``(C, H, W)``, as the model expects it.
+
+    Returns:
+        ``(map, predicted_class)``: the rollout ``(g, g)`` over the patch grid (sums to one), and the argmax.
+    """
+    from .vit import attention_rollout
+
+    logits, attentions = _forward_attention(model, x)
+    roll = attention_rollout(attentions)
+    roll = torch.as_tensor(roll).float()
+    if roll.dim() == 3 and roll.shape[-1] == roll.shape[-2] and roll.shape[-1] == attentions[0].shape[-1]:
+        roll = roll[:, 0, 1:]                      # a full (B, N, N) rollout: take [CLS]'s row, patches only
+    roll = roll.reshape(roll.shape[0], -1)[0]      # (g * g,) or already (g, g) flattened
+    if roll.numel() == attentions[0].shape[-1]:    # [CLS] included: drop it
+        roll = roll[1:]
+    g = _grid_of(roll.numel())
+    roll = roll / roll.sum().clamp_min(1e-12)
+    return roll.reshape(g, g).numpy(), int(logits.argmax(-1)[0])
+
+
+def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1) -> tuple[np.ndarray, int]:
+    """Each head's attention from [CLS] to the patches, in one layer.
+
+    Args:
+        model: a ViT whose ``forward(x, return_attention=True)`` returns ``(logits, [(B, H, N, N)] * depth)``.
+        x: one image ``(C, H, W)``.
+        layer: which layer (default: the last one).
+
+    Returns:
+        ``(maps, predicted_class)``: ``maps`` is ``(H, g, g)``, one map per head (each sums to one).
+    """
+    logits, attentions = _forward_attention(model, x)
+    try:
+        a = attentions[layer]                      # (1, H, N, N)
+    except IndexError:
+        raise ValueError(f"layer={layer} is out of range; the model has {len(attentions)} layers") from None
+    cls_row = a[0, :, 0, 1:]                       # (H, N - 1): [CLS] attending to each patch
+    g = _grid_of(cls_row.shape[-1])
+    cls_row = cls_row / cls_row.sum(-1, keepdim=True).clamp_min(1e-12)
+    return cls_row.reshape(-1, g, g).numpy(), int(logits.argmax(-1)[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# Frames (PNG pictures), rendered without pyplot
+# ------------------------------------------------------------------------------------------------
+def to_display_image(image: ImageLike) -> np.ndarray:
+    """An image ready for ``imshow``: ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1].
+
+    Accepts a tensor or array ``(C, H, W)`` (C = 1 or 3), ``(H, W, C)`` or ``(H, W)``, with any value range
+    (normalised inputs are rescaled to [0, 1] by their min and max).
+    """
+    a = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, dtype=float)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 0, -1)                  # (C, H, W) -> (H, W, C)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise ValueError(f"image must have shape (C, H, W), (H, W, C) with C in (1, 3), or (H, W); "
+                         f"got {tuple(a.shape)}")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0.0 or hi > 1.0:
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return a
+
+
+def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
+    """Render a Figure to PNG bytes (Agg, no pyplot)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _show_image(ax: Axes, img: np.ndarray) -> None:
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _overlay(ax: Axes, img: np.ndarray, heat: np.ndarray, cmap: str = "inferno") -> None:
+    """The image in grey with a patch-level heat map on top (nearest upsampling: one block per patch)."""
+    h, w = img.shape[:2]
+    grey = img if img.ndim == 2 else img.mean(-1)
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(heat, cmap=cmap, alpha=0.6, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _peak_box(ax: Axes, heat: np.ndarray, img_size: tuple[int, int]) -> None:
+    g = heat.shape[0]
+    ph, pw = img_size[0] / g, img_size[1] / heat.shape[1]
+    r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    ax.add_patch(_rect((c * pw - 0.5, r * ph - 0.5), pw, ph, "cyan"))
+
+
+def _rect(xy: tuple[float, float], w: float, h: float, color: str) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle(xy, w, h, fill=False, edgecolor=color, linewidth=1.5)
+
+
+def render_patch_frame(image: ImageLike, numbers: PatchNumbers, rollout: Optional[np.ndarray] = None,
+                       caption: str = "", mask: Optional[np.ndarray] = None, dpi: int = 80) -> bytes:
+    """One state of the patch explorer as a PNG: the image cut into patches, and the rollout map.
+
+    Args:
+        image: the image (see :func:`to_display_image`).
+        numbers: the patch arithmetic (its ``patch_size`` sets the grid drawn).
+        rollout: ``(g, g)`` attention rollout of a model trained at this patch size, or None.
+        caption: a line under the rollout panel (e.g. the model's accuracy).
+        mask: optional ``(H, W)`` boolean object mask, outlined in the rollout panel.
+    """
+    img = to_display_image(image)
+    h, w = img.shape[:2]
+    p = numbers.patch_size
+    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    _show_image(ax1, img)
+    lines = np.arange(p, h, p) - 0.5
+    lw = 0.4 if numbers.grid > 16 else 0.9
+    for v in lines:
+        ax1.axhline(v, color="yellow", lw=lw)
+        ax1.axvline(v, color="yellow", lw=lw)
+    ax1.set_title(f"{p}\u00d7{p} patches: {numbers.grid}\u00d7{numbers.grid} = {numbers.num_patches:,} tokens",
+                  fontsize=10)
+    if rollout is not None:
+        heat = np.asarray(rollout, dtype=float)
+        if heat.shape != (numbers.grid, numbers.grid):
+            raise ValueError(f"rollout has shape {heat.shape} but {p}x{p} patches make a "
+                             f"{numbers.grid}x{numbers.grid} grid")
+        _overlay(ax2, img, heat)
+        _peak_box(ax2, heat, (h, w))
+        if mask is not None:
+            ax2.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="lime", linewidths=1.0)
+        ax2.set_title("attention rollout ([CLS])", fontsize=10)
+        ax2.set_xlabel(caption, fontsize=9)
+    else:
+        ax2.axis("off")
+        ax2.text(0.5, 0.5, f"no model trained\nwith {p}\u00d7{p} patches\n\n{caption}", ha="center",
+                 va="center", fontsize=10, color="#555", transform=ax2.transAxes)
+    return figure_to_png(fig, dpi)
+
+
+def render_head_frame(image: ImageLike, maps: np.ndarray, head: Optional[int] = None, caption: str = "",
+                      dpi: int = 80) -> bytes:
+    """One state of the head explorer as a PNG.
+
+    Args:
+        image: the sample image.
+        maps: ``(H, g, g)`` per-head attention maps (from :func:`cls_attention_maps`).
+        head: draw this head large next to the image; ``None`` draws every head in a row (a small grid).
+        caption: a line of text at the bottom.
+    """
+    img = to_display_image(image)
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must have shape (H, g, g), got {maps.shape}")
+    n_heads = maps.shape[0]
+    if head is not None and not 0 <= head < n_heads:
+        raise ValueError(f"head={head} is out of range; this model has {n_heads} heads (0..{n_heads - 1})")
+    if head is None:
+        panels = [(img, "image", None)] + [(img, f"head {i}", maps[i]) for i in range(n_heads)]
+        ncols = min(len(panels), 5)
+        nrows = -(-len(panels) // ncols)
+        fig = Figure(figsize=(1.5 * ncols + 0.2, 1.55 * nrows + 0.35), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    else:
+        panels = [(img, "image", None), (img, f"head {head} of {n_heads}", maps[head])]
+        fig = Figure(figsize=(4.2, 2.4), layout="constrained")
+        axes = fig.subplots(1, 2).ravel()
+    for ax, (im, title, heat) in zip(axes, panels):
+        if heat is None:
+            _show_image(ax, im)
+        else:
+            _overlay(ax, im, heat, cmap="viridis")
+            _peak_box(ax, heat, im.shape[:2])
+        ax.set_title(title, fontsize=9)
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return figure_to_png(fig, dpi)
+
+
+# ------------------------------------------------------------------------------------------------
+# Widget building
+# ------------------------------------------------------------------------------------------------
+def _widgets() -> Any:
+    import ipywidgets
+
+    return ipywidgets
+
+
+def _image_widget(png: bytes) -> ipywidgets.Image:
+    return _widgets().Image(value=png, format="png", layout={"max_width": "100%", "height": "auto"})
+
+
+class _Explorer:
+    """Shared display plumbing: an explorer shows as its top-level widget."""
+
+    widget: ipywidgets.Widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:  # older IPython front ends
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _manifest_models(prefix: str, key: str) -> dict[int, tuple[str, float]]:
+    """``{kwargs[key]: (name, test_accuracy)}`` of the bundled models whose name starts with ``prefix``."""
+    from .bundled import manifest
+
+    found: dict[int, tuple[str, float]] = {}
+    for entry in manifest():
+        name = entry["name"]
+        if name.startswith(prefix) and key in entry.get("kwargs", {}):
+            found[int(entry["kwargs"][key])] = (name, float(entry.get("test_accuracy", float("nan"))))
+    if not found:
+        raise ValueError(f"no bundled model is named {prefix}* with a {key!r} argument; see "
+                         "course_pkg.bundled.list_bundled()")
+    return dict(sorted(found.items()))
+
+
+class PatchSizeExplorer(_Explorer):
+    """A slider over patch sizes: the patch grid, the token arithmetic, and each model's rollout.
+
+    Args:
+        image: the image to cut (``(C, H, W)`` tensor or array; square).
+        patch_sizes: the slider's options (default: every divisor of the image side from 2 up to half of it).
+        rollouts: ``{patch_size: (g, g) rollout map}`` of models trained at that patch size (optional).
+        accuracies: ``{patch_size: test accuracy in [0, 1]}`` of those models (optional).
+        predictions: ``{patch_size: caption}`` with e.g. the model's prediction on this image (optional).
+        mask: ``(H, W)`` boolean object mask outlined on the rollout (optional).
+        reference_patch: the patch size the attention cost is compared with (16).
+        initial: the patch size shown first (default: the reference if present, else the first option).
+
+    Attributes:
+        slider: the ``SelectionSlider`` (its ``index`` drives the stack).
+        stack: the ``Stack`` of pages, one per patch size.
+        widget: the whole explorer (display it, or make the explorer the last expression of a cell).
+        numbers: ``{patch_size: PatchNumbers}``; frames: ``{patch_size: PNG bytes}``.
+        current: the :class:`PatchNumbers` of the selected patch size (updated by the Python callback).
+    """
+
+    def __init__(self, image: ImageLike, patch_sizes: Optional[Sequence[int]] = None,
+                 rollouts: Optional[Mapping[int, np.ndarray]] = None,
+                 accuracies: Optional[Mapping[int, float]] = None,
+                 predictions: Optional[Mapping[int, str]] = None, mask: Optional[np.ndarray] = None,
+                 reference_patch: int = 16, initial: Optional[int] = None) -> None:
+        w = _widgets()
+        img = to_display_image(image)
+        h, wd = img.shape[:2]
+        if h != wd:
+            raise ValueError(f"the image must be square, got {h}x{wd} pixels")
+        in_chans = 3 if img.ndim == 3 else 1
+        if patch_sizes is None:
+            patch_sizes = patch_size_options(h, min_size=2, max_size=max(2, h // 2))
+        patch_sizes = sorted({_positive_int("patch_sizes[i]", p) for p in patch_sizes})
+        bad = [p for p in patch_sizes if h % p]
+        if bad:
+            raise ValueError(f"patch_sizes {bad} do not divide the image side {h}; use divisors such as "
+                             f"{patch_size_options(h)}")
+        rollouts, accuracies, predictions = dict(rollouts or {}), dict(accuracies or {}), dict(predictions or {})
+        extra = sorted(set(rollouts) - set(patch_sizes))
+        if extra:
+            raise ValueError(f"rollouts are given for patch sizes {extra} that are not slider options {patch_sizes}")
+        ref = reference_patch if h % reference_patch == 0 else patch_sizes[-1]
+        self.patch_sizes: list[int] = patch_sizes
+        self.numbers = {p: patch_numbers(h, p, in_chans, ref) for p in patch_sizes}
+        self.frames: dict[int, bytes] = {}
+        self.captions: dict[int, str] = {}
+        pages = []
+        for p in patch_sizes:
+            cap = ""
+            if p in accuracies:
+                cap = f"test accuracy {100 * accuracies[p]:.1f}%"
+            if p in predictions:
+                cap = f"{cap}; {predictions[p]}" if cap else predictions[p]
+            self.captions[p] = cap
+            self.frames[p] = render_patch_frame(img, self.numbers[p], rollouts.get(p), cap, mask)
+            model_line = (f"<p style='margin:2px 0'>model trained with {p}&times;{p} patches: <b>{cap}</b></p>"
+                          if p in rollouts else
+                          "<p style='margin:2px 0;color:#777'>no trained model at this patch size</p>")
+            pages.append(w.VBox([_image_widget(self.frames[p]), w.HTML(self.numbers[p].to_html() + model_line)]))
+        start = initial if initial is not None else (ref if ref in patch_sizes else patch_sizes[0])
+        if start not in patch_sizes:
+            raise ValueError(f"initial={start} is not one of the patch sizes {patch_sizes}")
+        self.slider = w.SelectionSlider(options=[(f"{p}\u00d7{p}", p) for p in patch_sizes], value=start,
+                                        description="patch size", continuous_update=True,
+                                        style={"description_width": "initial"}, layout={"width": "420px"})
+        self.stack = w.Stack(pages, selected_index=patch_sizes.index(start))
+        self.link = w.jslink((self.slider, "index"), (self.stack, "selected_index"))  # works with no kernel
+        self.current: PatchNumbers = self.numbers[start]
+        self.slider.observe(self._on_index, names="index")
+        title = w.HTML(f"<b>Patch size explorer</b> &mdash; a {h}&times;{h} image; move the slider")
+        self.widget = w.VBox([title, self.slider, self.stack])
+        self.widget.add_class("course-patch-explorer")
+
+    def _on_index(self, change: Mapping[str, Any]) -> None:
+        """The Python side of the slider (Jupyter, Colab): select the page and record its numbers."""
+        i = change["new"]
+        if i is None:
+            return
+        self.stack.selected_index = i
+        self.current = self.numbers[self.patch_sizes[i]]
+
+    @property
+    def shown_frame(self) -> bytes:
+        """The PNG of the page the stack shows now."""
+        return self.frames[self.patch_sizes[self.stack.selected_index]]
+
+    @classmethod
+    def from_models(cls, image: torch.Tensor, models: Mapping[int, torch.nn.Module],
+                    accuracies: Optional[Mapping[int, float]] = None,
+                    class_names: Optional[Sequence[str]] = None, label: Optional[int] = None,
+                    **kwargs: Any) -> PatchSizeExplorer:
+        """Compute each model's rollout on ``image`` (``(C, H, W)``, the models' input) and build the explorer.
+
+        Args:
+            models: ``{patch_size: ViT}``.
+            accuracies: ``{patch_size: test accuracy}``.
+            class_names, label: to caption each model's prediction (and whether it is right).
+            kwargs: passed on to the constructor (``patch_sizes``, ``mask``, ...).
+        """
+        rollouts, predictions = {}, {}
+        for p, model in models.items():
+            rollouts[p], pred = rollout_map(model, image)
+            predictions[p] = _prediction_text(pred, class_names, label)
+        return cls(image, rollouts=rollouts, accuracies=accuracies, predictions=predictions, **kwargs)
+
+    @classmethod
+    def from_bundled(cls, image: torch.Tensor, prefix: str = "clutter_vit_p", **kwargs: Any) -> PatchSizeExplorer:
+        """Use the bundled models ``{prefix}{patch}`` (patch size read from each manifest entry's kwargs)."""
+        from .bundled import load_bundled
+
+        entries = _manifest_models(prefix, "patch_size")
+        models = {p: load_bundled(name, device="cpu") for p, (name, _) in entries.items()}
+        accuracies = {p: acc for p, (_, acc) in entries.items()}
+        return cls.from_models(image, models, accuracies, **kwargs)
+
+
+def _prediction_text(pred: int, class_names: Optional[Sequence[str]], label: Optional[int]) -> str:
+    name = class_names[pred] if class_names is not None and 0 <= pred < len(class_names) else str(pred)
+    if label is None:
+        return f"predicts {name}"
+    return f"predicts {name} ({'right' if pred == label else 'wrong'})"
+
+
+class HeadCountExplorer(_Explorer):
+    """A slider over the number of heads and a head selector: what each head attends to.
+
+    One page per head count; each page holds its own head selector (``ToggleButtons``: "all heads", "head 0",
+    ...) tied to its own inner ``Stack`` of frames, so both controls work on a static page (a stack of
+    stacks, all links client-side).
+
+    Args:
+        image: the sample image.
+        head_maps: ``{num_heads: (H, g, g) maps}`` (from :func:`cls_attention_maps`).
+        embed_dim: the models' token width ``D`` (one int, or ``{num_heads: D}``).
+        accuracies: ``{num_heads: test accuracy}`` (optional).
+        predictions: ``{num_heads: caption}`` (optional).
+        initial: the head count shown first (default: the second option if any, else the first).
+
+    Attributes:
+        slider: the head-count ``SelectionSlider``; stack: the outer ``Stack``.
+        selectors: ``{num_heads: ToggleButtons}``; inner: ``{num_heads: Stack}``.
+        frames: ``{num_heads: [PNG of "all heads", PNG of head 0, head 1, ...]}``.
+        head_dims: ``{num_heads: embed_dim // num_heads}``.
+    """
+
+    def __init__(self, image: ImageLike, head_maps: Mapping[int, np.ndarray], embed_dim: Union[int, Mapping[int, int]],
+                 accuracies: Optional[Mapping[int, float]] = None,
+                 predictions: Optional[Mapping[int, str]] = None, initial: Optional[int] = None) -> None:
+        w = _widgets()
+        if not head_maps:
+            raise ValueError("head_maps is empty; give at least one {num_heads: (H, g, g) maps} entry")
+        accuracies, predictions = dict(accuracies or {}), dict(predictions or {})
+        self.head_counts: list[int] = sorted(head_maps)
+        self.head_dims: dict[int, int] = {}
+        self.frames: dict[int, list[bytes]] = {}
+        self.selectors: dict[int, Any] = {}
+        self.inner: dict[int, Any] = {}
+        self.links: list[Any] = []
+        pages = []
+        for n in self.head_counts:
+            maps = np.asarray(head_maps[n])
+            if maps.ndim != 3 or maps.shape[0] != n:
+                raise ValueError(f"head_maps[{n}] has shape {maps.shape}; expected ({n}, g, g), one map per head")
+            d = embed_dim[n] if isinstance(embed_dim, Mapping) else embed_dim
+            if d % n:
+                raise ValueError(f"embed_dim={d} is not divisible by num_heads={n}")
+            self.head_dims[n] = d // n
+            cap = f"{n} head{'s' if n > 1 else ''} of {d // n} dims"
+            if n in accuracies:
+                cap += f", test accuracy {100 * accuracies[n]:.1f}%"
+            if n in predictions:
+                cap += f", {predictions[n]}"
+            frames = [render_head_frame(image, maps, None, cap)]
+            frames += [render_head_frame(image, maps, h, cap) for h in range(n)]
+            self.frames[n] = frames
+            selector = w.ToggleButtons(options=["all heads"] + [f"head {h}" for h in range(n)], index=0,
+                                       style={"button_width": "72px"})
+            selector.add_class(f"course-head-selector-{n}")
+            inner = w.Stack([_image_widget(f) for f in frames], selected_index=0)
+            self.links.append(w.jslink((selector, "index"), (inner, "selected_index")))
+            selector.observe(self._on_head, names="index")
+            self.selectors[n], self.inner[n] = selector, inner
+            info = w.HTML(f"<p style='margin:2px 0'>embed_dim D = {d} split into H = {n} head{'s' if n > 1 else ''}"
+                          f" &rarr; each head works in D / H = <b>{d // n}</b> dimensions"
+                          + (f"; test accuracy <b>{100 * accuracies[n]:.1f}%</b>" if n in accuracies else "")
+                          + "</p>")
+            pages.append(w.VBox([info, selector, inner]))
+        start = initial if initial is not None else self.head_counts[min(1, len(self.head_counts) - 1)]
+        if start not in self.head_counts:
+            raise ValueError(f"initial={start} is not one of the head counts {self.head_counts}")
+        self.slider = w.SelectionSlider(options=[(str(n), n) for n in self.head_counts], value=start,
+                                        description="number of heads", style={"description_width": "initial"},
+                                        layout={"width": "420px"})
+        self.stack = w.Stack(pages, selected_index=self.head_counts.index(start))
+        self.link = w.jslink((self.slider, "index"), (self.stack, "selected_index"))
+        self.slider.observe(self._on_count, names="index")
+        title = w.HTML("<b>Head explorer</b> &mdash; [CLS] attention of the last layer, one map per head")
+        self.widget = w.VBox([title, self.slider, self.stack])
+        self.widget.add_class("course-head-explorer")
+
+    def _on_count(self, change: Mapping[str, Any]) -> None:
+        if change["new"] is not None:
+            self.stack.selected_index = change["new"]
+
+    def _on_head(self, change: Mapping[str, Any]) -> None:
+        owner = change["owner"]
+        for n, sel in self.selectors.items():
+            if sel is owner and change["new"] is not None:
+                self.inner[n].selected_index = change["new"]
+
+    @property
+    def num_heads(self) -> int:
+        """The head count selected now."""
+        return self.head_counts[self.stack.selected_index]
+
+    @property
+    def shown_frame(self) -> bytes:
+        """The PNG shown now (selected head count, selected head)."""
+        n = self.num_heads
+        return self.frames[n][self.inner[n].selected_index]
+
+    @classmethod
+    def from_models(cls, image: torch.Tensor, models: Mapping[int, torch.nn.Module],
+                    accuracies: Optional[Mapping[int, float]] = None, layer: int = -1,
+                    class_names: Optional[Sequence[str]] = None, label: Optional[int] = None,
+                    **kwargs: Any) -> HeadCountExplorer:
+        """Compute each model's per-head [CLS] maps on ``image`` and build the explorer.
+
+        Args:
+            models: ``{num_heads: ViT}``; each model's ``embed_dim`` attribute (or its ``cls_token`` width)
+                gives ``D``.
+        """
+        head_maps, dims, predictions = {}, {}, {}
+        for n, model in models.items():
+            head_maps[n], pred = cls_attention_maps(model, image, layer)
+            dims[n] = int(getattr(model, "embed_dim", 0) or model.cls_token.shape[-1])
+            predictions[n] = _prediction_text(pred, class_names, label)
+        return cls(image, head_maps, dims, accuracies, predictions, **kwargs)
+
+    @classmethod
+    def from_bundled(cls, image: torch.Tensor, prefix: str = "clutter_vit_h", **kwargs: Any) -> HeadCountExplorer:
+        """Use the bundled models ``{prefix}{heads}`` (head count read from each manifest entry's kwargs)."""
+        from .bundled import load_bundled
+
+        entries = _manifest_models(prefix, "num_heads")
+        models = {n: load_bundled(name, device="cpu") for n, (name, _) in entries.items()}
+        accuracies = {n: acc for n, (_, acc) in entries.items()}
+        return cls.from_models(image, models, accuracies, **kwargs)

@@ -1,0 +1,208 @@
+"""ResNets with SE/CBAM: parameter counts and output parity with torchvision and timm, placement of the
+attention module, the small variant, exposed maps, gradients, bad inputs."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from course_pkg.cbam import CBAM
+from course_pkg.resnet import (
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    attention_modules,
+    convert_timm_state_dict,
+    count_parameters,
+    last_attention_maps,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet_small,
+)
+from course_pkg.squeeze_excite import SqueezeExcitation
+
+
+def _randomise(module: nn.Module, seed: int = 0) -> None:
+    """Random weights and BatchNorm statistics of a sensible scale (so eval-mode BN is not an identity)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if not t.dtype.is_floating_point:
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            elif t.dim() == 4:  # conv kernels: keep activations of order one
+                fan_in = t[0].numel()
+                t.copy_(torch.randn(t.shape, generator=g) * (1.0 / fan_in) ** 0.5)
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (1.0 if name.endswith("bn1.weight") else 0.0))
+
+
+@pytest.mark.parametrize("ours,theirs", [(resnet18, torchvision.models.resnet18),
+                                         (resnet34, torchvision.models.resnet34),
+                                         (resnet50, torchvision.models.resnet50)])
+def test_plain_parameter_counts_and_keys_equal_torchvision(ours, theirs) -> None:  # type: ignore[no-untyped-def]
+    a, b = ours(), theirs()
+    assert count_parameters(a) == count_parameters(b)
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+
+
+def test_known_parameter_counts() -> None:
+    assert count_parameters(resnet50()) == 25_557_032
+    assert count_parameters(resnet18()) == 11_689_512
+    assert count_parameters(resnet34()) == 21_797_672
+    # SE-ResNet-50: per block 2 * C * C/16 + C/16 + C over outputs 256 (x3), 512 (x4), 1024 (x6), 2048 (x3)
+    se_extra = sum(n * (2 * c * (c // 16) + c // 16 + c) for n, c in ((3, 256), (4, 512), (6, 1024), (3, 2048)))
+    assert count_parameters(resnet50(attention="se")) == 25_557_032 + se_extra == 28_088_024
+    # CBAM-ResNet-50: a bias-free MLP 2 * C * C/16, plus the 7x7 conv (98) and its BatchNorm (2) per block
+    cbam_extra = sum(n * (2 * c * (c // 16) + 100) for n, c in ((3, 256), (4, 512), (6, 1024), (3, 2048)))
+    assert count_parameters(resnet50(attention="cbam")) == 25_557_032 + cbam_extra
+
+
+def test_resnet50_loads_torchvision_weights_strictly_and_matches_its_output() -> None:
+    ref = torchvision.models.resnet50()
+    _randomise(ref)
+    ref.eval()
+    ours = resnet50().eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ref(x)
+        got = ours(x)
+    assert expected.abs().max() > 1e-2  # not a degenerate all-zero comparison
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_resnet18_matches_torchvision_output() -> None:
+    ref = torchvision.models.resnet18(num_classes=7)
+    _randomise(ref, 1)
+    ref.eval()
+    ours = resnet18(num_classes=7).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["se", "cbam"])
+def test_attention_resnet50_matches_timm(attention: str) -> None:
+    timm = pytest.importorskip("timm")
+    if attention == "se":
+        ref = timm.create_model("seresnet50", pretrained=False)
+    else:
+        ref = timm.create_model("resnet50", pretrained=False, block_args=dict(attn_layer="cbam"))
+    _randomise(ref, 2)
+    ref.eval()
+    ours = resnet50(attention=attention).eval()
+    ours.load_state_dict(convert_timm_state_dict(ref.state_dict()), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ref(x)
+        got = ours(x)
+    assert expected.abs().max() > 1e-2
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_cls,attention", [(BasicBlock, "se"), (Bottleneck, "cbam")])
+def test_attention_sits_after_the_last_bn_before_the_identity_add(block_cls, attention: str) -> None:  # type: ignore[no-untyped-def]
+    block = block_cls(32, 16, stride=2, attention=attention, reduction=4).eval()
+    _randomise(block, 4)
+    seen: dict[str, torch.Tensor] = {}
+    last_bn = block.bn3 if block_cls is Bottleneck else block.bn2
+    last_bn.register_forward_hook(lambda m, i, o: seen.__setitem__("bn", o.clone()))
+    block.attn.register_forward_hook(lambda m, i, o: seen.__setitem__("attn_in", i[0].clone()) or
+                                     seen.__setitem__("attn_out", o.clone()))
+    x = torch.randn(2, 32, 8, 8)
+    with torch.no_grad():
+        y = block(x)
+        identity = block.downsample(x)
+    torch.testing.assert_close(seen["attn_in"], seen["bn"])  # input of attention = output of last BN
+    torch.testing.assert_close(y, torch.relu(seen["attn_out"] + identity))  # then the shortcut is added
+
+
+def test_resnet_small_shapes_size_and_speed() -> None:
+    for attention in (None, "se", "cbam"):
+        m = resnet_small(attention=attention).eval()
+        assert 70_000 < count_parameters(m) < 300_000
+        for size in (32, 48, 64):
+            with torch.no_grad():
+                assert m(torch.randn(2, 3, size, size)).shape == (2, 10)
+    m = resnet_small(num_classes=4, in_chans=1, widths=(8, 16, 32, 64), blocks=(1, 2, 1, 1), reduction=2)
+    assert m(torch.randn(1, 1, 32, 32)).shape == (1, 4)
+    assert len(m.layer2) == 2 and m.num_features == 64
+
+
+def test_the_builder_string_of_the_manifest_works() -> None:
+    module, name = "course_pkg.resnet:resnet_small".split(":")
+    build = getattr(importlib.import_module(module), name)
+    m = build(num_classes=3, attention="cbam", in_chans=3)
+    assert isinstance(m, ResNet) and m.attention == "cbam" and m.fc.out_features == 3
+    assert build(num_classes=3, attention="none", in_chans=3).attention is None
+
+
+def test_attention_modules_and_their_last_maps() -> None:
+    m = resnet_small(attention="cbam").eval()
+    mods = attention_modules(m)
+    assert [n for n, _ in mods] == ["layer1.0.attn", "layer2.0.attn", "layer3.0.attn"]
+    assert all(isinstance(mod, CBAM) for _, mod in mods)
+    with torch.no_grad():
+        m(torch.randn(3, 3, 64, 64))
+    maps = last_attention_maps(m)
+    assert maps["layer1.0.attn"]["spatial"].shape == (3, 64, 64)
+    assert maps["layer3.0.attn"]["spatial"].shape == (3, 16, 16)
+    assert maps["layer3.0.attn"]["channel"].shape == (3, 64)
+
+    se = resnet_small(attention="se")
+    assert all(isinstance(mod, SqueezeExcitation) for _, mod in attention_modules(se))
+    se(torch.randn(2, 3, 32, 32))
+    assert set(last_attention_maps(se)["layer2.0.attn"]) == {"channel"}
+    assert attention_modules(resnet_small()) == []
+    with pytest.raises(RuntimeError, match="no attention maps yet"):
+        last_attention_maps(resnet_small())
+
+
+@pytest.mark.parametrize("attention", [None, "se", "cbam"])
+def test_gradients_reach_every_parameter(attention) -> None:  # type: ignore[no-untyped-def]
+    m = resnet_small(attention=attention)
+    x = torch.randn(4, 3, 32, 32)
+    loss = nn.functional.cross_entropy(m(x), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_bad_inputs_have_clear_errors() -> None:
+    with pytest.raises(ValueError, match=r"attention='sk' is not known; use None .* 'se' .* 'cbam'"):
+        resnet_small(attention="sk")
+    with pytest.raises(ValueError, match=r"attention=1 is not known"):
+        resnet50(attention=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"reduction=32 is larger than channels=16"):
+        resnet_small(attention="se", reduction=32)
+    with pytest.raises(ValueError, match=r"layers=\(1, 1\) and widths=\(16, 32, 64\)"):
+        resnet_small(blocks=(1, 1))
+    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
+        resnet_small(num_classes=0)
+    with pytest.raises(ValueError, match=r"stem='tiny' is not known"):
+        ResNet(BasicBlock, (1,), (8,), stem="tiny")
+    m = resnet_small()
+    with pytest.raises(ValueError, match=r"in_chans=3 but the input has 1 channels"):
+        m(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"4-D input \(B, C, H, W\), got a 3-D tensor of shape \(3, 32, 32\)"):
+        m(torch.randn(3, 32, 32))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    m = resnet_small(attention="cbam").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = m(x)
+        got = m.cuda()(x.cuda()).cpu()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,93 @@
+"""SqueezeExcitation: shapes, parity with torchvision's SE block, last weights, gradients, bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.ops import SqueezeExcitation as TorchvisionSE
+
+from course_pkg.squeeze_excite import SqueezeExcitation, hidden_width
+
+
+def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+def test_shapes_and_hidden_width() -> None:
+    se = SqueezeExcitation(64)
+    assert se.fc1.weight.shape == (4, 64, 1, 1) and se.fc2.weight.shape == (64, 4, 1, 1)
+    x = torch.randn(2, 64, 7, 5)
+    assert se(x).shape == x.shape
+    assert SqueezeExcitation(64, hidden_channels=10).fc1.out_channels == 10
+    assert hidden_width(48, 16) == 3
+    # parameters: C*C/r + C/r (fc1) + C/r*C + C (fc2)
+    assert sum(p.numel() for p in se.parameters()) == 64 * 4 + 4 + 4 * 64 + 64
+
+
+@pytest.mark.parametrize("channels,squeeze", [(64, 4), (24, 6), (7, 3)])
+def test_matches_torchvision_se_with_a_strict_load(channels: int, squeeze: int) -> None:
+    ref = TorchvisionSE(channels, squeeze)
+    _randomise(ref)
+    ours = SqueezeExcitation(channels, hidden_channels=squeeze)
+    ours.load_state_dict(ref.state_dict(), strict=True)  # same keys, same shapes
+    x = torch.randn(3, channels, 9, 11)
+    torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-6)
+    # and the other way round
+    ref2 = TorchvisionSE(channels, squeeze)
+    ref2.load_state_dict(ours.state_dict(), strict=True)
+    torch.testing.assert_close(ref2(x), ours(x), rtol=0, atol=1e-6)
+
+
+def test_last_weights_are_the_channel_scales() -> None:
+    se = SqueezeExcitation(16, reduction=4)
+    _randomise(se, 1)
+    assert se.last_weights is None
+    x = torch.randn(2, 16, 5, 5, requires_grad=True)
+    y = se(x)
+    w = se.last_weights
+    assert w is not None and w.shape == (2, 16) and not w.requires_grad
+    assert ((w > 0) & (w < 1)).all()
+    torch.testing.assert_close(y, x * w[:, :, None, None])
+    # the weights depend only on the channel means (the squeeze): a shifted pattern with the same means
+    # gets the same weights
+    se(x.flip(-1))
+    torch.testing.assert_close(se.last_weights, w)
+
+
+def test_gradients_flow_to_input_and_parameters() -> None:
+    se = SqueezeExcitation(8, reduction=2)
+    x = torch.randn(2, 8, 4, 4, requires_grad=True)
+    se(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in se.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_bad_inputs_have_clear_errors() -> None:
+    with pytest.raises(ValueError, match=r"reduction=32 is larger than channels=16"):
+        SqueezeExcitation(16, reduction=32)
+    with pytest.raises(ValueError, match=r"channels must be a positive integer, got 0"):
+        SqueezeExcitation(0)
+    with pytest.raises(ValueError, match=r"reduction must be a positive integer, got -2"):
+        SqueezeExcitation(16, reduction=-2)
+    with pytest.raises(ValueError, match=r"hidden_channels must be a positive integer or None, got 0"):
+        SqueezeExcitation(16, hidden_channels=0)
+    se = SqueezeExcitation(16, reduction=4)
+    with pytest.raises(ValueError, match=r"channels=16 but the input has 8 channels"):
+        se(torch.randn(2, 8, 4, 4))
+    with pytest.raises(ValueError, match=r"4-D input \(B, C, H, W\), got a 3-D tensor of shape \(16, 4, 4\)"):
+        se(torch.randn(16, 4, 4))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        se([[1.0]])
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    se = SqueezeExcitation(32, reduction=4)
+    x = torch.randn(2, 32, 8, 8)
+    expected = se(x)
+    got = se.cuda()(x.cuda()).cpu()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
