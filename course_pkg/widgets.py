@@ -195,7 +195,7 @@ def _forward_attention(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.T
 def rollout_map(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, int]:
     """Attention rollout of one image: how much the [CLS] output draws on each patch, through all layers.
 
-    Uses :func:`course_pkg.vit.attention_rollout` on the per-layer weights of
+    Uses :func:`course_pkg.vit.cls_rollout_map` on the per-layer weights of
     ``model(x, return_attention=True)``.
 
     Args:
@@ -203,21 +203,16 @@ def rollout_map(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, in
         x: one image ``(C, H, W)``, as the model expects it.
 
     Returns:
-        ``(map, predicted_class)``: the rollout ``(g, g)`` over the patch grid (sums to one), and the argmax.
+        ``(map, predicted_class)``: the rollout ``(g, g)`` over the patch grid, rescaled to sum to one, and
+        the model's prediction (argmax of the logits).
     """
-    from .vit import attention_rollout
+    from .vit import cls_rollout_map
 
     logits, attentions = _forward_attention(model, x)
-    roll = attention_rollout(attentions)
-    roll = torch.as_tensor(roll).float()
-    if roll.dim() == 3 and roll.shape[-1] == roll.shape[-2] and roll.shape[-1] == attentions[0].shape[-1]:
-        roll = roll[:, 0, 1:]                      # a full (B, N, N) rollout: take [CLS]'s row, patches only
-    roll = roll.reshape(roll.shape[0], -1)[0]      # (g * g,) or already (g, g) flattened
-    if roll.numel() == attentions[0].shape[-1]:    # [CLS] included: drop it
-        roll = roll[1:]
-    g = _grid_of(roll.numel())
+    n = attentions[0].shape[-1]
+    roll = cls_rollout_map(attentions, _grid_of(n - 1))[0]              # (g, g)
     roll = roll / roll.sum().clamp_min(1e-12)
-    return roll.reshape(g, g).numpy(), int(logits.argmax(-1)[0])
+    return roll.numpy(), int(logits.argmax(-1)[0])
 
 
 def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1) -> tuple[np.ndarray, int]:
@@ -229,17 +224,18 @@ def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1)
         layer: which layer (default: the last one).
 
     Returns:
-        ``(maps, predicted_class)``: ``maps`` is ``(H, g, g)``, one map per head (each sums to one).
+        ``(maps, predicted_class)``: ``maps`` is ``(H, g, g)``, one map per head, each rescaled to sum to one
+        (the [CLS] weight on itself left out).
     """
+    from .vit import cls_attention_map
+
     logits, attentions = _forward_attention(model, x)
-    try:
-        a = attentions[layer]                      # (1, H, N, N)
-    except IndexError:
-        raise ValueError(f"layer={layer} is out of range; the model has {len(attentions)} layers") from None
-    cls_row = a[0, :, 0, 1:]                       # (H, N - 1): [CLS] attending to each patch
-    g = _grid_of(cls_row.shape[-1])
-    cls_row = cls_row / cls_row.sum(-1, keepdim=True).clamp_min(1e-12)
-    return cls_row.reshape(-1, g, g).numpy(), int(logits.argmax(-1)[0])
+    if not -len(attentions) <= layer < len(attentions):
+        raise ValueError(f"layer={layer} is out of range; the model has {len(attentions)} layers")
+    a = attentions[layer]                                               # (1, H, N, N)
+    maps = cls_attention_map(a, _grid_of(a.shape[-1] - 1))[0]           # (H, g, g)
+    maps = maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    return maps.numpy(), int(logits.argmax(-1)[0])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -266,9 +262,9 @@ def to_display_image(image: ImageLike) -> np.ndarray:
 
 
 def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
-    """Render a Figure to PNG bytes (Agg, no pyplot)."""
+    """Render a Figure to PNG bytes (Agg, no pyplot), cropped to its content."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     return buf.getvalue()
 
 
