@@ -10,9 +10,12 @@ Prints, from one run on this machine:
 2. Peak memory of one forward at a long sequence (default N=4096) through the fused path
    (``F.scaled_dot_product_attention``) and the explicit path (``return_attention=True``, which builds the
    ``(B, H, N, N)`` weights). On CUDA: ``torch.cuda.max_memory_allocated`` around the call. On CPU: each path
-   runs in a fresh child process and the figure is the growth of the process's peak resident set size
-   (``resource.getrusage(...).ru_maxrss``, in KiB on Linux) during the call, measured after the inputs
-   exist; it is a real measurement of what the allocator touched, not a sum of tensor sizes.
+   runs in a fresh child process and the figure is the growth of the process's peak resident set size during
+   the call (Linux: ``VmHWM`` from ``/proc/self/status``, reset through ``/proc/self/clear_refs`` just before
+   the call; elsewhere ``ru_maxrss``), measured after the inputs exist and a short warm-up. It is a real
+   measurement of the memory the process touched, not a sum of tensor sizes. (tracemalloc would not see
+   torch's allocations; ``ru_maxrss`` alone is not used on Linux because it survives ``exec``, so a child
+   would inherit its parent's peak.)
 
 Run (from the repository root)::
 
@@ -134,20 +137,43 @@ def bench_time(batch: int, n: int, dim: int, heads: int, repeats: int, inner: in
 # ------------------------------------------------------------------------------------------------
 # Memory
 # ------------------------------------------------------------------------------------------------
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (Linux: VmHWM; elsewhere: ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource  # ru_maxrss survives exec on Linux, hence VmHWM first
+
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _reset_peak_rss() -> None:
+    """Reset the peak-RSS mark to the current RSS (Linux >= 4.0); a no-op where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def _memory_child(path: str, n: int, dim: int, heads: int) -> None:
     """Run one forward in this (fresh) process and print the growth of the peak RSS, as JSON."""
-    import resource
-
     torch.manual_seed(0)
     m = MultiHeadSelfAttention(dim, heads).eval()
     x = torch.randn(1, n, dim)
     with torch.no_grad():
         m(x[:, :64], return_attention=path == "explicit")  # warm-up on a short sequence (kernels, thread pool)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _reset_peak_rss()
+        before = _peak_rss_bytes()
         out = m(x, return_attention=path == "explicit")
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = _peak_rss_bytes()
     del out
-    print(json.dumps({"path": path, "peak_growth_bytes": (after - before) * 1024}))
+    print(json.dumps({"path": path, "peak_growth_bytes": after - before}))
 
 
 def bench_memory(n: int, dim: int, heads: int, device: torch.device) -> None:
@@ -175,7 +201,8 @@ def bench_memory(n: int, dim: int, heads: int, device: torch.device) -> None:
                                    "--mem-dim", str(dim), "--mem-heads", str(heads)],
                                   capture_output=True, text=True, check=True)
             peaks[path] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_growth_bytes"]
-        method = "growth of peak RSS (getrusage ru_maxrss) during the call, each path in a fresh process"
+        method = ("growth of the peak resident set size (Linux VmHWM, reset just before the call) during the "
+                  "call, each path in a fresh process")
     print(f"measured as: {method}")
     for path in ("fused", "explicit"):
         print(f"  {path:9s} {peaks[path] / 2**20:9.1f} MiB  ({peaks[path] / nn_matrix:5.2f} x one N x N matrix)")

@@ -97,7 +97,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         raise ValueError(f"dropout_p={dropout_p!r} is out of range; use a probability in [0, 1)")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
 
-    scores = (q @ k.transpose(-2, -1)) * scale          # (..., Nq, Nk): how well each key matches each query
+    scores = (q * scale) @ k.transpose(-2, -1)          # (..., Nq, Nk): how well each key matches each query
     mask = check_mask(mask, tuple(scores.shape), dtype=scores.dtype)
     if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, float("-inf"))  # forbidden pairs get no weight at all
@@ -195,6 +195,8 @@ class MultiHeadSelfAttention(nn.Module):
         qkv = qkv.reshape(B, N, 3, H, hd)                    # (B, N, 3, H, hd)
         qkv = qkv.permute(2, 0, 3, 1, 4)                     # (3, B, H, N, hd)
         q, k, v = qkv.unbind(0)                              # each (B, H, N, hd)
+        if mask is not None and mask.dtype != q.dtype and mask.dtype != torch.bool:
+            mask = mask.to(q.dtype)                          # a float mask must match q (e.g. under autocast)
 
         p = self.attn_drop.p if self.training else 0.0       # dropout on the weights only while training
         weights: Optional[torch.Tensor] = None

@@ -3,6 +3,8 @@ mask semantics, permutation equivariance, gradients, dropout, and clear errors o
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -332,6 +334,22 @@ def test_bad_arguments_to_the_function() -> None:
         causal_mask(0)
 
 
+@pytest.mark.parametrize("mask", [None, "bool", "float"])
+def test_cpu_autocast_bfloat16_is_finite(mask: str | None) -> None:
+    torch.manual_seed(0)
+    m = MultiHeadSelfAttention(32, 4)
+    x = torch.randn(2, 7, 32)
+    mk = {None: None, "bool": causal_mask(7), "float": torch.zeros(7, 7).masked_fill(~causal_mask(7), float("-inf"))}[mask]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = m(x, mk)
+        explicit, w = m(x, mk, return_attention=True)
+    assert fused.dtype == torch.bfloat16
+    for t in (fused, explicit, w):
+        assert torch.isfinite(t).all()
+    torch.testing.assert_close(fused.float(), explicit.float(), rtol=5e-2, atol=5e-2)
+    torch.testing.assert_close(fused.float(), m(x, mk), rtol=5e-2, atol=5e-2)
+
+
 # ------------------------------------------------------------------------------------------------
 # GPU (skipped without CUDA)
 # ------------------------------------------------------------------------------------------------
@@ -341,10 +359,10 @@ def test_cpu_and_gpu_agree() -> None:
     m = MultiHeadSelfAttention(64, 4).eval()
     x = torch.randn(2, 50, 64)
     keep = _bool_mask(2, 1, 50, 50)
-    cpu = m(x, keep)
-    gm = m.to("cuda")
-    torch.testing.assert_close(gm(x.cuda(), keep.cuda()).cpu(), cpu, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(gm(x.cuda(), return_attention=True)[0].cpu(), m.cpu()(x), rtol=1e-4, atol=1e-4)
+    cpu_masked, cpu_explicit = m(x, keep), m(x, return_attention=True)[0]
+    gm = copy.deepcopy(m).to("cuda")
+    torch.testing.assert_close(gm(x.cuda(), keep.cuda()).cpu(), cpu_masked, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gm(x.cuda(), return_attention=True)[0].cpu(), cpu_explicit, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.gpu
@@ -358,7 +376,8 @@ def test_autocast_on_gpu_is_finite(dtype: torch.dtype) -> None:
         fused = m(x)
         explicit, w = m(x, return_attention=True)
         masked = m(x, keep)
-    for t in (fused, explicit, w, masked):
+        biased = m(x, torch.zeros(197, 197, device="cuda").masked_fill(~keep, float("-inf")))
+    for t in (fused, explicit, w, masked, biased):
         assert torch.isfinite(t).all()
     torch.testing.assert_close(fused.float(), explicit.float(), rtol=2e-2, atol=2e-2)
     fused.float().sum().backward()

@@ -1,9 +1,11 @@
-"""Reference solutions of chapter 2's exercises (shown by ``.solution()``)."""
+"""Reference solutions of chapter 2's exercises (shown by ``.solution()``).
+
+They use only ``math``, ``torch``, ``nn`` and ``F`` (and no ``typing`` names), so a learner can paste one into
+the notebook as it is."""
 
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -11,8 +13,8 @@ from torch import nn
 
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(q k^T / sqrt(d)) v with an optional boolean mask (True = keep).
+                                 mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T / sqrt(d)) v with an optional boolean mask (a tensor, True = keep, or None).
 
     Shapes: q ``(..., Nq, d)``, k ``(..., Nk, d)``, v ``(..., Nk, dv)``, mask broadcastable to
     ``(..., Nq, Nk)`` -> output ``(..., Nq, dv)``, weights ``(..., Nq, Nk)``.
