@@ -15,8 +15,10 @@ Everything here is deterministic: each case builds its inputs from a fixed seed.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import math
+import re
 import textwrap
 import zlib
 from dataclasses import dataclass, field
@@ -33,7 +35,11 @@ __all__ = [
     "Exercise",
     "Mistake",
     "NotAttempted",
+    "OpaqueValue",
+    "ValueCodecError",
     "compare_outputs",
+    "decode_value",
+    "encode_value",
     "fill_parameters",
     "run_function",
     "run_module",
@@ -439,3 +445,188 @@ class Exercise:
 
         stub.__name__ = self.name
         return stub
+
+
+# ----------------------------------------------------------------------------------------------
+# Plain-data form of inputs and outputs (used by the batch grader)
+# ----------------------------------------------------------------------------------------------
+class ValueCodecError(ValueError):
+    """Raised when a value cannot be turned into plain data, or plain data is malformed."""
+
+
+_CODEC_DTYPES: dict[str, torch.dtype] = {
+    name: getattr(torch, name)
+    for name in ("float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+                 "uint8", "int8", "int16", "int32", "int64", "bool")
+}
+_CODEC_MAX_DEPTH = 64
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+class OpaqueValue:
+    """Stands for a value the plain-data form cannot carry (a NumPy array, a module...). Its
+    class is named after the original type, so feedback reads "... but is a ndarray"; it equals
+    nothing but itself."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_OPAQUE_TYPES: dict[str, type] = {}
+
+
+def _opaque(type_name: str, text: str) -> OpaqueValue:
+    name = type_name if _IDENTIFIER.fullmatch(type_name) else "object"
+    cls = _OPAQUE_TYPES.get(name)
+    if cls is None:
+        cls = _OPAQUE_TYPES.setdefault(name, type(name, (OpaqueValue,), {}))
+    return cls(text[:200])
+
+
+def encode_value(obj: Any, *, max_bytes: int = 64 * 2**20) -> Any:
+    """Turn a case's arguments or an answer's output into JSON-ready plain data.
+
+    Carries ``None``, booleans, numbers, strings, tuples, lists, dicts and dense tensors (raw
+    bytes in base64 with dtype and shape; ``requires_grad`` is kept, strides and device are
+    not). Anything else becomes an opaque placeholder that names its type. Reading it back with
+    :func:`decode_value` executes no code (no pickle), so it is safe for untrusted outputs.
+
+    Raises :class:`ValueCodecError` when the tensors hold more than ``max_bytes`` bytes.
+    """
+    budget = [max_bytes]
+
+    def enc(x: Any, depth: int) -> Any:
+        if depth > _CODEC_MAX_DEPTH:
+            raise ValueCodecError(f"the value is nested more than {_CODEC_MAX_DEPTH} levels deep")
+        if x is None:
+            return {"t": "none"}
+        if isinstance(x, bool):
+            return {"t": "bool", "v": bool(x)}
+        if isinstance(x, int):
+            return {"t": "int", "v": int(x)}
+        if isinstance(x, float):
+            return {"t": "float", "v": float(x)}
+        if isinstance(x, str):
+            return {"t": "str", "v": str(x)}
+        if isinstance(x, torch.Tensor):
+            return enc_tensor(x)
+        if isinstance(x, (tuple, list)):
+            return {"t": "tuple" if isinstance(x, tuple) else "list", "v": [enc(v, depth + 1) for v in x]}
+        if isinstance(x, dict):
+            return {"t": "dict", "v": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in x.items()]}
+        if isinstance(x, torch.dtype):
+            return {"t": "dtype", "v": str(x).replace("torch.", "")}
+        return {"t": "opaque", "type": type(x).__name__, "v": object.__repr__(x)}
+
+    def enc_tensor(t: torch.Tensor) -> Any:
+        requires_grad = bool(t.requires_grad)
+        t = torch.Tensor.detach(t)
+        name = str(t.dtype).replace("torch.", "")
+        if t.layout != torch.strided or name not in _CODEC_DTYPES or t.device.type == "meta":
+            return {"t": "opaque", "type": "Tensor", "v": f"a {t.layout} {t.dtype} tensor on {t.device}"}
+        strided = t.numel() > 0 and not t.is_contiguous()
+        if strided:  # keep the memory layout (a transposed or expanded input is part of the case)
+            span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride()))
+            flat = t.as_strided((span,), (1,)).to("cpu").contiguous()
+        else:
+            flat = t.to("cpu").contiguous().reshape(-1)
+        budget[0] -= flat.numel() * flat.element_size()
+        if budget[0] < 0:
+            raise ValueCodecError(f"the tensors hold more than {max_bytes} bytes")
+        raw = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+        out = {"t": "tensor", "dtype": name, "shape": [int(s) for s in t.shape],
+               "requires_grad": requires_grad, "data": base64.b64encode(raw).decode("ascii")}
+        if strided:
+            out["stride"] = [int(st) for st in t.stride()]
+        return out
+
+    return enc(obj, 0)
+
+
+def decode_value(data: Any, *, max_bytes: int = 256 * 2**20) -> Any:
+    """Rebuild a value from :func:`encode_value`'s plain data. Never executes code from the data;
+    raises :class:`ValueCodecError` on anything malformed (unknown tags or dtypes, a byte count
+    that does not match the shape, more than ``max_bytes`` of tensor data)."""
+    budget = [max_bytes]
+
+    def dec(d: Any, depth: int) -> Any:
+        if depth > _CODEC_MAX_DEPTH:
+            raise ValueCodecError(f"the value is nested more than {_CODEC_MAX_DEPTH} levels deep")
+        if not isinstance(d, dict) or not isinstance(d.get("t"), str):
+            raise ValueCodecError(f"malformed value: {str(d)[:80]}")
+        tag, v = d["t"], d.get("v")
+        if tag == "none":
+            return None
+        if tag == "bool" and isinstance(v, bool):
+            return v
+        if tag == "int" and isinstance(v, int) and not isinstance(v, bool):
+            return v
+        if tag == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        if tag == "str" and isinstance(v, str):
+            return v
+        if tag in ("tuple", "list") and isinstance(v, list):
+            items = [dec(x, depth + 1) for x in v]
+            return tuple(items) if tag == "tuple" else items
+        if tag == "dict" and isinstance(v, list):
+            out = {}
+            for pair in v:
+                if not (isinstance(pair, list) and len(pair) == 2):
+                    raise ValueCodecError("malformed dict item")
+                key = dec(pair[0], depth + 1)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise ValueCodecError("a dict key is not hashable") from None
+                out[key] = dec(pair[1], depth + 1)
+            return out
+        if tag == "dtype" and v in _CODEC_DTYPES:
+            return _CODEC_DTYPES[v]
+        if tag == "opaque":
+            return _opaque(str(d.get("type", "object")), str(v))
+        if tag == "tensor":
+            return dec_tensor(d)
+        raise ValueCodecError(f"malformed value with tag {tag!r}")
+
+    def dec_tensor(d: dict) -> torch.Tensor:
+        dtype = _CODEC_DTYPES.get(d.get("dtype"))  # type: ignore[arg-type]
+        shape = d.get("shape")
+        if dtype is None or not isinstance(shape, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**40 for s in shape
+        ):
+            raise ValueCodecError(f"malformed tensor (dtype {d.get('dtype')!r}, shape {str(shape)[:40]})")
+        if len(shape) > 32:
+            raise ValueCodecError("a tensor has more than 32 dimensions")
+        stride = d.get("stride")
+        numel = math.prod(shape)
+        if stride is not None:
+            if not (isinstance(stride, list) and len(stride) == len(shape) and all(
+                    isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**40 for s in stride)) or numel == 0:
+                raise ValueCodecError(f"malformed tensor strides {str(stride)[:40]}")
+            numel = 1 + sum((n - 1) * st for n, st in zip(shape, stride))  # the storage the view spans
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        data = d.get("data")
+        if not isinstance(data, str) or len(data) > 4 * (budget[0] // 3 + 4):
+            raise ValueCodecError(f"the tensor data is missing or more than {max_bytes} bytes")
+        raw = base64.b64decode(data.encode("ascii"), validate=True)
+        if len(raw) != numel * itemsize:
+            raise ValueCodecError(f"a tensor of shape {shape} and dtype {d['dtype']} needs "
+                                  f"{numel * itemsize} bytes but {len(raw)} came")
+        budget[0] -= len(raw)
+        if budget[0] < 0:
+            raise ValueCodecError(f"the tensors hold more than {max_bytes} bytes")
+        t = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype) if raw else torch.empty(0, dtype=dtype)
+        t = t.as_strided(shape, stride) if stride is not None else t.reshape(shape)
+        if d.get("requires_grad") is True and dtype.is_floating_point:
+            t.requires_grad_(True)
+        return t
+
+    try:
+        return dec(data, 0)
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, ValueCodecError):
+            raise
+        raise ValueCodecError(f"malformed value ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,161 @@
+"""The grader's outputs: a class gradebook (CSV), one Gradescope ``results.json`` per learner, and
+a summary table for the terminal."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .runner import STATUS_TEXT, ExerciseResult, SubmissionResult
+
+
+@dataclass
+class LearnerResult:
+    """All of one learner's graded files (one per chapter) and the notes about them."""
+
+    learner: str
+    submissions: list[SubmissionResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: Optional[str] = None  # nothing of this learner could be graded
+
+    @property
+    def exercises(self) -> list[ExerciseResult]:
+        return [e for s in self.submissions for e in s.exercises]
+
+    @property
+    def score(self) -> float:
+        return sum(e.score for e in self.exercises)
+
+    @property
+    def max_score(self) -> float:
+        return sum(e.max_score for e in self.exercises)
+
+    @property
+    def status(self) -> str:
+        """``ok``; ``flagged`` (an answer hung, crashed or did something not allowed, or protected
+        files changed while it ran); ``error`` (a file could not be graded at all)."""
+        if self.error or any(s.error for s in self.submissions) or not self.submissions:
+            return "error"
+        if any(s.flagged or s.sandbox.get("tampered") for s in self.submissions):
+            return "flagged"
+        return "ok"
+
+    def all_notes(self) -> list[str]:
+        notes = list(self.notes)
+        for s in self.submissions:
+            if s.error:
+                notes.append(f"{s.path.name}: {s.error.splitlines()[0]}")
+            notes.extend(f"{s.path.name}: {n}" for n in s.notes)
+            for e in s.exercises:
+                if e.status != "passed":
+                    notes.append(f"{e.name}: {STATUS_TEXT.get(e.status, e.status)}"
+                                 + (f" - {e.reason}" if e.reason and e.reason != STATUS_TEXT.get(e.status) else ""))
+        return notes
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+
+
+def exercise_columns(chapters: list[str]) -> list[str]:
+    """Every exercise id of the graded chapters, in chapter then registry order."""
+    from .runner import chapter_exercises
+
+    return [ex.id for ch in chapters for ex in chapter_exercises(ch)]
+
+
+def write_gradebook(path: Path, results: list[LearnerResult], columns: list[str]) -> None:
+    """``learner, <one column per exercise id>, total, max_score, status, notes``; an exercise of a
+    chapter the learner did not hand in is left empty."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["learner", *columns, "total", "max_score", "status", "notes"])
+        for r in results:
+            scores = {e.id: e for e in r.exercises}
+            w.writerow([r.learner, *(_fmt(scores[c].score) if c in scores else "" for c in columns),
+                        _fmt(r.score), _fmt(r.max_score), r.status, " | ".join(r.all_notes())])
+
+
+def gradescope_json(r: LearnerResult, seconds: float) -> dict:
+    """Gradescope's autograder ``results.json`` (score, execution_time, output, tests with name,
+    score, max_score, status "passed"/"failed", output, visibility), plus ``max_score`` and
+    ``extra_data`` with the grader's own status of each exercise."""
+    tests = []
+    for number, e in enumerate(r.exercises, start=1):
+        tests.append({
+            "name": f"{e.id}: {e.title}" if e.title else e.id,
+            "number": str(number),
+            "score": float(round(e.score, 4)),
+            "max_score": float(e.max_score),
+            "status": "passed" if e.status == "passed" else "failed",
+            "output": e.feedback,
+            "visibility": "visible",
+        })
+    notes = r.all_notes()
+    output = f"Score: {_fmt(r.score)} / {_fmt(r.max_score)}"
+    if notes:
+        output += "\n" + "\n".join(f"- {n}" for n in notes)
+    return {
+        "score": float(round(r.score, 4)),
+        "max_score": float(r.max_score),
+        "execution_time": round(seconds, 1),
+        "output": output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {
+            "learner": r.learner,
+            "status": r.status,
+            "files": [s.path.name for s in r.submissions],
+            "exercises": {e.id: e.status for e in r.exercises},
+            "sandbox": {s.path.name: s.sandbox for s in r.submissions},
+        },
+    }
+
+
+def write_learner(out: Path, r: LearnerResult) -> Path:
+    """``OUT/<learner>/results.json`` and ``OUT/<learner>/output.txt`` (the learner's captured output)."""
+    folder = out / r.learner
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds = sum(s.seconds for s in r.submissions)
+    path = folder / "results.json"
+    path.write_text(json.dumps(gradescope_json(r, seconds), indent=2), encoding="utf-8")
+    text = "".join(f"===== {s.path.name} =====\n{s.output}\n" for s in r.submissions)
+    (folder / "output.txt").write_text(text, encoding="utf-8")
+    return path
+
+
+def summary_table(results: list[LearnerResult], columns: list[str], width: int = 110) -> str:
+    """A plain-text table: one row per learner, one column per exercise, total and status; then the
+    notes of every learner who did not get full marks."""
+    short = [c.split(".", 1)[1] for c in columns] if len({c.split(".")[0] for c in columns}) == 1 else columns
+    name_w = max([7] + [len(r.learner) for r in results])
+    col_w = [max(5, len(s)) for s in short]
+    head = "learner".ljust(name_w) + "  " + "  ".join(s.rjust(w) for s, w in zip(short, col_w)) + "   total  status"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        scores = {e.id: e for e in r.exercises}
+        cells = []
+        for c, w in zip(columns, col_w):
+            e = scores.get(c)
+            cell = "" if e is None else (_fmt(e.score) if e.status in ("passed", "failed") else
+                                         {"not_attempted": "-", "missing": "?", "forbidden": "X", "timeout": "T",
+                                          "crashed": "C", "error": "E"}.get(e.status, "!"))
+            cells.append(cell.rjust(w))
+        total = f"{_fmt(r.score)}/{_fmt(r.max_score)}"
+        lines.append(r.learner.ljust(name_w) + "  " + "  ".join(cells) + f"  {total:>6}  {r.status}")
+    lines.append("")
+    lines.append("Legend: a number is the fraction of cases passed; - not attempted, ? no answer found, "
+                 "X not allowed (score 0), T timed out, C crashed, E could not be graded.")
+    noted = [r for r in results if r.all_notes() and (r.status != "ok" or r.score < r.max_score)]
+    if noted:
+        lines.append("")
+        lines.append("Notes:")
+        for r in noted:
+            for n in r.all_notes():
+                text = f"  {r.learner}: {n}"
+                lines.append(text if len(text) <= width else text[: width - 3] + "...")
+    return "\n".join(lines)

@@ -1,0 +1,477 @@
+"""The grader's side: start a sandboxed child per submission, read its outputs, judge them.
+
+Learner code never runs in this process. The child (``sandbox.py``) reports raw outputs as plain
+data on a pipe; this module decodes them without executing anything (``decode_value``) and
+decides every case with ``Exercise.judge`` against the reference outputs computed here. A child
+that hangs (past ``timeout`` seconds in one cell or one exercise) is killed with its whole
+process group; a child that dies (crash, ``os._exit``, the memory limit) is started again for
+the exercises that are left, skipping the cell or exercise that killed it, so one misbehaving
+answer costs only its own marks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..exercises import Exercise, all_exercises
+from ..exercises.core import CaseResult, CheckResult, ValueCodecError, decode_value, encode_value
+from .submissions import Submission, mentions
+
+SANDBOX = Path(__file__).with_name("sandbox.py")
+CORE = Path(__file__).resolve().parents[1] / "exercises" / "core.py"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+# Statuses of one exercise, and whether the answer's outputs were judged.
+JUDGED = ("passed", "failed", "not_attempted")
+STATUS_TEXT = {
+    "passed": "correct",
+    "failed": "some cases fail",
+    "not_attempted": "not attempted",
+    "missing": "no answer found",
+    "forbidden": "not allowed",
+    "timeout": "timed out",
+    "crashed": "crashed",
+    "error": "could not be graded",
+}
+
+_JUDGE_LOCK = threading.Lock()  # judging re-seeds torch's global generator (Case.args)
+
+
+@dataclass
+class Limits:
+    """What one submission may use. ``timeout``: seconds for each cell and each exercise;
+    ``memory_mb``: address space the learner's code may add to Python + torch; ``output_mb``: the
+    largest file it may write (its captured output included)."""
+
+    timeout: float = 60.0
+    memory_mb: int = 4096
+    output_mb: int = 64
+    startup_timeout: float = 180.0
+    landlock: bool = True
+    audit_hook: bool = True  # turned off only by tests that prove the other layers on their own
+
+
+@dataclass
+class ExerciseResult:
+    """The verdict on one exercise of one submission."""
+
+    id: str
+    title: str
+    status: str
+    score: float = 0.0
+    max_score: float = 1.0
+    reason: str = ""  # one line for the gradebook
+    feedback: str = ""  # the full text for the learner
+
+    @property
+    def name(self) -> str:
+        return self.id.split(".", 1)[1]
+
+
+@dataclass
+class SubmissionResult:
+    """Everything the grader found out about one learner's file."""
+
+    learner: str
+    path: Path
+    chapter: Optional[str]
+    exercises: list[ExerciseResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: Optional[str] = None  # the whole file could not be graded
+    seconds: float = 0.0
+    output: str = ""  # the learner's captured stdout/stderr (truncated)
+    sandbox: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return sum(e.score for e in self.exercises)
+
+    @property
+    def max_score(self) -> float:
+        return sum(e.max_score for e in self.exercises)
+
+    @property
+    def flagged(self) -> bool:
+        return any(e.status in ("forbidden", "timeout", "crashed") for e in self.exercises)
+
+
+@dataclass
+class ChapterPlan:
+    """A chapter's exercises, their cases as plain data and the reference outputs (computed once)."""
+
+    chapter: str
+    exercises: list[Exercise]
+    cases: dict[str, list[dict]]  # name -> [{"name", "seed", "args"}]
+    unusable: dict[str, str]  # name -> why its cases cannot be sent to a sandbox
+
+    @property
+    def names(self) -> list[str]:
+        return [ex.name for ex in self.exercises]
+
+    @classmethod
+    def build(cls, chapter: str) -> ChapterPlan:
+        exercises = chapter_exercises(chapter)
+        cases: dict[str, list[dict]] = {}
+        unusable: dict[str, str] = {}
+        for ex in exercises:
+            try:
+                cases[ex.name] = [{"name": c.name, "seed": c.seed, "args": _plain(encode_value(c.args()))}
+                                  for c in ex.cases]
+                for c in ex.cases:
+                    ex.expected(c)  # fill the cache now, in one thread
+            except Exception as exc:  # noqa: BLE001 - an exercise the grader cannot handle is reported
+                unusable[ex.name] = f"the grader cannot send this exercise's cases ({type(exc).__name__}: {exc})"
+        return cls(chapter, exercises, cases, unusable)
+
+
+def chapter_exercises(chapter: str) -> list[Exercise]:
+    """A chapter's exercises in the order its module defines them (the order of the chapter)."""
+    exercises = all_exercises(chapter)
+    try:
+        module = importlib.import_module(f"{all_exercises.__module__}.{chapter}")
+        order = {id(v): i for i, v in enumerate(vars(module).values()) if isinstance(v, Exercise)}
+    except ImportError:
+        return exercises
+    return sorted(exercises, key=lambda ex: order.get(id(ex), len(order)))
+
+
+def _plain(data: Any) -> Any:
+    """Fail early (ValueCodecError) on arguments that are not plain data: opaque values cannot be sent."""
+    text = json.dumps(data)
+    if '"t": "opaque"' in text:
+        raise ValueCodecError("an argument is not a tensor, number, string, None, tuple, list or dict")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------------
+# Judging
+# ------------------------------------------------------------------------------------------------------
+def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
+    """Decide an exercise from its cases' raw outcomes exactly as ``Exercise.test`` does."""
+    results: list[CaseResult] = []
+    for i, case in enumerate(ex.cases):
+        o = outcomes.get(i)
+        if o is None:
+            results.append(CaseResult(case.name, False, "this case did not run"))
+        elif o.get("not_attempted"):
+            return CheckResult(ex.id, "not_attempted", [CaseResult(c.name, False, "not attempted") for c in ex.cases])
+        elif "check_failure" in o:
+            results.append(CaseResult(case.name, False, str(o["check_failure"])))
+        elif "error" in o:
+            results.append(CaseResult(case.name, False, f"your code raised {o['error']}"
+                                      + (f"\nThis case checks: {case.note}" if case.note else "")))
+        elif "encode_error" in o:
+            results.append(CaseResult(case.name, False, f"the output could not be sent to the grader "
+                                                        f"({o['encode_error']})"))
+        else:
+            try:
+                got = decode_value(o.get("output"))
+            except ValueCodecError as exc:
+                results.append(CaseResult(case.name, False, f"the output could not be read ({exc})"))
+                continue
+            with _JUDGE_LOCK:
+                results.append(ex.judge(case, got))
+    status = "passed" if all(r.passed for r in results) else "failed"
+    return CheckResult(ex.id, status, results)
+
+
+def _describe_violations(violations: Sequence[dict]) -> str:
+    seen: list[str] = []
+    for v in violations:
+        text = str(v.get("detail", v))
+        if text not in seen:
+            seen.append(text)
+    more = f" (and {len(seen) - 3} more)" if len(seen) > 3 else ""
+    return "; ".join(seen[:3]) + more
+
+
+# ------------------------------------------------------------------------------------------------------
+# Running a child
+# ------------------------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    events: list[dict]
+    ended: str  # "finished", "timeout", "exit", "corrupt", "too_much_output"
+    returncode: Optional[int]
+    phase: tuple  # ("startup",), ("unit", i), ("loaded",), ("exercise", name), ("between",)
+
+
+def _child_env(scratch: Path) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "XDG_CACHE_HOME": str(scratch / ".cache"),
+        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "LANG": "C.UTF-8",
+    }
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH", "SYSTEMROOT"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _run_child(job: dict, workdir: Path, limits: Limits, max_stream: int = 512 * 2**20) -> _Run:
+    scratch = Path(job["scratch"])
+    read_fd, write_fd = os.pipe()
+    job = dict(job, result_fd=write_fd)
+    job_path = workdir / f"job-{time.monotonic_ns()}.json"
+    job_path.write_text(json.dumps(job), encoding="utf-8")
+    with open(workdir / "stdout.txt", "ab") as out, open(workdir / "stderr.txt", "ab") as err:
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-B", str(SANDBOX), str(job_path)], cwd=scratch,
+                                    env=_child_env(scratch), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    pass_fds=(write_fd,), start_new_session=True)
+        finally:
+            os.close(write_fd)
+    events: list[dict] = []
+    phase: tuple = ("startup",)
+    deadline = time.monotonic() + limits.startup_timeout
+    buf = bytearray()
+    total = 0
+    ended = "exit"
+    try:
+        # Read until the child closes the pipe (it exits): a "finished" record proves nothing by itself,
+        # since learner code can write to the pipe too.
+        while ended == "exit":
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                ended = "timeout"
+                break
+            ready, _, _ = select.select([read_fd], [], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_stream:
+                ended = "too_much_output"
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, _, rest = bytes(buf).partition(b"\n")
+                buf = bytearray(rest)
+                try:
+                    ev = json.loads(line)
+                    if not isinstance(ev, dict) or not isinstance(ev.get("ev"), str):
+                        raise ValueError("not an event")
+                except ValueError:
+                    ended = "corrupt"
+                    break
+                events.append(ev)
+                kind = ev["ev"]
+                if kind == "ready":
+                    phase, deadline = ("between",), time.monotonic() + limits.timeout
+                elif kind == "unit":
+                    phase, deadline = ("unit", ev.get("i")), time.monotonic() + limits.timeout
+                elif kind == "loaded":
+                    phase = ("loaded",)
+                elif kind == "exercise":
+                    phase, deadline = ("exercise", ev.get("name")), time.monotonic() + limits.timeout
+                elif kind in ("unit_end", "exercise_end"):
+                    phase = ("between",)
+        if ended == "exit":
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                ended = "timeout"
+        if ended == "exit" and buf:
+            ended = "corrupt"  # a last record without its newline
+        if ended == "exit" and proc.returncode == 0 and events and events[-1]["ev"] == "finished":
+            ended = "finished"
+    finally:
+        os.close(read_fd)
+        if proc.poll() is None:
+            _kill(proc)
+        try:
+            job_path.unlink()
+        except OSError:
+            pass
+    return _Run(events, ended, proc.returncode, phase)
+
+
+def _death(run: _Run, limits: Limits, stderr_tail: str) -> str:
+    """Why a child stopped before finishing, in words."""
+    if run.ended == "timeout":
+        if run.phase == ("startup",):
+            return f"the sandbox did not start within {limits.startup_timeout:g} s"
+        return f"it ran for more than {limits.timeout:g} s and was stopped"
+    if run.ended == "corrupt":
+        return "it wrote to the grader's result channel (the channel's data was corrupted)"
+    if run.ended == "too_much_output":
+        return "it sent more output than the grader accepts"
+    rc = run.returncode
+    if rc is not None and rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        hint = {"SIGSEGV": " (a segmentation fault)", "SIGKILL": " (killed, perhaps out of memory)",
+                "SIGXFSZ": " (it wrote a file larger than the limit)", "SIGABRT": " (aborted)"}.get(name, "")
+        return f"the process crashed with {name}{hint}"
+    if "Fatal Python error" in stderr_tail:
+        return "the Python interpreter crashed (Fatal Python error)"
+    return f"the process exited with code {rc} (os._exit or a crash) before the grader got its results"
+
+
+def _tail(path: Path, limit: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            text = f.read().decode("utf-8", errors="replace")
+        return ("[... earlier output cut ...]\n" if size > limit else "") + text
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------------------------------------------
+# Grading one submission
+# ------------------------------------------------------------------------------------------------------
+def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroot: Path,
+                     deny_read: Sequence[str]) -> SubmissionResult:
+    """Grade one file (already loaded by :func:`~course_pkg.grading.submissions.load`)."""
+    started = time.monotonic()
+    result = SubmissionResult(sub.learner, sub.path, plan.chapter, notes=list(sub.notes))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{sub.learner[:40]}-", dir=workroot))
+    scratch = workdir / "scratch"
+    scratch.mkdir()
+    names = plan.names
+    unit_mentions = [mentions(u, names) for u in sub.units]
+
+    outcomes: dict[str, dict[int, dict]] = {n: {} for n in names}
+    ex_violations: dict[str, list[dict]] = {n: [] for n in names}
+    final: dict[str, tuple[str, str]] = {}  # name -> (status, reason) decided without judging outputs
+    unit_info: dict[int, dict] = {}
+    for n, why in plan.unusable.items():
+        final[n] = ("error", why)
+    skip_units: set[int] = set()
+    todo = [n for n in names if n not in final]
+    attempts = 0
+    while todo and attempts < len(sub.units) + len(names) + 2:
+        attempts += 1
+        job = {
+            "scratch": str(scratch), "core_path": str(CORE), "memory_mb": limits.memory_mb,
+            "fsize_mb": limits.output_mb, "deny_read": [str(p) for p in deny_read],
+            "landlock": limits.landlock, "audit_hook": limits.audit_hook, "source_kind": sub.kind,
+            "filename": sub.path.name, "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
+            "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name]}
+                          for ex in plan.exercises if ex.name in todo],
+            "todo": todo,
+        }
+        run = _run_child(job, workdir, limits)
+        progressed = False
+        current_unit: Optional[int] = None
+        for ev in run.events:
+            kind = ev["ev"]
+            violations = [v for v in ev.get("violations", []) if isinstance(v, dict)]
+            if kind == "ready":
+                result.sandbox = {k: ev.get(k) for k in ("landlock", "audit_hook", "memory_limit")}
+            elif kind == "unit":
+                current_unit = ev.get("i")
+            elif kind == "unit_end" and isinstance(ev.get("i"), int) and 0 <= ev["i"] < len(sub.units):
+                unit_info.setdefault(ev["i"], {"error": ev.get("error"), "violations": violations})
+                current_unit = None
+            elif kind in ("case", "exercise_end") and ev.get("name") in outcomes:
+                name = ev["name"]
+                ex_violations[name].extend(violations)
+                if kind == "case" and isinstance(ev.get("i"), int) and isinstance(ev.get("outcome"), dict):
+                    outcomes[name].setdefault(ev["i"], ev["outcome"])
+                elif kind == "exercise_end" and name not in final:
+                    progressed = True
+                    if ev.get("missing"):
+                        final[name] = ("missing", f"no function or class named {name} was found")
+                    elif ev.get("foreign"):
+                        final[name] = ("forbidden", f"the answer is not the learner's own code: {ev['foreign']}")
+                    else:
+                        final[name] = ("judge", "")
+            elif violations and current_unit is not None:
+                unit_info.setdefault(current_unit, {"error": None, "violations": []})["violations"].extend(violations)
+        if run.ended != "finished":
+            why = _death(run, limits, _tail(workdir / "stderr.txt", 4000))
+            phase = run.phase
+            if phase == ("startup",):
+                result.error = f"the sandbox could not start: {why}"
+                tail = _tail(workdir / "stderr.txt", 1500).strip()
+                if tail:
+                    result.error += f"\n{tail}"
+                break
+            if phase[0] == "unit" and isinstance(phase[1], int):
+                skip_units.add(phase[1])
+                unit_info.setdefault(phase[1], {"error": None, "violations": []})["error"] = why
+                progressed = True
+            elif phase[0] == "exercise" and phase[1] in outcomes and phase[1] not in final:
+                status = "timeout" if run.ended == "timeout" else "crashed"
+                final[phase[1]] = (status, why)
+                progressed = True
+            if not progressed:  # it died between steps twice in a row: give up on what is left
+                for n in todo:
+                    final.setdefault(n, ("crashed", why))
+        todo = [n for n in names if n not in final]
+
+    # -- attribute what happened while loading, then decide each exercise -------------------------------------
+    load_errors = []
+    for i, info in sorted(unit_info.items()):
+        unit = sub.units[i]
+        if info.get("error"):
+            load_errors.append(f"{unit.label} failed: {info['error']}")
+        if info.get("violations"):
+            blamed = unit_mentions[i] or set(names)
+            text = f"{unit.label}: {_describe_violations(info['violations'])}"
+            for n in blamed:
+                if final.get(n, ("",))[0] not in ("error",):
+                    final[n] = ("forbidden", text)
+    result.notes.extend(load_errors)
+    for ex in plan.exercises:
+        name = ex.name
+        status, reason = final.get(name, ("error", "the grader lost track of this exercise"))
+        if ex_violations[name] and status not in ("error",):
+            status, reason = "forbidden", _describe_violations(ex_violations[name])
+        if status == "judge":
+            check = verdict(ex, outcomes[name])
+            passed = sum(c.passed for c in check.cases)
+            score = round(check.score, 4) if check.status != "not_attempted" else 0.0
+            reason = {"passed": "", "not_attempted": "not attempted"}.get(
+                check.status, f"{passed} of {len(check.cases)} cases pass")
+            result.exercises.append(ExerciseResult(ex.id, ex.title, check.status, score, 1.0, reason,
+                                                   check.summary()))
+            continue
+        if status == "missing" and load_errors:
+            reason += " (" + "; ".join(load_errors)[:300] + ")"
+        feedback = f"[x] {ex.id}: {STATUS_TEXT.get(status, status)}: {reason}"
+        if status == "forbidden":
+            feedback += ("\nGraded code may not use the course's own code, start programs, send signals, use "
+                         "ctypes or write files outside its own folder; this exercise gets no marks.")
+        result.exercises.append(ExerciseResult(ex.id, ex.title, status, 0.0, 1.0, reason, feedback))
+    result.output = _tail(workdir / "stdout.txt", 32_000) + _tail(workdir / "stderr.txt", 16_000)
+    result.seconds = time.monotonic() - started
+    return result
