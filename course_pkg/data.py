@@ -90,14 +90,18 @@ def _random_colours(n: int, g: torch.Generator) -> torch.Tensor:
     return rgb / rgb.amax(dim=1, keepdim=True) * value
 
 
-def _segment_mask(px: torch.Tensor, py: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+def _segment_mask(dx: torch.Tensor, dy: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                   half_width: torch.Tensor) -> torch.Tensor:
-    """Pixels within ``half_width`` of the segments a->b. px, py: (H, W); a, b: (n, 2); half_width: (n,)."""
-    ax, ay = a[:, 0, None, None], a[:, 1, None, None]                  # (n, 1, 1)
-    dx, dy = (b[:, 0] - a[:, 0])[:, None, None], (b[:, 1] - a[:, 1])[:, None, None]
-    t = ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy).clamp_min(1e-6)
-    t = t.clamp(0, 1)                                                   # (n, H, W) closest point on segment
-    dist2 = (px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2
+    """Pixels within ``half_width`` of the segments a->b.
+
+    dx, dy: (q, w, w) pixel offsets from the distractor's centre; a, b: (q, 2) ends in the same frame;
+    half_width: (q,). Returns a (q, w, w) bool mask.
+    """
+    ax, ay = a[:, 0, None, None], a[:, 1, None, None]                  # (q, 1, 1)
+    ux, uy = (b[:, 0] - a[:, 0])[:, None, None], (b[:, 1] - a[:, 1])[:, None, None]
+    t = ((dx - ax) * ux + (dy - ay) * uy) / (ux * ux + uy * uy).clamp_min(1e-6)
+    t = t.clamp(0, 1)                                                   # (q, w, w) closest point on segment
+    dist2 = (dx - ax - t * ux) ** 2 + (dy - ay - t * uy) ** 2
     return dist2 <= half_width[:, None, None] ** 2
 
 
@@ -166,26 +170,30 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
     # target: its area is drawn independently of its class ("equivalent radius" 11% to 20% of the side)
     eq_radius = s * (0.11 + 0.09 * torch.rand(n, generator=g))
     unit_area = torch.tensor([_UNIT_AREA[c] for c in classes])[labels]
-    half = eq_radius * torch.sqrt(math.pi / unit_area)                     # half-size of the shape
-    margin = half + 1.0
+    half_size = eq_radius * torch.sqrt(math.pi / unit_area)                # half-size of the shape
+    margin = half_size + 1.0
     centre = margin[:, None] + (s - 2 * margin[:, None]) * torch.rand(n, 2, generator=g)
     target_colour = _random_colours(n, g)
-    # distractors: d_hi slots per image, the first `count` of them drawn
+    # distractors: d_hi slots per image, the first `count` of them drawn; each fits in a window of
+    # side 2 * reach around its centre (strokes and arcs reach 0.2 s, blobs 0.25 s)
     slots = d_hi
     count = torch.randint(d_lo, d_hi + 1, (n,), generator=g)
     kind = torch.randint(0, len(_DISTRACTOR_KINDS), (n, slots), generator=g)
     d_centre = s * torch.rand(n, slots, 2, generator=g)
     d_length = s * (0.15 + 0.25 * torch.rand(n, slots, generator=g))        # strokes, arcs: 15%-40% of side
     d_angle = 2 * math.pi * torch.rand(n, slots, 2, generator=g)
-    d_bend = (0.4 + 0.8 * torch.rand(n, slots, generator=g)) * math.pi       # bent strokes: 72-180 degrees
+    d_bend = (0.25 + 0.5 * torch.rand(n, slots, generator=g)) * math.pi      # bent strokes: 45-135 degrees
     d_width = 0.5 + 0.5 * torch.rand(n, slots, generator=g)                # half-width 0.5-1 px: thin
     d_span = (0.3 + 0.6 * torch.rand(n, slots, generator=g)) * math.pi       # arcs: 54-162 degrees
     d_blob = s * (0.06 + 0.08 * torch.rand(n, slots, generator=g))           # blob base radius
-    d_lumps = 0.3 + 0.2 * torch.rand(n, slots, 2, generator=g)              # blob lumpiness
+    d_lumps = 0.25 + 0.15 * torch.rand(n, slots, 2, generator=g)            # blob lumpiness (sum <= 0.8)
     d_colour = _random_colours(n * slots, g).view(n, slots, 3)
     pixel_noise_seed = int(torch.randint(0, 2**62, (1,), generator=g))
 
     # ---- render in chunks ------------------------------------------------------------------------------
+    reach = math.ceil(0.26 * s) + 1                         # half-side of a distractor's window, in pixels
+    win = 2 * reach
+    offs = torch.arange(win)
     coords = torch.arange(size, dtype=torch.float32) + 0.5                  # pixel centres
     py, px = torch.meshgrid(coords, coords, indexing="ij")                  # (H, W) each
     images = torch.empty(n, 3, size, size)
@@ -193,7 +201,9 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
     for start in range(0, n, chunk_size):
         sl = slice(start, min(start + chunk_size, n))
         m = sl.stop - sl.start
-        img = background[sl, :, None, None].expand(m, 3, size, size).clone()   # (m, 3, H, W)
+        # channels-last canvas with a margin of `reach` pixels, so every window lies inside it
+        side = size + win
+        canvas = background[sl, None, None, :].expand(m, side, side, 3).contiguous()
         for j in range(slots):
             active = count[sl] > j
             for t, name in enumerate(_DISTRACTOR_KINDS):
@@ -201,32 +211,38 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
                 if idx.numel() == 0:
                     continue
                 gi = idx + sl.start                                                 # index in the whole set
-                c, length, ang = d_centre[gi, j], d_length[gi, j], d_angle[gi, j]
-                hw = d_width[gi, j]
-                if name in ("stroke", "bent"):
-                    direction = torch.stack([torch.cos(ang[:, 0]), torch.sin(ang[:, 0])], dim=1)
-                    a, b = c - direction * length[:, None] / 2, c + direction * length[:, None] / 2
-                    mk = _segment_mask(px, py, a, b, hw)
-                    if name == "bent":                                              # a second arm from b
-                        turn = ang[:, 0] + math.pi - d_bend[gi, j]
-                        d2 = torch.stack([torch.cos(turn), torch.sin(turn)], dim=1)
-                        mk = mk | _segment_mask(px, py, b, b + d2 * length[:, None] * 0.6, hw)
-                elif name == "arc":
-                    radius = (length / 2)[:, None, None]
-                    dxp, dyp = px - c[:, 0, None, None], py - c[:, 1, None, None]
-                    r = torch.sqrt(dxp * dxp + dyp * dyp)
-                    theta = torch.remainder(torch.atan2(dyp, dxp) - ang[:, 0, None, None], 2 * math.pi)
-                    mk = ((r - radius).abs() <= hw[:, None, None]) & (theta <= d_span[gi, j][:, None, None])
-                else:                                                               # lumpy blob
-                    dxp, dyp = px - c[:, 0, None, None], py - c[:, 1, None, None]
-                    theta = torch.atan2(dyp, dxp)
+                c, length, ang, hw = d_centre[gi, j], d_length[gi, j], d_angle[gi, j], d_width[gi, j]
+                top_left = c.floor().long()                 # window [c - reach, c + reach) in canvas pixels
+                rows = top_left[:, 1, None] + offs                                  # (q, win)
+                cols = top_left[:, 0, None] + offs
+                # offsets of the window's pixel centres from the distractor's centre: (q, win, win)
+                dy = (rows - reach + 0.5 - c[:, 1, None]).float()[:, :, None].expand(-1, win, win)
+                dx = (cols - reach + 0.5 - c[:, 0, None]).float()[:, None, :].expand(-1, win, win)
+                half = (length / 2)[:, None]
+                d1 = torch.stack([torch.cos(ang[:, 0]), torch.sin(ang[:, 0])], dim=1)   # (q, 2)
+                if name == "stroke":                                                # a straight line
+                    mk = _segment_mask(dx, dy, -d1 * half, d1 * half, hw)
+                elif name == "bent":                                                # two arms from a corner
+                    turn = ang[:, 0] + d_bend[gi, j]
+                    d2 = torch.stack([torch.cos(turn), torch.sin(turn)], dim=1)
+                    zero = torch.zeros_like(d1)
+                    mk = _segment_mask(dx, dy, zero, d1 * half, hw) | _segment_mask(dx, dy, zero, d2 * half, hw)
+                elif name == "arc":                                                 # part of a thin circle
+                    r = torch.sqrt(dx * dx + dy * dy)
+                    theta = torch.remainder(torch.atan2(dy, dx) - ang[:, 0, None, None], 2 * math.pi)
+                    mk = ((r - half[:, :, None]).abs() <= hw[:, None, None]) & (theta <= d_span[gi, j][:, None, None])
+                else:                                                               # a lumpy blob
+                    theta = torch.atan2(dy, dx)
                     lumps = d_lumps[gi, j]
                     rim = d_blob[gi, j][:, None, None] * (
                         1 + lumps[:, 0, None, None] * torch.cos(2 * theta + ang[:, 0, None, None])
                         + lumps[:, 1, None, None] * torch.cos(3 * theta + ang[:, 1, None, None]))
-                    mk = dxp * dxp + dyp * dyp <= rim * rim
-                colour = d_colour[gi, j][:, :, None, None]                          # (q, 3, 1, 1)
-                img[idx] = torch.where(mk[:, None], colour, img[idx])
+                    mk = dx * dx + dy * dy <= rim * rim
+                # paint the distractor's pixels: flat canvas indices of the window's pixels that it covers
+                flat = ((idx[:, None, None] * side + rows[:, :, None]) * side + cols[:, None, :])[mk]
+                owner = torch.arange(idx.numel())[:, None, None].expand_as(mk)[mk]
+                canvas.view(-1, 3)[flat] = d_colour[gi, j][owner]
+        img = canvas[:, reach:reach + size, reach:reach + size].permute(0, 3, 1, 2)  # (m, 3, H, W)
         # the target, drawn last so it is fully visible and its mask is exact
         mask = torch.zeros(m, size, size, dtype=torch.bool)
         for ci, name in enumerate(classes):
@@ -234,12 +250,11 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
             if idx.numel() == 0:
                 continue
             gi = idx + sl.start
-            h = half[gi][:, None, None]
+            h = half_size[gi][:, None, None]
             u = (px - centre[gi, 0, None, None]) / h
             v = (py - centre[gi, 1, None, None]) / h
             mask[idx] = _target_mask(name, u, v)
-        img = torch.where(mask[:, None], target_colour[sl, :, None, None], img)
-        images[sl] = img
+        images[sl] = torch.where(mask[:, None], target_colour[sl, :, None, None], img)
         masks[sl] = mask
     if noise > 0:
         gn = torch.Generator().manual_seed(pixel_noise_seed)
@@ -448,22 +463,24 @@ def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bo
         FileNotFoundError: the data is not in ``root`` and ``download`` is False.
         ConnectionError: ``download=True`` but the server cannot be reached within ``timeout`` seconds.
     """
-    from torchvision import datasets
-    from torchvision.transforms import v2
-
-    if transform is None:
-        transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout={timeout!r} is not valid; use a positive number of seconds")
     root = Path(root)
     present = (root / "cifar-10-batches-py").is_dir()
     if not present and not download:
         raise FileNotFoundError(f"CIFAR-10 is not in root={str(root)!r} (no cifar-10-batches-py folder); "
                                 "pass download=True to fetch it (~170 MB, needs a network), or use the "
                                 "offline data sets make_clutter() and load_digits()")
+    if not present and not _reachable(_CIFAR_HOST, 443, timeout):
+        raise ConnectionError(f"cannot download CIFAR-10: {_CIFAR_HOST} did not answer within {timeout:g} s "
+                              "(no network?). Copy cifar-10-batches-py into root by hand, or use the "
+                              "offline data sets make_clutter() and load_digits()")
+    from torchvision import datasets  # imported only now: it takes seconds on a busy machine
+    from torchvision.transforms import v2
+
+    if transform is None:
+        transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
     if not present:
-        if not _reachable(_CIFAR_HOST, 443, timeout):
-            raise ConnectionError(f"cannot download CIFAR-10: {_CIFAR_HOST} did not answer within {timeout:g} s "
-                                  "(no network?). Copy cifar-10-batches-py into root by hand, or use the "
-                                  "offline data sets make_clutter() and load_digits()")
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(max(timeout, 30.0))      # a stalled transfer fails instead of hanging
         try:

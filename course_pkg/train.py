@@ -95,7 +95,7 @@ class SimpleCNN(nn.Module):
         layers: list[nn.Module] = []
         cin = in_chans
         for i, cout in enumerate((width, 2 * width, 4 * width)):
-            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(min(8, cout), cout), nn.ReLU()]
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.ReLU()]
             if i < 2:
                 layers.append(nn.MaxPool2d(2))
             cin = cout
@@ -478,15 +478,15 @@ _FORMAT = "course_pkg.checkpoint/1"
 
 def _check_meta(value: Any, where: str = "meta") -> None:
     """Metadata must be plain data (what ``torch.load(weights_only=True)`` and JSON both accept)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):   # exact types: subclasses pickle as code
         return
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         for i, v in enumerate(value):
             _check_meta(v, f"{where}[{i}]")
         return
-    if isinstance(value, dict):
+    if type(value) is dict:
         for k, v in value.items():
-            if not isinstance(k, str):
+            if type(k) is not str:
                 raise TypeError(f"{where} has a non-string key {k!r}; checkpoint metadata keys must be strings")
             _check_meta(v, f"{where}[{k!r}]")
         return
@@ -613,13 +613,13 @@ def _load_data(args: argparse.Namespace) -> dict[str, Any]:
         specs = {"train": {"n": n_train, **common, "seed": args.data_seed},
                  "val": {"n": n_val, **common, "seed": args.data_seed + 1} if n_val > 0 else None,
                  "test": {"n": n_test, **common, "seed": args.data_seed + 2}}
-        sets = {k: (D.make_clutter(**s) if s else None) for k, s in specs.items()}
+        sets = {k: (_as_dataset(D.make_clutter(**s), k) if s else None) for k, s in specs.items()}
         return {"sets": sets, "generator": "course_pkg.data:make_clutter", "specs": specs,
                 "model_kwargs": {"num_classes": args.num_classes, "in_chans": 3, "img_size": args.image_size}}
     if args.dataset == "digits":
         specs = {"train": {"split": "train", "seed": args.data_seed}, "val": None,
                  "test": {"split": "test", "seed": args.data_seed}}
-        sets = {k: (D.load_digits(**s) if s else None) for k, s in specs.items()}
+        sets = {k: (_as_dataset(D.load_digits(**s), k) if s else None) for k, s in specs.items()}
         return {"sets": sets, "generator": "course_pkg.data:load_digits", "specs": specs,
                 "model_kwargs": {"num_classes": 10, "in_chans": 1, "img_size": 8}}
     specs = {"train": {"root": args.data_root, "train": True}, "val": None,
@@ -704,7 +704,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
             "weight_decay": args.weight_decay, "amp": args.amp,
             "command": "python -m course_pkg.train " + shlex.join(argv),
             "test_accuracy": test_acc, "num_params": num_params, "train_time_s": round(train_time, 1),
-            "world_size": world, "device": device.type, "torch": torch.__version__,
+            "world_size": world, "device": device.type, "torch": str(torch.__version__),
             "history": history.records,
         }
         say(f"test accuracy {test_acc:.4f} ({len(data['sets']['test'])} images) | training {train_time:.1f} s")

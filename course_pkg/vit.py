@@ -1,9 +1,9 @@
 """The Vision Transformer (Dosovitskiy et al., 2021), weight-compatible with timm and torchvision.
 
 An image is cut into non-overlapping patches, each patch is projected to a token, a learnable [CLS] token is
-prepended, learnable position embeddings are added, and a stack of pre-norm Transformer blocks mixes the tokens
-with multi-head self-attention. The classifier reads the final [CLS] token (``global_pool="token"``) or the
-mean of the patch tokens (``global_pool="avg"``).
+prepended, learnable position embeddings are added, and a stack of pre-norm Transformer blocks mixes the
+tokens with multi-head self-attention. The classifier reads the final [CLS] token (``global_pool="token"``) or
+the mean of the patch tokens (``global_pool="avg"``).
 
 Parameter names and ``state_dict`` keys are timm's (``cls_token``, ``pos_embed``, ``patch_embed.proj``,
 ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``, ``blocks.{i}.attn.proj``, ``blocks.{i}.norm2``,
@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from typing import Any, Optional, Union
-from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
@@ -75,14 +75,16 @@ class PatchEmbed(nn.Module):
     ``'b c (h p1) (w p2) -> b (h w) (p1 p2 c)'``.
     """
 
-    def __init__(self, img_size: Size2 = 224, patch_size: Size2 = 16, in_chans: int = 3, embed_dim: int = 768):
+    def __init__(self, img_size: Size2 = 224, patch_size: Size2 = 16, in_chans: int = 3,
+                 embed_dim: int = 768):
         super().__init__()
         self.img_size = _pair(img_size, "img_size")
         self.patch_size = _pair(patch_size, "patch_size")
         for side, (i, p) in zip(("height", "width"), zip(self.img_size, self.patch_size)):
             if i % p:
                 raise ValueError(f"img_size={img_size!r} is not divisible by patch_size={patch_size!r} "
-                                 f"(image {side} {i} % patch {p} = {i % p}); use a size that is a multiple of {p}")
+                                 f"(image {side} {i} % patch {p} = {i % p}); "
+                                 f"use a size that is a multiple of {p}")
         self.in_chans = in_chans
         self.grid_size = (self.img_size[0] // self.patch_size[0], self.img_size[1] // self.patch_size[1])
         self.num_patches = self.grid_size[0] * self.grid_size[1]
@@ -90,8 +92,9 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
-            raise ValueError(f"expected an image batch of shape (B, C, H, W), got a {x.ndim}-D tensor of shape "
-                             f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0) for one image")
+            raise ValueError(f"expected an image batch of shape (B, C, H, W), got a {x.ndim}-D tensor of "
+                             f"shape {tuple(x.shape)}; add a batch dimension with x.unsqueeze(0) for one "
+                             "image")
         _, c, h, w = x.shape
         if c != self.in_chans:
             raise ValueError(f"input has {c} channels but the model was built with in_chans={self.in_chans}")
@@ -124,7 +127,8 @@ class Block(nn.Module):
                  drop: float = 0.0, attn_drop: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                                           proj_drop=drop)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
@@ -173,8 +177,8 @@ class VisionTransformer(nn.Module):
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0):
         super().__init__()
         if global_pool not in ("token", "avg"):
-            raise ValueError(f"global_pool={global_pool!r} is not supported; use 'token' ([CLS] token) or 'avg' "
-                             "(mean of the patch tokens)")
+            raise ValueError(f"global_pool={global_pool!r} is not supported; use 'token' ([CLS] token) or "
+                             "'avg' (mean of the patch tokens)")
         for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("depth", depth),
                             ("num_heads", num_heads)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -182,8 +186,9 @@ class VisionTransformer(nn.Module):
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes={num_classes!r} must be a non-negative int (0: no head)")
         if embed_dim % num_heads:
-            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head gets "
-                             f"embed_dim / num_heads channels, so pick num_heads among the divisors of {embed_dim}")
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head "
+                             f"gets embed_dim / num_heads channels, so pick num_heads among the divisors of "
+                             f"{embed_dim}")
         if mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio={mlp_ratio!r} must be positive")
         self.num_classes = num_classes
@@ -198,8 +203,8 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.num_patches, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
-        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate)
-                                      for _ in range(depth)])
+        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate,
+                                            attn_drop_rate) for _ in range(depth)])
         use_fc_norm = global_pool == "avg"
         self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=LN_EPS)
         self.fc_norm = nn.LayerNorm(embed_dim, eps=LN_EPS) if use_fc_norm else nn.Identity()
@@ -268,27 +273,32 @@ def _vit(size: str, patch_size: Size2, img_size: Size2, num_classes: int, **kw: 
                              **{**_SIZES[size], **kw})
 
 
-def vit_tiny(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000, **kw: Any) -> VisionTransformer:
+def vit_tiny(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000,
+             **kw: Any) -> VisionTransformer:
     """ViT-Ti: D=192, 12 blocks, 3 heads (5.7 M parameters at patch 16, 224 px, 1000 classes)."""
     return _vit("tiny", patch_size, img_size, num_classes, **kw)
 
 
-def vit_small(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000, **kw: Any) -> VisionTransformer:
+def vit_small(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000,
+              **kw: Any) -> VisionTransformer:
     """ViT-S: D=384, 12 blocks, 6 heads (22 M parameters at patch 16)."""
     return _vit("small", patch_size, img_size, num_classes, **kw)
 
 
-def vit_base(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000, **kw: Any) -> VisionTransformer:
+def vit_base(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000,
+             **kw: Any) -> VisionTransformer:
     """ViT-B: D=768, 12 blocks, 12 heads (86 M parameters at patch 16)."""
     return _vit("base", patch_size, img_size, num_classes, **kw)
 
 
-def vit_large(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000, **kw: Any) -> VisionTransformer:
+def vit_large(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000,
+              **kw: Any) -> VisionTransformer:
     """ViT-L: D=1024, 24 blocks, 16 heads (304 M parameters at patch 16)."""
     return _vit("large", patch_size, img_size, num_classes, **kw)
 
 
-def vit_huge(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000, **kw: Any) -> VisionTransformer:
+def vit_huge(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1000,
+             **kw: Any) -> VisionTransformer:
     """ViT-H: D=1280, 32 blocks, 16 heads (632 M parameters at patch 14)."""
     return _vit("huge", patch_size, img_size, num_classes, **kw)
 
@@ -296,9 +306,11 @@ def vit_huge(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1
 # ------------------------------------------------------------------------------------------------
 # Attention rollout (Abnar & Zuidema, 2020)
 # ------------------------------------------------------------------------------------------------
-def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "mean", discard_ratio: float = 0.0,
-                      add_residual: bool = True) -> torch.Tensor:
+def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "mean",
+                      discard_ratio: float = 0.0, add_residual: bool = True) -> torch.Tensor:
     """Roll attention through the layers: how much each output token draws on each input token.
+
+    Attention rollout of Abnar & Zuidema (2020, bibliography key ``abnar2020quantifying``).
 
     Each layer's heads are fused into one (B, N, N) matrix A_l; the residual connection is accounted for as
     0.5 * A_l + 0.5 * I; rows are renormalised to sum to 1; the layers are chained by matrix products,
@@ -331,8 +343,8 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
     rollout = eye.expand(b, n, n)  # (B, N, N)
     for layer, att in enumerate(attentions):
         if att.ndim != 4 or att.shape[0] != b or att.shape[-2:] != (n, n):
-            raise ValueError(f"attentions[{layer}] has shape {tuple(att.shape)}; expected (B={b}, heads, {n}, {n})"
-                             " like attentions[0]")
+            raise ValueError(f"attentions[{layer}] has shape {tuple(att.shape)}; expected "
+                             f"(B={b}, heads, {n}, {n}) like attentions[0]")
         a = fuse[head_fusion](att)  # (B, N, N)
         k = int(n * discard_ratio)  # < n, so every row keeps at least one weight
         if k > 0:
@@ -348,8 +360,8 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
 def _grid(grid_size: Size2, n_tokens: int) -> tuple[int, int]:
     gh, gw = _pair(grid_size, "grid_size")
     if gh * gw != n_tokens - 1:
-        raise ValueError(f"grid_size={grid_size!r} gives {gh * gw} patches but the maps have {n_tokens} tokens "
-                         f"(1 [CLS] + {n_tokens - 1} patches); pass model.grid_size")
+        raise ValueError(f"grid_size={grid_size!r} gives {gh * gw} patches but the maps have {n_tokens} "
+                         f"tokens (1 [CLS] + {n_tokens - 1} patches); pass model.grid_size")
     return gh, gw
 
 
@@ -381,19 +393,22 @@ _STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}  # head count of
 
 def _heads_for(embed_dim: int, source: str) -> int:
     if embed_dim not in _STANDARD_HEADS:
-        raise ValueError(f"{source}: the number of heads cannot be read from a state dict and embed_dim={embed_dim}"
-                         f" is not a standard width ({sorted(_STANDARD_HEADS)}); pass num_heads=...")
+        raise ValueError(f"{source}: the number of heads cannot be read from a state dict and "
+                         f"embed_dim={embed_dim} is not a standard width ({sorted(_STANDARD_HEADS)}); "
+                         "pass num_heads=...")
     return _STANDARD_HEADS[embed_dim]
 
 
-def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any], source: str) -> VisionTransformer:
+def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any], source: str
+                    ) -> VisionTransformer:
     """Build a course ViT from ``config`` and load ``state_dict`` strictly, with a readable error."""
     model = VisionTransformer(**config).to(next(iter(state_dict.values())).dtype)
     ours = set(model.state_dict())
     unexpected, missing = sorted(set(state_dict) - ours), sorted(ours - set(state_dict))
     if unexpected or missing:
-        raise ValueError(f"{source}: the weights do not fit a plain ViT (class token, learned position embedding, "
-                         f"global_pool 'token' or 'avg', no layer scale / qk-norm / register tokens). "
+        raise ValueError(f"{source}: the weights do not fit a plain ViT (class token, learned position "
+                         "embedding, global_pool 'token' or 'avg', no layer scale / qk-norm / register "
+                         "tokens). "
                          f"Unsupported keys: {unexpected[:6]}; missing keys: {missing[:6]}")
     try:
         model.load_state_dict(state_dict, strict=True)
@@ -402,8 +417,9 @@ def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any],
     return model
 
 
-def _from_state_dict(state_dict: dict[str, torch.Tensor], known: dict[str, Any], source: str) -> VisionTransformer:
-    """Infer a config from the shapes of a timm-keyed state dict (``known`` entries win), then build and load."""
+def _from_state_dict(state_dict: dict[str, torch.Tensor], known: dict[str, Any], source: str
+                     ) -> VisionTransformer:
+    """Infer a config from the shapes of a timm-keyed state dict (``known`` entries win); build and load."""
     for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
         if key not in state_dict:
             raise ValueError(f"{source}: the state dict has no {key!r}; is this a ViT with a class token?")
@@ -436,8 +452,8 @@ def from_timm(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **
         model_or_state_dict: a timm ``VisionTransformer`` (its config is read from it) or its ``state_dict``
             (the config is inferred from the tensor shapes: width, depth, patch size, square image size, MLP
             ratio, qkv bias, classes, pooling; the head count from the standard widths unless given).
-        **config_overrides: ``VisionTransformer`` arguments that replace the inferred ones (e.g. ``num_heads``,
-            ``img_size`` for a non-square model, ``drop_rate``).
+        **config_overrides: ``VisionTransformer`` arguments that replace the inferred ones (e.g.
+            ``num_heads``, ``img_size`` for a non-square model, ``drop_rate``).
     """
     source = "from_timm"
     if not isinstance(model_or_state_dict, nn.Module):
@@ -452,8 +468,8 @@ def from_timm(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **
     gelu_ok = all(isinstance(m, nn.GELU) and m.approximate == "none"
                   for m in tm.modules() if "gelu" in type(m).__name__.lower())
     if not (eps_ok and gelu_ok):
-        raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6 or a GELU other than the "
-                         "exact one; the course ViT's outputs would differ")
+        raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6 or a GELU other than "
+                         "the exact one; the course ViT's outputs would differ")
     known = dict(img_size=tuple(tm.patch_embed.img_size), num_heads=tm.blocks[0].attn.num_heads,
                  global_pool=tm.global_pool)
     return _from_state_dict(tm.state_dict(), {**known, **config_overrides}, source)
@@ -464,7 +480,8 @@ _TV_KEYS = [  # torchvision name -> timm name (regular expressions on the state_
     (r"^conv_proj\.", "patch_embed.proj."),
     (r"^encoder\.pos_embedding$", "pos_embed"),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.ln_1\.", r"blocks.\1.norm1."),
-    (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)$", r"blocks.\1.attn.qkv.\2"),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)$",
+     r"blocks.\1.attn.qkv.\2"),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\.", r"blocks.\1.attn.proj."),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.ln_2\.", r"blocks.\1.norm2."),
     (r"^encoder\.layers\.encoder_layer_(\d+)\.mlp\.0\.", r"blocks.\1.mlp.fc1."),
@@ -515,31 +532,28 @@ class PretrainedUnavailableError(ConnectionError):
     """Pretrained weights cannot be fetched: offline, and not in the local Hugging Face cache."""
 
 
-def _reachable(host: str, port: int, timeout: float) -> Optional[str]:
-    """None if a TCP connection to host:port opens within ``timeout`` seconds, else the reason it did not.
+def _reachable(url: str, timeout: float) -> Optional[str]:
+    """None if ``url`` answers an HTTP HEAD request (any status) within ``timeout`` seconds, else why not.
 
-    Runs in a daemon thread so that a slow DNS lookup cannot hold the caller longer than ``timeout``.
+    A full request, not just a TCP connection: some networks accept every connection and then stay silent.
+    It runs in a daemon thread, so that not even a stalled DNS lookup holds the caller past ``timeout``.
+    Proxies set in the environment (``HTTPS_PROXY``) are used, as a download would use them.
     """
     result: list[Optional[str]] = [f"no answer within {timeout:g} s"]
 
     def attempt() -> None:
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
             result[0] = None
-        except OSError as err:
-            result[0] = f"{type(err).__name__}: {err}"
+        except urllib.error.HTTPError:  # the server answered (401, 404, ...): it is reachable
+            result[0] = None
+        except Exception as err:  # URLError, timeouts, refused connections, SSL errors
+            result[0] = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
 
     thread = threading.Thread(target=attempt, daemon=True)
     thread.start()
-    thread.join(timeout + 0.5)
+    thread.join(timeout)
     return result[0]
-
-
-def _hub_endpoint() -> tuple[str, int]:
-    """The host and port a download would contact first: the HTTPS proxy if one is set, else the Hub."""
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlparse(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
 
 
 def _cached_weights(name: str) -> Optional[str]:
@@ -580,14 +594,14 @@ def load_pretrained_timm(name: str = "vit_small_patch16_224", timeout: float = 3
         raise PretrainedUnavailableError("load_pretrained_timm needs timm: pip install timm") from err
     if not timm.is_model(name.split(".")[0]):
         raise ValueError(f"name={name!r} is not a timm model; try e.g. 'vit_small_patch16_224'")
-    host, port = _hub_endpoint()
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    problem = "HF_HUB_OFFLINE is set" if offline else _reachable(host, port, timeout)
+    problem = "HF_HUB_OFFLINE is set" if offline else _reachable(endpoint, timeout)
     if problem is not None:
         cached = _cached_weights(name)
         if cached is None:
             raise PretrainedUnavailableError(
-                f"cannot download pretrained weights for {name!r}: {host}:{port} is unreachable ({problem}) and "
+                f"cannot download pretrained weights for {name!r}: {endpoint} is unreachable ({problem}) and "
                 "the weights are not in the local Hugging Face cache. Continue with a bundled model "
                 "(course_pkg.bundled.load_bundled) or run once with network access.")
         create_kwargs["pretrained_cfg_overlay"] = dict(file=cached, custom_load=False)

@@ -389,8 +389,23 @@ def _widgets() -> Any:
     return ipywidgets
 
 
+def _png_size(png: bytes) -> tuple[int, int]:
+    """``(width, height)`` in pixels, read from a PNG's header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def _image_widget(png: bytes) -> ipywidgets.Image:
-    return _widgets().Image(value=png, format="png", layout={"max_width": "100%", "height": "auto"})
+    """An Image widget shown at the PNG's own size (never stretched by its neighbours; shrinks on narrow screens)."""
+    width, _ = _png_size(png)
+    return _widgets().Image(value=png, format="png",
+                            layout={"width": f"{width}px", "max_width": "100%", "height": "auto"})
+
+
+def _page(*children: Any) -> ipywidgets.VBox:
+    """One page of a stack: its children stacked, left-aligned at their natural widths."""
+    return _widgets().VBox(list(children), layout={"align_items": "flex-start"})
 
 
 class _Explorer:
@@ -400,11 +415,6 @@ class _Explorer:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:  # older IPython front ends
-        from IPython.display import display
-
-        display(self.widget)
 
 
 def _manifest_models(prefix: str, key: str) -> dict[int, tuple[str, float]]:
@@ -482,7 +492,7 @@ class PatchSizeExplorer(_Explorer):
             model_line = (f"<p style='margin:2px 0'>model trained with {p}&times;{p} patches: <b>{cap}</b></p>"
                           if p in rollouts else
                           "<p style='margin:2px 0;color:#777'>no trained model at this patch size</p>")
-            pages.append(w.VBox([_image_widget(self.frames[p]), w.HTML(self.numbers[p].to_html() + model_line)]))
+            pages.append(_page(_image_widget(self.frames[p]), w.HTML(self.numbers[p].to_html() + model_line)))
         start = initial if initial is not None else (ref if ref in patch_sizes else patch_sizes[0])
         if start not in patch_sizes:
             raise ValueError(f"initial={start} is not one of the patch sizes {patch_sizes}")
@@ -550,8 +560,8 @@ def _prediction_text(pred: int, class_names: Optional[Sequence[str]], label: Opt
 class HeadCountExplorer(_Explorer):
     """A slider over the number of heads and a head selector: what each head attends to.
 
-    One page per head count; each page holds its own head selector (``ToggleButtons``: "all heads", "head 0",
-    ...) tied to its own inner ``Stack`` of frames, so both controls work on a static page (a stack of
+    One page per head count; each page holds its own head selector (``ToggleButtons``: "all", "0", "1", ...)
+    tied to its own inner ``Stack`` of frames, so both controls work on a static page (a stack of
     stacks, all links client-side).
 
     Args:
@@ -599,8 +609,9 @@ class HeadCountExplorer(_Explorer):
             frames = [render_head_frame(image, maps, None, cap)]
             frames += [render_head_frame(image, maps, h, cap) for h in range(n)]
             self.frames[n] = frames
-            selector = w.ToggleButtons(options=["all heads"] + [f"head {h}" for h in range(n)], index=0,
-                                       style={"button_width": "72px"})
+            selector = w.ToggleButtons(options=["all"] + [str(h) for h in range(n)], index=0, description="head",
+                                       tooltips=["every head side by side"] + [f"head {h} alone" for h in range(n)],
+                                       style={"button_width": "44px", "description_width": "initial"})
             selector.add_class(f"course-head-selector-{n}")
             inner = w.Stack([_image_widget(f) for f in frames], selected_index=0)
             self.links.append(w.jslink((selector, "index"), (inner, "selected_index")))
@@ -608,9 +619,9 @@ class HeadCountExplorer(_Explorer):
             self.selectors[n], self.inner[n] = selector, inner
             info = w.HTML(f"<p style='margin:2px 0'>embed_dim D = {d} split into H = {n} head{'s' if n > 1 else ''}"
                           f" &rarr; each head works in D / H = <b>{d // n}</b> dimensions"
-                          + (f"; test accuracy <b>{100 * accuracies[n]:.1f}%</b>" if n in accuracies else "")
-                          + "</p>")
-            pages.append(w.VBox([info, selector, inner]))
+                          + (f"<br>test accuracy of this model: <b>{100 * accuracies[n]:.1f}%</b>"
+                             if n in accuracies else "") + "</p>")
+            pages.append(_page(info, selector, inner))
         start = initial if initial is not None else self.head_counts[min(1, len(self.head_counts) - 1)]
         if start not in self.head_counts:
             raise ValueError(f"initial={start} is not one of the head counts {self.head_counts}")

@@ -1,0 +1,249 @@
+"""Chapter 6 exercises: the Vision Transformer, piece by piece.
+
+1. ``count_patches``: the token arithmetic (patches, flattened patch length, sequence length with [CLS]).
+2. ``patchify``: cut images into non-overlapping patches and flatten each one.
+3. ``embed_patches``: patch embedding, [CLS] token and position embeddings, the ViT's input sequence.
+4. ``EncoderBlock``: one pre-norm encoder layer (an ``nn.Module``) with the submodules ``norm1``, ``attn``
+   (an ``nn.ModuleDict`` with ``qkv`` and ``proj``), ``norm2`` and ``mlp`` (with ``fc1`` and ``fc2``): the
+   parameter names of timm's ViT blocks. Self-contained, since the grader runs answers without course_pkg.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import register
+from .core import Case, CheckFailure, Exercise, Mistake
+from .solutions import ch06 as ref
+
+
+# -- properties checked before the comparison, for clearer feedback -------------------------------------
+def _three_ints(out: object, args: tuple) -> None:
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise CheckFailure("return a tuple of three integers: (num_patches, patch_dim, seq_len), got "
+                           f"{type(out).__name__} {out!r}"[:200])
+
+
+def _patch_count(out: object, args: tuple) -> None:
+    images, p = args
+    if isinstance(out, torch.Tensor) and out.dim() == 3:
+        n = (images.shape[-2] // p) * (images.shape[-1] // p)
+        if out.shape[1] != n and out.shape[2] == n:
+            raise CheckFailure(f"the patches should be along dim 1 (shape (B, N, C*P*P) with N = {n}), but your "
+                               f"output has shape {tuple(out.shape)}: transpose it.")
+
+
+def _cls_first(out: object, args: tuple) -> None:
+    images, w, b, cls, pos = args
+    if not (isinstance(out, torch.Tensor) and out.shape == (images.shape[0], pos.shape[1], w.shape[0])):
+        return  # a wrong shape or type: the comparison says so
+    def close(t: torch.Tensor, ref: torch.Tensor) -> bool:
+        return bool(torch.allclose(t.double(), ref.double().expand_as(t), atol=1e-4))
+    if close(out[:, 0], cls[0, 0] + pos[0, 0]):
+        return
+    if close(out[:, -1], cls[0, 0] + pos[0, -1]) or close(out[:, -1], cls[0, 0]):
+        raise CheckFailure("the [CLS] token should come first (token 0), not last: prepend it with "
+                           "torch.cat([cls, patches], dim=1).")
+    if close(out[:, 0], cls[0, 0]):
+        raise CheckFailure("token 0 is the bare [CLS] token: add pos_embed to every token, [CLS] included "
+                           "(pos_embed has 1 + N rows, one per position).")
+    raise CheckFailure("token 0 should be the [CLS] token plus position embedding 0 "
+                       "(cls_token[0, 0] + pos_embed[0, 0]).")
+
+
+# -- the exercises ---------------------------------------------------------------------------------------
+count_patches = register(Exercise(
+    id="ch06.count_patches",
+    title="Counting tokens: patches, patch length, sequence length",
+    reference=ref.count_patches,
+    cases=[
+        Case("ViT-Base on ImageNet", lambda: (224, 16), "224 / 16 = 14 patches per side, 14 x 14 = 196 patches"),
+        Case("bigger patches", lambda: (224, 32), "224 / 32 = 7 per side; each patch holds 32 * 32 * 3 numbers"),
+        Case("small grey image", lambda: (48, 4, 1), "one channel: a 4 x 4 patch has 16 numbers"),
+        Case("patch = whole image", lambda: (32, 32), "one patch, plus [CLS]: a sequence of 2 tokens"),
+    ],
+    hints=[
+        "Stride = patch size, so there are img_size // patch_size patches along each side, and the grid is square.",
+        "A flattened patch holds every pixel of the patch in every channel: patch_size * patch_size * in_chans.",
+        "The encoder sees one more token than there are patches: the [CLS] token. "
+        "Return (num_patches, patch_dim, num_patches + 1).",
+    ],
+    properties=[_three_ints],
+    mistakes=[
+        Mistake(lambda s, p, c=3: (s // p, p * p * c, s // p + 1), "output[0] is 14 but 196 is expected",
+                "counts patches along one side only"),
+        Mistake(lambda s, p, c=3: ((s // p) ** 2, p * p, (s // p) ** 2 + 1), "output[1]", "forgets the channels"),
+        Mistake(lambda s, p, c=3: ((s // p) ** 2, p * p * c, (s // p) ** 2), "output[2]", "forgets the [CLS] token"),
+        Mistake(lambda s, p, c=3: (s // p) ** 2, "tuple of three integers", "returns only the patch count"),
+    ],
+))
+
+
+patchify = register(Exercise(
+    id="ch06.patchify",
+    title="Patchify: an image becomes a sequence of flattened patches",
+    reference=ref.patchify,
+    cases=[
+        Case("a 4 x 4 grey image, 2 x 2 patches", lambda: (torch.arange(16.0).reshape(1, 1, 4, 4), 2),
+             "pixel values 0..15 show where each pixel went: patch 0 must be [0, 1, 4, 5]"),
+        Case("two RGB images", lambda: (torch.randn(2, 3, 8, 8), 4),
+             "each patch is flattened channel first: all of channel 0, then channel 1, then channel 2"),
+        Case("patch size 3", lambda: (torch.randn(1, 3, 6, 6), 3), "any patch size that divides the image"),
+        Case("a non-square image", lambda: (torch.randn(1, 2, 4, 8), 2),
+             "patches are ordered row by row: left to right, then top to bottom"),
+    ],
+    hints=[
+        "Split each spatial axis in two with reshape: H -> (H // P, P) and W -> (W // P, P), giving "
+        "(B, C, H//P, P, W//P, P).",
+        "Then move the two grid axes to the front with permute(0, 2, 4, 1, 3, 5): (B, H//P, W//P, C, P, P).",
+        "Finally reshape to (B, (H//P) * (W//P), C * P * P). A reshape alone, without the permute, mixes "
+        "pixels from different patches.",
+    ],
+    properties=[_patch_count],
+    mistakes=[
+        Mistake(lambda x, p: x.reshape(x.shape[0], -1, x.shape[1] * p * p), "values differ",
+                "reshape without permute: mixes pixels of different patches"),
+        Mistake(lambda x, p: x.reshape(x.shape[0], x.shape[1], x.shape[2] // p, p, x.shape[3] // p, p)
+                .permute(0, 2, 4, 3, 5, 1).reshape(x.shape[0], -1, x.shape[1] * p * p), "values differ",
+                "flattens channel last (p1 p2 c) instead of channel first"),
+        Mistake(lambda x, p: ref.patchify(x, p).transpose(1, 2), "patches should be along dim 1",
+                "returns (B, C*P*P, N)"),
+    ],
+))
+
+
+def _embed_case(b: int, c: int, size: int, p: int, d: int):
+    n = (size // p) ** 2
+    return lambda: (torch.randn(b, c, size, size), torch.randn(d, c, p, p) * 0.2, torch.randn(d),
+                    torch.randn(1, 1, d), torch.randn(1, 1 + n, d))
+
+
+def _embed_without_positions(x, w, b, cls, pos):
+    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2)
+    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1)
+
+
+def _embed_cls_last(x, w, b, cls, pos):
+    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2)
+    return torch.cat([t, cls.expand(x.shape[0], -1, -1)], dim=1) + pos
+
+
+def _embed_positions_before_cls(x, w, b, cls, pos):
+    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2) + pos[:, 1:]
+    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1)
+
+
+embed_patches = register(Exercise(
+    id="ch06.embed_patches",
+    title="The ViT's input: patch embedding, [CLS] and positions",
+    reference=ref.embed_patches,
+    cases=[
+        Case("one grey 4 x 4 image", _embed_case(1, 1, 4, 2, 3), "4 patches of 2 x 2 -> 4 tokens of width 3, plus [CLS]"),
+        Case("a batch of RGB images", _embed_case(2, 3, 8, 4, 8), "every image gets the same [CLS] token"),
+        Case("more patches", _embed_case(2, 3, 12, 3, 6), "16 patches: the positions tell them apart"),
+    ],
+    hints=[
+        "First the patch embedding: F.conv2d(images, proj_weight, proj_bias, stride=P) with P = "
+        "proj_weight.shape[-1] (or patchify and multiply by proj_weight.reshape(D, -1).T, then add the bias).",
+        "Turn (B, D, gh, gw) into a sequence (B, N, D) with .flatten(2).transpose(1, 2).",
+        "Prepend the [CLS] token, expanded to the batch: torch.cat([cls_token.expand(B, -1, -1), x], dim=1); "
+        "then add pos_embed to all 1 + N tokens.",
+    ],
+    properties=[_cls_first],
+    mistakes=[
+        Mistake(_embed_without_positions, "add pos_embed to every token", "forgets the position embeddings"),
+        Mistake(_embed_cls_last, "should come first", "appends [CLS] at the end"),
+        Mistake(_embed_positions_before_cls, "[CLS] included", "adds positions to the patches only"),
+        Mistake(lambda x, w, b, c, pos: ref.embed_patches(x, w, torch.zeros_like(b), c, pos), "values differ",
+                "forgets the projection's bias"),
+    ],
+))
+
+
+# -- the encoder block ----------------------------------------------------------------------------------
+class _PostNormBlock(ref.EncoderBlock):
+    """Mistake: the original Transformer's post-norm order (LayerNorm after the residual sum)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.attention(x))
+        return self.norm2(x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](x))))
+
+
+class _NoResidualBlock(ref.EncoderBlock):
+    """Mistake: no skip connection around the attention."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.attention(self.norm1(x))
+        return x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x))))
+
+
+class _ReluBlock(ref.EncoderBlock):
+    """Mistake: ReLU in the MLP instead of GELU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp["fc2"](torch.relu(self.mlp["fc1"](self.norm2(x))))
+
+
+class _UnscaledBlock(ref.EncoderBlock):
+    """Mistake: attention scores not divided by sqrt(head_dim)."""
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        H = self.num_heads
+        q, k, v = self.attn["qkv"](x).reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4).unbind(0)
+        out = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+        return self.attn["proj"](out.transpose(1, 2).reshape(B, N, C))
+
+
+class _RenamedBlock(nn.Module):
+    """Mistake: other submodule names (the checker fills parameters by name)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+EncoderBlock = register(Exercise(
+    id="ch06.EncoderBlock",
+    title="A Transformer encoder block (pre-norm)",
+    reference=ref.EncoderBlock,
+    kind="module",
+    cases=[
+        Case("2 heads, 5 tokens", lambda: ({"dim": 8, "num_heads": 2}, (torch.randn(1, 5, 8),)),
+             "LayerNorm -> attention -> residual, then LayerNorm -> MLP -> residual"),
+        Case("one head", lambda: ({"dim": 6, "num_heads": 1}, (torch.randn(2, 3, 6),)),
+             "a single head attends with all channels"),
+        Case("4 heads, mlp_ratio 2", lambda: ({"dim": 16, "num_heads": 4, "mlp_ratio": 2.0}, (torch.randn(2, 7, 16),)),
+             "the MLP's hidden width is int(dim * mlp_ratio)"),
+    ],
+    hints=[
+        "Pre-norm: each sub-layer sees a normalised copy of x, and its output is added back to x: "
+        "x = x + attention(norm1(x)); then x = x + mlp(norm2(x)).",
+        "Use the names the checker expects: self.norm1 and self.norm2 = nn.LayerNorm(dim, eps=1e-6); "
+        "self.attn = nn.ModuleDict({'qkv': nn.Linear(dim, 3 * dim), 'proj': nn.Linear(dim, dim)}); "
+        "self.mlp = nn.ModuleDict({'fc1': nn.Linear(dim, hidden), 'fc2': nn.Linear(hidden, dim)}) with "
+        "hidden = int(dim * mlp_ratio).",
+        "The attention, as in chapter 2: qkv = self.attn['qkv'](x).reshape(B, N, 3, H, C // H); "
+        "q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0); out = F.scaled_dot_product_attention(q, k, v); "
+        "then out.transpose(1, 2).reshape(B, N, C) and self.attn['proj']. The MLP: fc1, F.gelu, fc2.",
+    ],
+    mistakes=[
+        Mistake(_PostNormBlock, "forward output values differ", "post-norm instead of pre-norm"),
+        Mistake(_NoResidualBlock, "forward output values differ", "no residual around the attention"),
+        Mistake(_ReluBlock, "forward output values differ", "ReLU instead of GELU"),
+        Mistake(_UnscaledBlock, "forward output values differ", "scores not scaled by 1/sqrt(head_dim)"),
+        Mistake(_RenamedBlock, "missing parameters", "other submodule names"),
+    ],
+))

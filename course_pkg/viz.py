@@ -1,0 +1,414 @@
+"""Drawing channel and spatial attention: SE/CBAM channel weights as bars, spatial maps over images,
+and the pointing game (does a map's peak fall on the object?).
+
+Every plotting helper builds a ``matplotlib.figure.Figure`` without pyplot and returns it (headless-safe;
+shows once in a notebook when it is a cell's last expression), like :mod:`course_pkg.plotting`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from .plotting import to_numpy
+
+__all__ = [
+    "handmade_features",
+    "image_to_numpy",
+    "plot_cbam_maps",
+    "plot_channel_weights",
+    "plot_feature_maps",
+    "plot_map_overlay",
+    "plot_pointing_game",
+    "pointing_game",
+    "upsample_maps",
+]
+
+ArrayLike = Union[torch.Tensor, np.ndarray]
+
+
+def image_to_numpy(image: ArrayLike) -> np.ndarray:
+    """An image as an ``(H, W, 3)`` (or ``(H, W)``) float array in [0, 1] for ``imshow``.
+
+    Accepts ``(3, H, W)`` or ``(1, H, W)`` tensors/arrays (channels first), ``(H, W, 3)`` arrays and
+    ``(H, W)`` grey images; uint8 values are divided by 255.
+    """
+    a = to_numpy(image)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float64) / 255.0
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise ValueError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {tuple(a.shape)}")
+    return np.clip(a.astype(np.float64), 0.0, 1.0)
+
+
+def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize attention maps to an image's size: ``(N, h, w)`` or ``(h, w)`` -> same rank at ``size``."""
+    m = torch.as_tensor(to_numpy(maps), dtype=torch.float64)
+    squeeze = m.dim() == 2
+    if squeeze:
+        m = m[None]
+    if m.dim() != 3:
+        raise ValueError(f"maps must be (N, h, w) or (h, w), got shape {tuple(m.shape)}")
+    up = F.interpolate(m[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+    return up[0] if squeeze else up
+
+
+# ------------------------------------------------------------------------------------------------
+# Channel weights
+# ------------------------------------------------------------------------------------------------
+def plot_channel_weights(weights: ArrayLike, labels: Optional[Sequence[str]] = None, *,
+                         channel_names: Optional[Sequence[str]] = None, title: Optional[str] = None,
+                         sort: bool = False, highlight: Optional[Sequence[int]] = None, xlabel: str = "channel",
+                         ylabel: str = "weight", ylim: Optional[tuple[float, float]] = None,
+                         figsize: tuple[float, float] = (7.0, 2.6)) -> Figure:
+    """Per-channel attention weights as bars (one series) or side-by-side bars (several series).
+
+    Args:
+        weights: ``(C,)`` weights, or ``(K, C)`` for ``K`` series (e.g. images, or models).
+        labels: ``K`` legend labels.
+        channel_names: ``C`` tick labels (default: the channel numbers when ``C <= 32``).
+        ylim: the value axis' range (default ``(0, 1)`` for weights, else fitted to the values).
+        sort: order the channels by the first series' weight, highest first.
+        highlight: channel indices drawn in a contrasting colour (one series only).
+
+    Returns:
+        The ``Figure``; for weights in [0, 1] a dashed line marks 0.5 (a sigmoid of zero).
+    """
+    w = to_numpy(weights).astype(np.float64)
+    if w.ndim == 1:
+        w = w[None]
+    if w.ndim != 2:
+        raise ValueError(f"weights must be (C,) or (K, C), got shape {tuple(w.shape)}")
+    k, c = w.shape
+    if labels is not None and len(labels) != k:
+        raise ValueError(f"labels has {len(labels)} entries but weights has {k} series")
+    if channel_names is not None and len(channel_names) != c:
+        raise ValueError(f"channel_names has {len(channel_names)} entries but weights has {c} channels")
+    order = np.argsort(-w[0], kind="stable") if sort else np.arange(c)
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.85 / k
+    x = np.arange(c)
+    for i in range(k):
+        colours = None
+        if highlight is not None and k == 1:
+            hl = set(int(h) for h in highlight)
+            colours = ["tab:orange" if int(ch) in hl else "tab:blue" for ch in order]
+        ax.bar(x + (i - (k - 1) / 2) * width, w[i, order], width=width, color=colours,
+               label=None if labels is None else labels[i])
+    is_weight = ylabel == "weight" and ylim is None and np.nanmin(w) >= 0 and np.nanmax(w) <= 1
+    if is_weight:
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(ylim if ylim is not None else (0, 1.0) if is_weight else
+                (min(0.0, float(np.nanmin(w)) * 1.05), float(np.nanmax(w)) * 1.05))
+    ax.set_xlim(-0.6, c - 0.4)
+    ax.set_xlabel(xlabel + (" (sorted by weight)" if sort else ""))
+    ax.set_ylabel(ylabel)
+    if channel_names is not None:
+        ax.set_xticks(x, labels=[channel_names[int(o)] for o in order], fontsize=7, rotation=60, ha="right")
+    elif c <= 32:
+        ax.set_xticks(x, labels=[str(int(o)) for o in order], fontsize=7)
+    if labels is not None:
+        ax.legend(fontsize=8, ncols=min(k, 4), loc="upper right")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_feature_maps(features: ArrayLike, names: Optional[Sequence[str]] = None, *, ncols: int = 8,
+                      cmap: str = "magma", shared_scale: bool = False, panel_size: float = 1.5,
+                      suptitle: Optional[str] = None) -> Figure:
+    """The channels of one feature map as small images: ``(C, H, W)``, one panel per channel.
+
+    Args:
+        names: ``C`` panel titles (default ``"0"``, ``"1"``, ...).
+        shared_scale: one colour scale for all panels (compare strengths); default each panel its own
+            (compare patterns).
+    """
+    f = to_numpy(features)
+    if f.ndim != 3:
+        raise ValueError(f"features must be (C, H, W), got shape {tuple(f.shape)}")
+    c = f.shape[0]
+    if names is not None and len(names) != c:
+        raise ValueError(f"names has {len(names)} entries but features has {c} channels")
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    ncols = min(ncols, c)
+    nrows = -(-c // ncols)
+    aspect = f.shape[1] / f.shape[2]
+    fig = Figure(figsize=(panel_size * ncols, panel_size * aspect * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    vmax = float(np.nanmax(f)) if shared_scale else None
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= c:
+            ax.axis("off")
+            continue
+        ax.imshow(f[i], cmap=cmap, vmin=0 if shared_scale else None, vmax=vmax)
+        ax.set_title(names[i] if names is not None else str(i), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Spatial maps on images
+# ------------------------------------------------------------------------------------------------
+def _draw_overlay(ax, image: np.ndarray, heat: np.ndarray, alpha: float, cmap: str,  # type: ignore[no-untyped-def]
+                  vmin: Optional[float], vmax: Optional[float], mask: Optional[np.ndarray] = None,
+                  mark_peak: bool = False):
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    im = ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation="bilinear")
+    if mask is not None:
+        ax.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=1.0)
+    if mark_peak:
+        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        ax.plot([c], [r], marker="x", color="red", markersize=9, mew=2.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def plot_map_overlay(image: ArrayLike, attention_map: ArrayLike, *, title: Optional[str] = None,
+                     alpha: float = 0.5, cmap: str = "jet", mask: Optional[ArrayLike] = None,
+                     mark_peak: bool = False, side_by_side: bool = True, size: float = 2.8) -> Figure:
+    """A spatial attention map ``(h, w)`` upsampled (bilinear) onto its image.
+
+    Args:
+        image: ``(3, H, W)``, ``(H, W, 3)`` or ``(H, W)`` in [0, 1].
+        attention_map: ``(h, w)``, any resolution (e.g. a CBAM map of a deep stage).
+        mask: optional ``(H, W)`` object mask, drawn as a white outline.
+        mark_peak: mark the map's maximum with a red cross (what the pointing game scores).
+        side_by_side: also show the image alone on the left.
+    """
+    img = image_to_numpy(image)
+    a = to_numpy(attention_map)
+    if a.ndim != 2:
+        raise ValueError(f"attention_map must be (h, w), got shape {tuple(a.shape)}")
+    heat = upsample_maps(a, img.shape[:2]).numpy()
+    n = 2 if side_by_side else 1
+    fig = Figure(figsize=(size * n + 0.6, size), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    if side_by_side:
+        axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        axes[0].set_title("input", fontsize=10)
+        axes[0].set_xticks([])
+        axes[0].set_yticks([])
+    m = None if mask is None else to_numpy(mask).astype(bool)
+    im = _draw_overlay(axes[-1], img, heat, alpha, cmap, None, None, m, mark_peak)
+    axes[-1].set_title(title or f"attention map ({a.shape[0]}x{a.shape[1]}, upsampled)", fontsize=10)
+    fig.colorbar(im, ax=axes[-1], shrink=0.8)
+    return fig
+
+
+def plot_cbam_maps(images: ArrayLike, channel_weights: ArrayLike, spatial_maps: ArrayLike, *,
+                   masks: Optional[ArrayLike] = None, titles: Optional[Sequence[str]] = None,
+                   alpha: float = 0.5, cmap: str = "jet", mark_peak: bool = True, size: float = 2.3) -> Figure:
+    """CBAM's two maps for a few images: one row per image: the image, its spatial map on top of it,
+    and its channel weights as bars.
+
+    Args:
+        images: ``(N, 3, H, W)`` in [0, 1].
+        channel_weights: ``(N, C)``.
+        spatial_maps: ``(N, h, w)`` (upsampled to ``H x W`` for drawing).
+        masks: optional ``(N, H, W)`` object masks (white outline).
+        titles: ``N`` row titles (e.g. the class and the prediction).
+    """
+    imgs = to_numpy(images)
+    cw = to_numpy(channel_weights)
+    sm = to_numpy(spatial_maps)
+    if imgs.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(imgs.shape)}")
+    n = imgs.shape[0]
+    if cw.ndim != 2 or cw.shape[0] != n:
+        raise ValueError(f"channel_weights must be (N, C) with N={n}, got shape {tuple(cw.shape)}")
+    if sm.ndim != 3 or sm.shape[0] != n:
+        raise ValueError(f"spatial_maps must be (N, h, w) with N={n}, got shape {tuple(sm.shape)}")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles has {len(titles)} entries but there are {n} images")
+    mk = None if masks is None else to_numpy(masks).astype(bool)
+    fig = Figure(figsize=(size * 3.6, size * n), layout="constrained")
+    axes = fig.subplots(n, 3, squeeze=False, width_ratios=[1, 1, 1.6])
+    for i in range(n):
+        img = image_to_numpy(imgs[i])
+        heat = upsample_maps(sm[i], img.shape[:2]).numpy()
+        axes[i, 0].imshow(img)
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+        axes[i, 0].set_ylabel(titles[i] if titles is not None else f"image {i}", fontsize=9)
+        _draw_overlay(axes[i, 1], img, heat, alpha, cmap, 0.0, 1.0, None if mk is None else mk[i], mark_peak)
+        axes[i, 2].bar(np.arange(cw.shape[1]), cw[i], width=1.0, color="tab:blue")
+        axes[i, 2].axhline(0.5, color="grey", lw=0.8, ls="--")
+        axes[i, 2].set_ylim(0, 1)
+        axes[i, 2].set_xlim(-0.5, cw.shape[1] - 0.5)
+        if i == 0:
+            axes[i, 0].set_title("input", fontsize=10)
+            axes[i, 1].set_title(f"spatial map ({sm.shape[1]}x{sm.shape[2]})", fontsize=10)
+            axes[i, 2].set_title("channel weights", fontsize=10)
+        if i == n - 1:
+            axes[i, 2].set_xlabel("channel")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# The pointing game
+# ------------------------------------------------------------------------------------------------
+def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: int = 0) -> dict[str, float]:
+    """Score attention maps by whether each map's peak falls inside its object mask.
+
+    Each map is upsampled (bilinear) to its mask's size and its maximum located (the first one on a
+    tie); the image is a *hit* when the mask is True there (or within ``tolerance`` pixels of a True
+    pixel). The chance rate is the hit rate of a peak drawn uniformly at random: the mean fraction of
+    the image covered by the (dilated) mask.
+
+    Args:
+        maps: ``(N, h, w)`` attention maps (higher = more attention).
+        masks: ``(N, H, W)`` object masks (bool or 0/1).
+        tolerance: pixels of slack around the mask (0: the peak must be on the object itself).
+
+    Returns:
+        ``{"score": hits / n, "chance": mean mask fraction, "hits": hits, "n": n}``.
+    """
+    m = to_numpy(maps)
+    k = to_numpy(masks)
+    if m.ndim != 3:
+        raise ValueError(f"maps must be (N, h, w), got shape {tuple(m.shape)}")
+    if k.ndim != 3:
+        raise ValueError(f"masks must be (N, H, W), got shape {tuple(k.shape)}")
+    if m.shape[0] != k.shape[0]:
+        raise ValueError(f"maps has {m.shape[0]} maps but masks has {k.shape[0]} masks; pass one mask per map")
+    if m.shape[0] == 0:
+        raise ValueError("maps and masks are empty; pass at least one map")
+    if not isinstance(tolerance, int) or isinstance(tolerance, bool) or tolerance < 0:
+        raise ValueError(f"tolerance must be a non-negative integer (pixels), got {tolerance!r}")
+    mask = torch.as_tensor(k.astype(bool))
+    if not mask.flatten(1).any(dim=1).all():
+        empty = torch.nonzero(~mask.flatten(1).any(dim=1)).flatten()[:5].tolist()
+        raise ValueError(f"masks {empty} are empty; every image needs an object to point at")
+    if tolerance > 0:
+        mask = F.max_pool2d(mask[:, None].float(), 2 * tolerance + 1, stride=1, padding=tolerance)[:, 0] > 0
+    n, hh, ww = mask.shape
+    heat = upsample_maps(m, (hh, ww)).flatten(1)                  # (N, H*W)
+    peaks = heat.argmax(dim=1)                                     # (N,) first maximum
+    hits = int(mask.flatten(1).gather(1, peaks[:, None]).sum())
+    chance = float(mask.flatten(1).float().mean(dim=1).mean())
+    return {"score": hits / n, "chance": chance, "hits": hits, "n": n}
+
+
+def _wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """A 95% Wilson interval for a proportion."""
+    p = hits / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def plot_pointing_game(results: Union[Mapping[str, float], Mapping[str, Mapping[str, float]]], *,
+                       title: Optional[str] = "pointing game", figsize: Optional[tuple[float, float]] = None) -> Figure:
+    """Pointing-game scores as bars with 95% intervals, each beside its chance rate.
+
+    Args:
+        results: one :func:`pointing_game` result, or ``{name: result}`` to compare several maps
+            (e.g. CBAM's spatial map, the feature-energy map, a random map).
+    """
+    if "score" in results:
+        results = {"attention map": results}  # type: ignore[dict-item]
+    items = list(results.items())
+    if not items:
+        raise ValueError("results is empty; pass a pointing_game() result or a dict of them")
+    for name, r in items:
+        if not isinstance(r, Mapping) or not {"score", "chance", "hits", "n"} <= set(r):
+            raise ValueError(f"results[{name!r}] is not a pointing_game() result (needs score, chance, hits, n)")
+    k = len(items)
+    fig = Figure(figsize=figsize or (1.6 + 1.5 * k, 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(k)
+    scores = [float(r["score"]) for _, r in items]
+    lo_hi = [_wilson(int(r["hits"]), int(r["n"])) for _, r in items]
+    err = np.array([[s - lo, hi - s] for s, (lo, hi) in zip(scores, lo_hi)]).T
+    ax.bar(x - 0.18, scores, width=0.36, yerr=err, capsize=3, color="tab:blue", label="score (peak on object)")
+    ax.bar(x + 0.18, [float(r["chance"]) for _, r in items], width=0.36, color="lightgrey",
+           label="chance (mean object area)")
+    for xi, s, (_, r) in zip(x, scores, items):
+        ax.text(xi - 0.18, min(s + 0.03, 0.97), f"{s:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.text(xi + 0.18, float(r["chance"]) + 0.02, f"{float(r['chance']):.2f}", ha="center", va="bottom",
+                fontsize=8)
+    ax.set_xticks(x, labels=[name for name, _ in items], fontsize=9)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("share of images")
+    ax.legend(fontsize=8, loc="upper right")
+    if title:
+        ax.set_title(f"{title} (n = {int(items[0][1]['n'])})" if len({int(r['n']) for _, r in items}) == 1
+                     else title)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# A hand-made feature map to look at (no training, no downloads)
+# ------------------------------------------------------------------------------------------------
+def _gaussian_derivative(sigma: float, theta: float, size: int) -> torch.Tensor:
+    """A first derivative of a Gaussian along direction ``theta`` (an oriented edge detector), ``(size, size)``."""
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    g = torch.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    d = -(x * math.cos(theta) + y * math.sin(theta)) / (sigma * sigma) * g
+    return d / d.abs().sum() * 2                        # unit response to a step edge of height 1
+
+
+def handmade_features(image: torch.Tensor, kernel_size: int = 15) -> tuple[torch.Tensor, list[str]]:
+    """One convolution layer with hand-made weights plus a ReLU: a ``(C, H, W)`` feature map with named channels.
+
+    A stand-in for the first stage of a trained CNN, so that a chapter has a real feature map of a photo
+    without downloading weights. The 16 filters, all applied to the RGB image with ``padding="same"``:
+
+    * 4 colour channels from colour mixes, smoothed: ``orange`` (red minus blue), ``cool`` (blue minus red,
+      above -0.15: greys, whites and blues), ``bright`` (grey level above 0.6) and ``dark`` (below 0.4);
+    * 8 fine-texture channels: derivatives of a narrow Gaussian (sigma 1 px) at 0, 45, 90, 135 degrees,
+      each with both signs (as trained first layers have), that fire on fur strands and whiskers;
+    * 4 coarse-edge channels: derivatives of a wide Gaussian (sigma 3 px) at the four orientations
+      (one sign), that fire on the outlines of large shapes.
+
+    Args:
+        image: ``(3, H, W)`` RGB in [0, 1].
+        kernel_size: odd size of the kernels.
+
+    Returns:
+        ``(features (16, H, W), names)``; every channel is non-negative (after the ReLU).
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be a (3, H, W) RGB tensor, got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    if kernel_size < 7 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd integer >= 7, got {kernel_size}")
+    k = kernel_size
+    grey = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+    r = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
+    blur = torch.exp(-(r[:, None] ** 2 + r[None] ** 2) / (2 * 2.0 ** 2))
+    blur = blur / blur.sum()
+    kernels, names = [], []
+    for name, mix, bias in (("orange", (1.0, 0.0, -1.0), 0.0), ("cool", (-1.0, 0.0, 1.0), 0.15),
+                            ("bright", tuple(grey.tolist()), -0.6), ("dark", tuple((-grey).tolist()), 0.4)):
+        kernels.append((torch.tensor(mix, dtype=torch.float64)[:, None, None] * blur, bias))
+        names.append(name)
+    for scale, sigma, signs in (("fine", 1.0, (1, -1)), ("coarse", 3.0, (1,))):
+        for deg in (0, 45, 90, 135):
+            d = _gaussian_derivative(sigma, math.radians(deg), k)
+            for s in signs:
+                kernels.append((s * grey[:, None, None] * d, 0.0))
+                names.append(f"{scale} {deg}°" + ({1: "+", -1: "-"}[s] if len(signs) == 2 else ""))
+    weight = torch.stack([w for w, _ in kernels]).float()             # (16, 3, k, k)
+    bias = torch.tensor([b for _, b in kernels], dtype=torch.float32)  # (16,)
+    x = image.float()[None]                                            # (1, 3, H, W)
+    feats = F.relu(F.conv2d(F.pad(x, (k // 2,) * 4, mode="reflect"), weight, bias))[0]  # (16, H, W)
+    return feats, names

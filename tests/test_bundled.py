@@ -1,0 +1,136 @@
+"""course_pkg.bundled: the shipped checkpoints load, and reproduce their recorded held-out accuracy."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_pkg import bundled
+from course_pkg.bundled import (
+    CHECKPOINT_DIR,
+    REQUIRED_KEYS,
+    bundled_test_data,
+    get_entry,
+    list_bundled,
+    load_bundled,
+    manifest,
+    update_manifest,
+)
+from course_pkg.train import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+CNNS = ["clutter_resnet_small_cbam", "clutter_resnet_small_none", "clutter_resnet_small_se"]
+
+
+def test_the_three_cnn_checkpoints_are_bundled() -> None:
+    names = list_bundled()
+    assert set(CNNS) <= set(names)
+    assert names == sorted(names), "entries are kept sorted by name"
+    for name in CNNS:
+        e = get_entry(name)
+        assert e["builder"] == "course_pkg.resnet:resnet_small"
+        assert e["kwargs"]["attention"] == {"none": None}.get(name.rsplit("_", 1)[1], name.rsplit("_", 1)[1])
+        assert e["command"].startswith("python -m course_pkg.train --model resnet_small")
+    # same data and same budget for the three, so they compare attention modules only
+    specs = [{k: get_entry(n)[k] for k in ("train_data", "test_data", "epochs", "batch_size", "lr", "seed")}
+             for n in CNNS]
+    assert specs[0] == specs[1] == specs[2]
+
+
+def test_manifest_entries_are_complete_and_files_small() -> None:
+    entries = manifest()
+    assert entries, "no bundled checkpoints"
+    total = 0
+    for e in entries:
+        assert all(k in e for k in REQUIRED_KEYS), e["name"]
+        path = CHECKPOINT_DIR / e["file"]
+        assert path.is_file() and path.stat().st_size == e["file_bytes"]
+        assert path.stat().st_size < 2 * 2**20, f"{e['file']} is over 2 MB"
+        assert bundled.sha256_of(path) == e["sha256"]
+        total += path.stat().st_size
+    assert total < 10 * 2**20
+
+
+def test_package_data_ships_every_checkpoint_file() -> None:
+    tomllib = pytest.importorskip("tomllib")   # Python 3.11+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = patterns["course_pkg"]
+    for path in CHECKPOINT_DIR.iterdir():
+        rel = f"checkpoints/{path.name}"
+        assert any(fnmatch.fnmatch(rel, p) for p in patterns), f"{rel} is not covered by package-data"
+
+
+@pytest.mark.parametrize("name", list_bundled())
+def test_bundled_model_reproduces_its_recorded_accuracy(name: str) -> None:
+    entry = get_entry(name)
+    model = load_bundled(name, device="cpu")
+    assert not model.training
+    data = bundled_test_data(name)
+    n = len(data.labels)
+    assert n == entry.get("test_n", n)
+    accuracy = evaluate(model, data, device="cpu")
+    assert abs(accuracy - entry["test_accuracy"]) <= 1 / n + 1e-9, (accuracy, entry["test_accuracy"])
+
+
+def test_load_bundled_errors(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="name='nope' is not a bundled model; use one of"):
+        load_bundled("nope")
+    # a damaged file is caught by its checksum
+    name = CNNS[0]
+    shutil.copy(CHECKPOINT_DIR / get_entry(name)["file"], tmp_path / get_entry(name)["file"])
+    (tmp_path / "manifest.json").write_text(json.dumps([get_entry(name)]))
+    assert load_bundled(name, device="cpu", directory=tmp_path) is not None
+    with open(tmp_path / get_entry(name)["file"], "r+b") as fh:
+        fh.seek(-20, 2)
+        fh.write(b"\0" * 8)
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        load_bundled(name, device="cpu", directory=tmp_path)
+
+
+def _entry(name: str, file: str) -> dict:
+    return {"name": name, "file": file, "builder": "course_pkg.train:simple_cnn", "kwargs": {"num_classes": 2},
+            "dataset": "clutter", "command": "python -m course_pkg.train ...", "test_accuracy": 0.5,
+            "test_data": {"generator": "course_pkg.data:make_clutter", "kwargs": {"n": 4, "num_classes": 2}}}
+
+
+def test_update_manifest_merges_by_name_in_a_stable_order(tmp_path: Path) -> None:
+    for f in ("a.pt", "b.pt"):
+        torch.save({}, tmp_path / f)
+    update_manifest(_entry("zeta", "a.pt"), tmp_path)
+    update_manifest(_entry("alpha", "b.pt"), tmp_path)
+    changed = dict(_entry("zeta", "b.pt"), test_accuracy=0.75)
+    entries = update_manifest(changed, tmp_path)
+    assert [e["name"] for e in entries] == ["alpha", "zeta"] == list_bundled(tmp_path)
+    assert get_entry("zeta", tmp_path)["test_accuracy"] == 0.75 and get_entry("zeta", tmp_path)["file"] == "b.pt"
+    assert "sha256" in entries[0] and entries[0]["file_bytes"] > 0
+    with pytest.raises(ValueError, match="missing the keys \\['test_data'\\]"):
+        update_manifest({k: v for k, v in _entry("x", "a.pt").items() if k != "test_data"}, tmp_path)
+    with pytest.raises(ValueError, match="entry\\['file'\\]='c.pt' must be the name of a file"):
+        update_manifest(_entry("x", "c.pt"), tmp_path)
+    with pytest.raises(ValueError, match="entry\\['test_accuracy'\\]=1.5"):
+        update_manifest(dict(_entry("x", "a.pt"), test_accuracy=1.5), tmp_path)
+    with pytest.raises(ValueError, match="entry\\['test_data'\\]="):
+        update_manifest(dict(_entry("x", "a.pt"), test_data={"kwargs": {}}), tmp_path)
+    with pytest.raises(TypeError, match="JSON data only"):
+        update_manifest(dict(_entry("x", "a.pt"), extra=torch.zeros(1)), tmp_path)
+    assert list_bundled(tmp_path) == ["alpha", "zeta"], "a refused entry leaves the manifest alone"
+
+
+def test_training_script_smoke_run(tmp_path: Path) -> None:
+    """The script that made the bundled checkpoints runs end to end (on a tiny budget, in a temp folder)."""
+    proc = subprocess.run([sys.executable, "scripts/train_checkpoints.py", "--only", "se", "--epochs", "1",
+                           "--n-train", "32", "--n-val", "16", "--n-test", "32", "--image-size", "24",
+                           "--batch-size", "16", "--device", "cpu", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = get_entry("clutter_resnet_small_se", tmp_path)
+    assert entry["test_n"] == 32 and "--n-train 32" in entry["command"]
+    model = load_bundled("clutter_resnet_small_se", device="cpu", directory=tmp_path)
+    assert evaluate(model, bundled_test_data("clutter_resnet_small_se", tmp_path)) == entry["test_accuracy"]
