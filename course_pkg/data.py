@@ -439,7 +439,7 @@ def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 result.append(True)
-        except OSError:
+        except Exception:  # any failure to connect means "not reachable"
             result.append(False)
 
     thread = threading.Thread(target=attempt, daemon=True)
