@@ -262,6 +262,7 @@ def test_explorers_work_in_a_real_browser(site: str, built_book: dict, tmp_path:
             assert track is not None
             page.mouse.click(track["x"] + 2, track["y"] + track["height"] / 2)
             _wait_for_sha(page, box, patch_frames[0], log, "patch explorer after a click at the track's left end")
+            page.wait_for_timeout(500)  # let the handle's slide animation finish before the picture is taken
             explorer.screenshot(path=str(shots / "patch_explorer_smallest.png"))
 
             # ---- the head-count explorer -------------------------------------------------------------
