@@ -31,7 +31,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +40,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from course_pkg.attention import MultiHeadSelfAttention  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import interleaved_times  # noqa: E402
 
 
 def build_layers(dim: int, heads: int, device: torch.device) -> dict[str, nn.Module]:
@@ -65,29 +67,10 @@ def call(name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def interleaved_medians(fns: dict[str, Callable[[], None]], repeats: int, inner: int, warmup: int,
                         device: torch.device) -> dict[str, float]:
-    """Median seconds per call of each function; the order rotates every repeat."""
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    sync(device)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            sync(device)
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fns[n]()
-            sync(device)
-            times[n].append((time.perf_counter() - t0) / inner)
+    """Median seconds per call of each function over interleaved rounds."""
+    times = interleaved_times(fns, repeats, warmup, device, inner=inner)
     return {n: statistics.median(t) for n, t in times.items()}
 
 

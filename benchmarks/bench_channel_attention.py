@@ -25,7 +25,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +34,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from course_pkg.resnet import convert_timm_state_dict, count_parameters, resnet50  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import interleaved_times  # noqa: E402
 
 # reference -> the network of ours it is compared with
 PAIRS = {"torchvision": "ours plain", "timm SE": "ours SE", "timm CBAM": "ours CBAM"}
@@ -65,31 +67,6 @@ def build_models(device: torch.device) -> dict[str, nn.Module]:
             ours.load_state_dict(mapped, strict=True)
             models[ref].load_state_dict(dict(zip(models[ref].state_dict(), mapped.values())), strict=True)
     return {k: m.to(device).eval() for k, m in models.items()}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def interleaved_medians(fns: dict[str, Callable[[], None]], repeats: int, warmup: int,
-                        device: torch.device) -> dict[str, list[float]]:
-    """Seconds per call of each function over ``repeats`` rounds; the order rotates every round."""
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    sync(device)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            sync(device)
-            t0 = time.perf_counter()
-            fns[n]()
-            sync(device)
-            times[n].append(time.perf_counter() - t0)
-    return times
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -138,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
                 m(x)
         return run
 
-    times = interleaved_medians({k: runner(m) for k, m in models.items()}, args.repeats, args.warmup, device)
+    times = interleaved_times({k: runner(m) for k, m in models.items()}, args.repeats, args.warmup, device)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\ninference time, median of {args.repeats} interleaved repeats (min-max in brackets)")
     for k, t in med.items():

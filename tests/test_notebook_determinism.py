@@ -18,11 +18,9 @@ def _printed(path: Path) -> list[str]:
     for cell in nb.cells[1:]:  # the first cell prints the environment banner, which may differ
         if cell.cell_type != "code":
             continue
-        for out in cell.outputs:
-            if out.output_type == "stream":
-                texts.append(out.text)
-            elif "text/plain" in out.get("data", {}):
-                texts.append(out["data"]["text/plain"])
+        # one string per cell: the kernel may split a cell's printed text into several stream messages
+        texts.append("".join(out.text if out.output_type == "stream" else out.get("data", {}).get("text/plain", "")
+                             for out in cell.outputs))
     return texts
 
 
