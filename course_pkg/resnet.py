@@ -110,7 +110,8 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))                          # (B, C, H', W')
         out = self.bn2(self.conv2(out))                                   # (B, C, H', W') last BN
         out = self.attn(out)                                              # re-weight the branch
-        return self.relu(out + identity)
+        out += identity                                                   # in place, as torchvision: no copy
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -142,8 +143,9 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))                          # (B, C, H, W)
         out = self.relu(self.bn2(self.conv2(out)))                        # (B, C, H', W')
         out = self.bn3(self.conv3(out))                                   # (B, 4C, H', W') last BN
-        out = self.attn(out)
-        return self.relu(out + identity)
+        out = self.attn(out)                                              # re-weight the branch
+        out += identity                                                   # in place, as torchvision: no copy
+        return self.relu(out)
 
 
 Block = Union[type[BasicBlock], type[Bottleneck]]
