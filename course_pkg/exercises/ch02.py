@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake
+from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one
 from .solutions import ch02 as ref
 
 
@@ -23,13 +23,8 @@ from .solutions import ch02 as ref
 def _weights_sum_to_one(out: object, args: tuple) -> None:
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         return  # the comparison explains what the output should be
-    w = out[1]
-    if isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all():
-        sums = w.sum(dim=-1)
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            raise CheckFailure(f"each row of weights (one query) should sum to one over the keys, but the sums are "
-                               f"{[round(s, 4) for s in sums.flatten()[:4].tolist()]}. Take the softmax over the "
-                               "last dimension, the keys (dim=-1).")
+    check_rows_sum_to_one(out[1], "each row of weights (one query) should sum to one over the keys",
+                          "Take the softmax over the last dimension, the keys (dim=-1).")
 
 
 def _masked_weights_are_zero(out: object, args: tuple) -> None:

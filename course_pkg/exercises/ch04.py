@@ -11,15 +11,12 @@ import torch
 from torch import nn
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake
+from .core import Case, Exercise, Mistake, check_in_unit_interval
 from .solutions import ch04 as ref
 
 
 def _in_unit_interval(out: object, args: tuple) -> None:
-    if isinstance(out, torch.Tensor) and out.is_floating_point() and torch.isfinite(out).all():
-        if (out <= 0).any() or (out >= 1).any():
-            raise CheckFailure(f"each channel weight must lie in (0, 1), but the values range from "
-                               f"{out.min().item():.3g} to {out.max().item():.3g}. End with a sigmoid.")
+    check_in_unit_interval(out, "each channel weight", "End with a sigmoid.")
 
 
 def _excitation_args(c: int, hidden: int, batch: int, negative: bool = False):  # type: ignore[no-untyped-def]

@@ -11,16 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake
+from .core import Case, Exercise, Mistake, check_in_unit_interval
 from .solutions import ch05 as ref
 
 
 def _in_unit_interval(out: object, args: tuple) -> None:
-    if isinstance(out, torch.Tensor) and out.is_floating_point() and torch.isfinite(out).all():
-        if (out < 0).any() or (out > 1).any():
-            raise CheckFailure(f"attention weights must lie in (0, 1), but the values range from "
-                               f"{out.min().item():.3g} to {out.max().item():.3g}. Add the two MLP outputs first, "
-                               "then apply one sigmoid.")
+    check_in_unit_interval(out, "attention weights", "Add the two MLP outputs first, then apply one sigmoid.",
+                           open_interval=False)
 
 
 def _channel_args(b: int, c: int, hidden: int, h: int, w: int, spike: bool = False):  # type: ignore[no-untyped-def]

@@ -37,6 +37,8 @@ __all__ = [
     "NotAttempted",
     "OpaqueValue",
     "ValueCodecError",
+    "check_in_unit_interval",
+    "check_rows_sum_to_one",
     "compare_outputs",
     "decode_value",
     "encode_value",
@@ -223,6 +225,27 @@ def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float 
         return
     if got != expected:
         raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
+
+
+def check_rows_sum_to_one(w: object, what: str, advice: str) -> None:
+    """Property check for weights: each row (last dimension) of a finite float tensor sums to one.
+
+    Raises :class:`CheckFailure` saying ``"{what} ... but the sums are [...]. {advice}"``; anything that is
+    not a finite float tensor is left to the comparison, which explains it better."""
+    if isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all():
+        sums = w.sum(dim=-1)
+        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+            raise CheckFailure(f"{what}, but the sums are {[round(v, 4) for v in sums.flatten()[:4].tolist()]}. "
+                               f"{advice}")
+
+
+def check_in_unit_interval(out: object, what: str, advice: str, *, open_interval: bool = True) -> None:
+    """Property check for gates: every value of a finite float tensor lies in (0, 1) (or [0, 1])."""
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and torch.isfinite(out).all():
+        outside = ((out <= 0) | (out >= 1)) if open_interval else ((out < 0) | (out > 1))
+        if outside.any():
+            raise CheckFailure(f"{what} must lie in (0, 1), but the values range from "
+                               f"{out.min().item():.3g} to {out.max().item():.3g}. {advice}")
 
 
 # ----------------------------------------------------------------------------------------------
