@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .runner import STATUS_TEXT, ExerciseResult, SubmissionResult
+from .runner import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
 
 
 @dataclass
-class LearnerResult:
+class LearnerResult(ScoreTotals):
     """All of one learner's graded files (one per chapter) and the notes about them."""
 
     learner: str
@@ -24,14 +24,6 @@ class LearnerResult:
     @property
     def exercises(self) -> list[ExerciseResult]:
         return [e for s in self.submissions for e in s.exercises]
-
-    @property
-    def score(self) -> float:
-        return sum(e.score for e in self.exercises)
-
-    @property
-    def max_score(self) -> float:
-        return sum(e.max_score for e in self.exercises)
 
     @property
     def status(self) -> str:

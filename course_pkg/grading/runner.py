@@ -80,8 +80,20 @@ class ExerciseResult:
         return self.id.split(".", 1)[1]
 
 
+class ScoreTotals:
+    """``score`` and ``max_score`` summed over the ``exercises`` (list of :class:`ExerciseResult`) of a result."""
+
+    @property
+    def score(self) -> float:
+        return sum(e.score for e in self.exercises)  # type: ignore[attr-defined]
+
+    @property
+    def max_score(self) -> float:
+        return sum(e.max_score for e in self.exercises)  # type: ignore[attr-defined]
+
+
 @dataclass
-class SubmissionResult:
+class SubmissionResult(ScoreTotals):
     """Everything the grader found out about one learner's file."""
 
     learner: str
@@ -93,14 +105,6 @@ class SubmissionResult:
     seconds: float = 0.0
     output: str = ""  # the learner's captured stdout/stderr (truncated)
     sandbox: dict = field(default_factory=dict)
-
-    @property
-    def score(self) -> float:
-        return sum(e.score for e in self.exercises)
-
-    @property
-    def max_score(self) -> float:
-        return sum(e.max_score for e in self.exercises)
 
     @property
     def flagged(self) -> bool:
