@@ -417,9 +417,10 @@ class _Explorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _manifest_models(prefix: str, key: str) -> dict[int, tuple[str, float]]:
-    """``{kwargs[key]: (name, test_accuracy)}`` of the bundled models whose name starts with ``prefix``."""
-    from .bundled import manifest
+def _bundled_models(prefix: str, key: str) -> tuple[dict[int, Any], dict[int, float]]:
+    """The bundled models whose name starts with ``prefix``, keyed by their ``kwargs[key]`` (e.g. the patch
+    size), and their recorded test accuracies: ``({value: model}, {value: accuracy})``, sorted by value."""
+    from .bundled import load_bundled, manifest
 
     found: dict[int, tuple[str, float]] = {}
     for entry in manifest():
@@ -429,7 +430,9 @@ def _manifest_models(prefix: str, key: str) -> dict[int, tuple[str, float]]:
     if not found:
         raise ValueError(f"no bundled model is named {prefix}* with a {key!r} argument; see "
                          "course_pkg.bundled.list_bundled()")
-    return dict(sorted(found.items()))
+    found = dict(sorted(found.items()))
+    models = {v: load_bundled(name, device="cpu") for v, (name, _) in found.items()}
+    return models, {v: acc for v, (_, acc) in found.items()}
 
 
 class PatchSizeExplorer(_Explorer):
@@ -542,11 +545,7 @@ class PatchSizeExplorer(_Explorer):
     @classmethod
     def from_bundled(cls, image: torch.Tensor, prefix: str = "clutter_vit_p", **kwargs: Any) -> PatchSizeExplorer:
         """Use the bundled models ``{prefix}{patch}`` (patch size read from each manifest entry's kwargs)."""
-        from .bundled import load_bundled
-
-        entries = _manifest_models(prefix, "patch_size")
-        models = {p: load_bundled(name, device="cpu") for p, (name, _) in entries.items()}
-        accuracies = {p: acc for p, (_, acc) in entries.items()}
+        models, accuracies = _bundled_models(prefix, "patch_size")
         return cls.from_models(image, models, accuracies, **kwargs)
 
 
@@ -677,9 +676,5 @@ class HeadCountExplorer(_Explorer):
     @classmethod
     def from_bundled(cls, image: torch.Tensor, prefix: str = "clutter_vit_h", **kwargs: Any) -> HeadCountExplorer:
         """Use the bundled models ``{prefix}{heads}`` (head count read from each manifest entry's kwargs)."""
-        from .bundled import load_bundled
-
-        entries = _manifest_models(prefix, "num_heads")
-        models = {n: load_bundled(name, device="cpu") for n, (name, _) in entries.items()}
-        accuracies = {n: acc for n, (_, acc) in entries.items()}
+        models, accuracies = _bundled_models(prefix, "num_heads")
         return cls.from_models(image, models, accuracies, **kwargs)
