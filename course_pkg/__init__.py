@@ -7,9 +7,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .env import banner, environment, get_device, seed_everything  # noqa: E402
-from .plotting import enable_notebook_display  # noqa: E402
+import sys  # noqa: E402
 
-enable_notebook_display()  # figures returned by the helpers show once in Jupyter and Colab
+from .env import banner, environment, get_device, seed_everything  # noqa: E402
+
+if "IPython" in sys.modules:  # in Jupyter or Colab: figures returned by the helpers show once
+    from .plotting import enable_notebook_display
+
+    enable_notebook_display()
 
 __all__ = ["__version__", "banner", "environment", "get_device", "seed_everything"]
