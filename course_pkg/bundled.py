@@ -102,14 +102,23 @@ def load_bundled(name: str, device: Union[str, torch.device, None] = None,
     return model.to(get_device(device) if not isinstance(device, torch.device) else device).eval()
 
 
-def bundled_test_data(name: str, directory: Union[str, os.PathLike, None] = None) -> Any:
+def bundled_test_data(name: str, directory: Union[str, os.PathLike, None] = None, *,
+                      device: Union[str, torch.device, None] = "cpu") -> Any:
     """The held-out set of the bundled model ``name``, drawn again from its recorded generator and arguments.
 
     For the clutter models this is a :class:`course_pkg.data.ClutterSet` ``(images, labels, masks,
     class_names)``; every result has ``.images`` and ``.labels``.
+
+    Args:
+        device: where the tensors go: ``"cpu"`` (the default, ready to plot), or the model's device, e.g.
+            ``device=next(model.parameters()).device`` or ``course_pkg.get_device()``.
     """
+    from .env import get_device
+
     spec = get_entry(name, directory)["test_data"]
-    return _import(spec["generator"])(**spec["kwargs"])
+    data = _import(spec["generator"])(**spec["kwargs"])
+    dev = device if isinstance(device, torch.device) else get_device(device)
+    return data.to(dev) if dev.type != "cpu" else data
 
 
 # ------------------------------------------------------------------------------------------------

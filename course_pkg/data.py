@@ -63,12 +63,21 @@ class ClutterSet(NamedTuple):
     masks: torch.Tensor         # (N, H, W) bool, True on the target object's pixels
     class_names: tuple[str, ...]
 
+    def to(self, device: Union[str, torch.device, None]) -> ClutterSet:
+        """The same set with images, labels and masks on ``device`` (e.g. the model's)."""
+        return ClutterSet(self.images.to(device), self.labels.to(device), self.masks.to(device),
+                          self.class_names)
+
 
 class LabelledImages(NamedTuple):
     """Images with labels (unpacks as ``images, labels``)."""
 
     images: torch.Tensor        # (N, C, H, W) float32
     labels: torch.Tensor        # (N,) int64
+
+    def to(self, device: Union[str, torch.device, None]) -> LabelledImages:
+        """The same images and labels on ``device`` (e.g. the model's)."""
+        return LabelledImages(self.images.to(device), self.labels.to(device))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -39,15 +39,7 @@ CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO_URL = CONFIG["repository"]["url"]
 
-SETUP_CELL = """\
-# Setup: installs the course package when it is missing (e.g. in Colab), then prints the environment.
-import importlib.util, os, subprocess, sys
-if importlib.util.find_spec("course_pkg") is None:
-    _source = os.environ.get("COURSE_PKG_SOURCE", "git+https://github.com/attention-course/attention-course")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", _source], check=True)
-    importlib.invalidate_caches()
-import course_pkg
-course_pkg.banner()"""
+SETUP_CELL = (ROOT / "tests" / "setup_cell.py").read_text().rstrip("\n")
 
 # What Colab preinstalls that the course may use, plus a kernel and a notebook runner.
 COLAB_PACKAGES = ["torchvision", "numpy", "matplotlib", "ipywidgets", "tqdm", "scikit-learn", "scikit-image",
