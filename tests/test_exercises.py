@@ -83,11 +83,11 @@ def test_feedback_follows_the_mistake_not_the_case() -> None:
     LayerNorm with PyTorch's default eps is not told about the MLP width."""
     excitation = exercises.get("ch04.excitation")
     text = excitation.test(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(z @ w1.T + b1) @ w2.T)).summary()
-    assert "b2" in text and "ReLU" not in text, text
+    assert "b2 is missing" in text and "cut to zero by the ReLU" not in text, text
     block = exercises.get("ch06.EncoderBlock")
     wrong_eps = next(m.answer for m in block.mistakes if "eps" in m.why)
     text = block.test(wrong_eps).summary()
-    assert "eps=1e-6" in text and "int(dim * mlp_ratio)" not in text, text
+    assert "eps=1e-6" in text and "hidden width is int(dim * mlp_ratio)" not in text, text
     # an answer that matches no recorded mistake gets the case's note, not a mistake's advice
     text = excitation.test(lambda z, w1, b1, w2, b2: torch.full((z.shape[0], w2.shape[0]), 0.3)).summary()
     assert "common mistake" not in text and "This case checks" in text, text

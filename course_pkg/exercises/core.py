@@ -224,8 +224,8 @@ def _fmt_shape(t: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
 
 
-def _fmt_value(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _fmt_value(v: Any, digits: int = 4) -> str:
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
 def _preview(t: torch.Tensor, n: int = 6) -> str:
@@ -258,13 +258,17 @@ def _around(got: torch.Tensor, expected: torch.Tensor, flat_index: int, n: int =
     row = flat_index - j
     g = got.detach().flatten()[row + lo:row + hi].tolist()
     e = expected.detach().flatten()[row + lo:row + hi].tolist()
+    digits = 4  # enough significant digits for the difference at flat_index to show
+    gi, ei = g[j - lo], e[j - lo]
+    if isinstance(gi, float) and isinstance(ei, float) and math.isfinite(gi) and math.isfinite(ei) and gi != ei:
+        digits = min(10, max(4, 2 + math.ceil(math.log10(max(abs(gi), abs(ei)) / abs(gi - ei)))))
     head = "[..., " if lo > 0 else "["
     tail = ", ...]" if hi < width else "]"
     prefix = "".join(f"{i}, " for i in idx[:-1])
     where = f"index [{prefix}{lo}] to [{prefix}{hi - 1}]" if hi - lo > 1 else f"index {idx}"
     return (f"around it ({where}):\n"
-            f"got      {head}{', '.join(_fmt_value(v) for v in g)}{tail}\n"
-            f"expected {head}{', '.join(_fmt_value(v) for v in e)}{tail}")
+            f"got      {head}{', '.join(_fmt_value(v, digits) for v in g)}{tail}\n"
+            f"expected {head}{', '.join(_fmt_value(v, digits) for v in e)}{tail}")
 
 
 def _is_int(x: Any) -> bool:
@@ -447,7 +451,7 @@ def answer_problem(answer: Any, kind: str, name: str) -> Optional[str]:
                     "each case's arguments.")
         if inspect.isclass(answer):
             if not issubclass(answer, nn.Module):
-                return (f"the class {answer.__name__} is not an nn.Module subclass: declare it as "
+                return (f"check() got the class {answer.__name__}, which is not an nn.Module subclass: declare it as "
                         f"`class {name}(nn.Module):` and call super().__init__() first in __init__.")
             return None
         kind_name = "function" if callable(answer) else type(answer).__name__
