@@ -30,6 +30,24 @@ def test_reference_passes(ex: Exercise, capsys: pytest.CaptureFixture[str]) -> N
     assert "correct" in capsys.readouterr().out
 
 
+def _zeros_like(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return torch.zeros_like(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_zeros_like(v) for v in value)
+    return type(value)(0) if isinstance(value, (int, float)) else value
+
+
+@pytest.mark.parametrize("ex", [ex for ex in ALL if ex.kind == "function"],
+                         ids=[ex.id for ex in ALL if ex.kind == "function"])
+def test_the_cases_reject_an_answer_of_the_right_shape_but_wrong_values(ex: Exercise) -> None:
+    """The reference passing its own cases proves little by itself (the expected outputs are its
+    outputs; tests/test_exercise_references.py compares it with independent implementations). Here:
+    the cases do catch an answer with the right structure and wrong values, so they can fail."""
+    result = ex.test(lambda *args: _zeros_like(ex.reference(*args)))
+    assert result.status == "failed", result.summary()
+
+
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
 def test_stub_is_not_attempted_and_does_not_raise(ex: Exercise, capsys: pytest.CaptureFixture[str]) -> None:
     result = ex.check(ex.stub())

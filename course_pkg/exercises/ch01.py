@@ -1,6 +1,8 @@
 """Chapter 1 exercises: attention as a weighted average.
 
-1. ``softmax_weights``: turn scores into weights that are positive and sum to one.
+1. ``softmax_weights``: turn scores into weights that are positive and sum to one along the last dimension,
+   stable for large scores and for rows of very different sizes (``[[1000, 999], [-1000, -1001]]``): each row
+   is shifted by its own maximum.
 2. ``weighted_average``: mix value vectors with given weights.
 3. ``attention_pool``: the whole step, query -> scores -> weights -> weighted sum.
 """
