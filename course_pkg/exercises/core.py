@@ -181,9 +181,13 @@ class CheckResult:
         lines = [f"[x] {self.exercise_id}: {sum(c.passed for c in self.cases)} of {len(self.cases)} cases pass."]
         if self.message:
             lines.append(self.message)
-        for c in self.cases:
-            if not c.passed:
-                lines.append(f"  - case '{c.name}': " + c.message.replace("\n", "\n    "))
+        failed = [c for c in self.cases if not c.passed]
+        if len(failed) > 1 and len({c.message for c in failed}) == 1:  # one cause: say it once
+            names = ", ".join(f"'{c.name}'" for c in failed)
+            lines.append(f"  - cases {names}: " + failed[0].message.replace("\n", "\n    "))
+            failed = []
+        for c in failed:
+            lines.append(f"  - case '{c.name}': " + c.message.replace("\n", "\n    "))
         lines.append("Stuck? Call .hint() for a nudge.")
         return "\n".join(lines)
 
@@ -760,13 +764,10 @@ class Exercise:
         included, is reported as a failed case. One exception is deliberate: a real Ctrl-C (a
         SIGINT arriving while the checks run, in the main thread) still interrupts, so a learner
         can stop an answer that never returns; the global random states are restored either way.
-        An answer of the wrong kind (None, a string, an instance instead of a class...) gives the
-        status ``"error"`` with a message saying what was passed and what is expected.
+        An answer of the wrong kind (None, a string, an instance instead of a class...) fails every
+        case with one message saying what was passed and what is expected (the grader's verdict on
+        the same answer is the same, since :meth:`run_case` raises that :class:`CheckFailure`).
         """
-        problem = answer_problem(answer, self.kind, self.name)
-        if problem:
-            return CheckResult(self.id, "error", [CaseResult(c.name, False, "not run") for c in self.cases],
-                               problem)
         results: list[CaseResult] = []
         with preserved_rng(), _watch_interrupts() as interrupted:
             for case in self.cases:
