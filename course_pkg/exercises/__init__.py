@@ -7,9 +7,14 @@ In a chapter::
     def softmax_weights(scores):
         raise NotImplementedError  # your code here
 
-    ex.softmax_weights.check(softmax_weights)   # feedback; never raises
-    ex.softmax_weights.hint()                   # a nudge
+    ex.softmax_weights.check(softmax_weights)   # feedback; never raises (a real Ctrl-C still interrupts)
+    ex.softmax_weights.hint()                   # the next hint, one per call, gentle first
+    ex.softmax_weights.hint(3)                  # hint 3 (the last hint gives the answer away)
     ex.softmax_weights.solution()               # the reference answer
+
+Answers may use ``math``, ``torch``, ``nn``, ``F`` and the learner's earlier exercise answers: the check runs
+in the notebook, and the batch grader runs all the exercise cells of a notebook together, in order, without
+the chapter's other cells and without ``course_pkg``.
 
 The same checks are available by id: ``check("ch01.softmax_weights", softmax_weights)``.
 Each chapter's exercises live in a module ``chNN`` here, registered with :func:`register`.
