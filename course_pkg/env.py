@@ -13,20 +13,73 @@ import torch
 __all__ = ["banner", "environment", "get_device", "seed_everything"]
 
 
-def get_device(prefer: Optional[str] = None) -> torch.device:
+ACCEPTED_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
+
+
+def _parse_device(choice: object, source: str) -> torch.device:
+    """Turn a device name into a ``torch.device`` the course supports, or raise a clear error.
+
+    ``source`` names where the value came from (``"device"`` or ``"COURSE_DEVICE"``) for the message.
+    """
+    accepted = ", ".join(repr(a) for a in ACCEPTED_DEVICES)
+    if isinstance(choice, torch.device):
+        name = str(choice)
+    elif isinstance(choice, str):
+        name = choice.strip()
+    else:
+        raise TypeError(f"{source} must be a string such as 'cpu' or 'cuda:0' (or a torch.device), got "
+                        f"{choice!r} of type {type(choice).__name__}; accepted values: {accepted}")
+    hints = {"gpu": " (for an NVIDIA GPU use 'cuda', for Apple silicon 'mps')",
+             "tpu": " (TPUs are not supported by this course; use 'cpu' or a GPU)",
+             "xla": " (TPUs are not supported by this course; use 'cpu' or a GPU)"}
+    kind, colon, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (colon and kind != "cuda") or (
+            colon and not (index.isdigit() and index.isascii())):
+        if kind.lower() in ("cpu", "cuda", "mps") and kind != kind.lower():
+            hint = f" (device names are lower case: {name.lower()!r})"
+        else:
+            hint = hints.get(kind.lower(), "")
+        raise ValueError(f"{source}={name!r} is not a device this course supports{hint}; accepted values: "
+                         f"{accepted}, with N the index of a CUDA GPU")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{source}={name!r} was asked for, but CUDA is not available here; "
+                               "use 'cpu' or leave it unset to pick automatically.")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(f"{source}={name!r} asks for CUDA GPU {int(index)}, but this machine has {count} "
+                             f"(indices 0 to {count - 1}); use one of "
+                             + ", ".join(f"'cuda:{i}'" for i in range(count)) + " or 'cuda'")
+        return torch.device(f"cuda:{int(index)}" if index else "cuda")
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RuntimeError(f"{source}={name!r} was asked for, but Apple's MPS backend is not available here "
+                               "(it needs a Mac with Apple silicon and a PyTorch built with MPS); use 'cpu', "
+                               "'cuda' on an NVIDIA GPU, or leave it unset to pick automatically.")
+    return torch.device(kind)
+
+
+def get_device(prefer: Optional[str | torch.device] = None) -> torch.device:
     """The best available device: CUDA, then Apple's MPS, then the CPU.
 
     Args:
-        prefer: force a device (``"cpu"``, ``"cuda"``, ``"mps"``); the environment variable
-            ``COURSE_DEVICE`` does the same for a whole session.
+        prefer: force a device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (GPU number N) or ``"mps"``;
+            the environment variable ``COURSE_DEVICE`` does the same for a whole session
+            (``prefer`` wins when both are set; None or an empty string picks automatically).
+
+    Raises:
+        ValueError: the name is not one of the accepted values (``'gpu'``, ``'tpu'``, ``'CPU'``...),
+            or ``cuda:N`` names a GPU this machine does not have.
+        RuntimeError: the device is named correctly but not available here (CUDA without a GPU,
+            MPS off a Mac).
+        TypeError: ``prefer`` is neither a string nor a ``torch.device``.
     """
-    choice = prefer or os.environ.get("COURSE_DEVICE")
-    if choice:
-        dev = torch.device(choice)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device={choice!r} was asked for, but CUDA is not available here; "
-                               "use 'cpu' or leave it unset to pick automatically.")
-        return dev
+    if prefer is not None and not (isinstance(prefer, str) and prefer.strip() == ""):
+        return _parse_device(prefer, "device")
+    env = os.environ.get("COURSE_DEVICE")
+    if env is not None and env.strip():
+        return _parse_device(env, "COURSE_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

@@ -30,6 +30,24 @@ def test_reference_passes(ex: Exercise, capsys: pytest.CaptureFixture[str]) -> N
     assert "correct" in capsys.readouterr().out
 
 
+def _zeros_like(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return torch.zeros_like(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_zeros_like(v) for v in value)
+    return type(value)(0) if isinstance(value, (int, float)) else value
+
+
+@pytest.mark.parametrize("ex", [ex for ex in ALL if ex.kind == "function"],
+                         ids=[ex.id for ex in ALL if ex.kind == "function"])
+def test_the_cases_reject_an_answer_of_the_right_shape_but_wrong_values(ex: Exercise) -> None:
+    """The reference passing its own cases proves little by itself (the expected outputs are its
+    outputs; tests/test_exercise_references.py compares it with independent implementations). Here:
+    the cases do catch an answer with the right structure and wrong values, so they can fail."""
+    result = ex.test(lambda *args: _zeros_like(ex.reference(*args)))
+    assert result.status == "failed", result.summary()
+
+
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
 def test_stub_is_not_attempted_and_does_not_raise(ex: Exercise, capsys: pytest.CaptureFixture[str]) -> None:
     result = ex.check(ex.stub())
@@ -42,25 +60,103 @@ def test_stub_is_not_attempted_and_does_not_raise(ex: Exercise, capsys: pytest.C
 def test_each_mistake_fails_with_a_specific_message(ex: Exercise) -> None:
     assert ex.mistakes, f"{ex.id} records no plausible mistake"
     for mistake in ex.mistakes:
-        result = ex.test(mistake.answer)
+        # the checks' own diagnostics, without the recorded mistakes' advice, must already be specific
+        result = ex.test(mistake.answer, mistake_notes=False)
         assert result.status == "failed", f"{ex.id}: the mistake '{mistake.why}' passed"
         text = result.summary()
         assert "case '" in text, text  # names the failing case
         assert mistake.expect in text, f"{ex.id}: '{mistake.why}' feedback lacks {mistake.expect!r}:\n{text}"
 
 
+def _same_output(ex: Exercise, a: object, b: object) -> bool:
+    try:
+        ex._compare(a, b)
+    except CheckFailure:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
-def test_hints_and_solution(ex: Exercise, capsys: pytest.CaptureFixture[str]) -> None:
-    assert ex.hints, f"{ex.id} has no hint"
-    ex.hint()
+def test_each_mistake_gets_its_own_advice(ex: Exercise) -> None:
+    """Feedback is chosen per mistake: a recorded mistake's answer is told that mistake's advice on at
+    least one case, and on every failing case only the advice of a mistake that gives the very same
+    output there (never a note that blames something else)."""
+    cases = {c.name: c for c in ex.cases}
+    for i, mistake in enumerate(ex.mistakes):
+        result = ex.test(mistake.answer)
+        failing = [c for c in result.cases if not c.passed and "your code raised" not in c.message]
+        own = [c for c in failing if f"common mistake: {mistake.advice}" in c.message]
+        assert own or not failing, f"{ex.id}: '{mistake.why}' never gets its own advice:\n{result.summary()}"
+        for c in failing:
+            case = cases[c.name]
+            mine = ex.mistake_output(i, case)
+            allowed = {m.advice for j, m in enumerate(ex.mistakes)
+                       if _same_output(ex, mine, ex.mistake_output(j, case))}
+            shown = [m.advice for m in ex.mistakes if f"common mistake: {m.advice}" in c.message]
+            assert shown and set(shown) <= allowed, f"{ex.id}: '{mistake.why}' on '{c.name}':\n{c.message}"
+
+
+def test_feedback_follows_the_mistake_not_the_case() -> None:
+    """The two cases of the issue: ch04 excitation without b2 is not told about the ReLU, and ch06's
+    LayerNorm with PyTorch's default eps is not told about the MLP width."""
+    excitation = exercises.get("ch04.excitation")
+    text = excitation.test(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(z @ w1.T + b1) @ w2.T)).summary()
+    assert "b2 is missing" in text and "cut to zero by the ReLU" not in text, text
+    block = exercises.get("ch06.EncoderBlock")
+    wrong_eps = next(m.answer for m in block.mistakes if "eps" in m.why)
+    text = block.test(wrong_eps).summary()
+    assert "eps=1e-6" in text and "hidden width is int(dim * mlp_ratio)" not in text, text
+    # an answer that matches no recorded mistake gets the case's note, not a mistake's advice
+    text = excitation.test(lambda z, w1, b1, w2, b2: torch.full((z.shape[0], w2.shape[0]), 0.3)).summary()
+    assert "common mistake" not in text and "This case checks" in text, text
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_hints_one_at_a_time_and_solution(ex: Exercise, capsys: pytest.CaptureFixture[str]) -> None:
+    total = len(ex.hints)
+    assert total, f"{ex.id} has no hint"
+    fresh = Exercise(ex.id, ex.title, ex.reference, ex.cases, ex.hints, ex.kind)  # its own hint counter
+    for i in range(1, total):  # hint() walks through the gentle hints, one per call
+        fresh.hint()
+        out = capsys.readouterr().out
+        assert out.startswith(f"Hint {i}/{total}: {ex.hints[i - 1]}"), out
+        assert ex.hints[-1] not in out or total == 1
+        assert ("1 hint left" if i == total - 1 else f"{total - i} hints left") in out
+    fresh.hint()  # the last hint gives the answer away: only on request
     out = capsys.readouterr().out
-    assert f"Hint 1/{len(ex.hints)}" in out
-    ex.hint(99)  # clamps to the last hint
-    assert f"Hint {len(ex.hints)}/{len(ex.hints)}" in capsys.readouterr().out
+    assert ex.hints[-1] not in out and f".hint({total})" in out, out
+    fresh.hint(total)
+    assert f"Hint {total}/{total}: {ex.hints[-1]}" in capsys.readouterr().out
+    fresh.hint(1)  # any hint again on request
+    assert f"Hint 1/{total}: {ex.hints[0]}" in capsys.readouterr().out
     ex.solution()
     out = capsys.readouterr().out
     assert "def " in out or "class " in out
     assert ex.name in ex.solution_source()
+
+
+@pytest.mark.parametrize("bad, error, fragment", [
+    ("1", TypeError, "n must be an integer from 1 to"), (1.0, TypeError, "got 1.0 of type float"),
+    (True, TypeError, "n must be an integer"), (0, ValueError, "n must be from 1 to"),
+    (99, ValueError, "got 99"), (-1, ValueError, "n must be from 1 to"),
+])
+def test_hint_rejects_a_bad_number(bad: object, error: type, fragment: str) -> None:
+    ex = exercises.get("ch01.softmax_weights")
+    with pytest.raises(error, match=fragment):
+        ex.hint(bad)  # type: ignore[arg-type]
+    with pytest.raises(error, match=fragment):
+        exercises.hint("ch01.softmax_weights", bad)  # type: ignore[arg-type]
+
+
+def test_hint_state_is_per_exercise(capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = exercises.get("ch01.softmax_weights"), exercises.get("ch01.attention_pool")
+    a._hints_shown = b._hints_shown = 0
+    a.hint()
+    a.hint()
+    b.hint()
+    out = capsys.readouterr().out.splitlines()
+    assert [line[:10] for line in out if line.startswith("Hint")] == ["Hint 1/3: ", "Hint 2/3: ", "Hint 1/3: "]
+    a._hints_shown = b._hints_shown = 0
 
 
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
@@ -76,6 +172,7 @@ def test_lookup_by_id_and_helpful_unknown_id(capsys: pytest.CaptureFixture[str])
     assert exercises.check("ch01.softmax_weights", ex.reference).passed
     exercises.hint("ch01.softmax_weights", 1)
     assert "Hint 1/" in capsys.readouterr().out
+    ex._hints_shown = 0
     with pytest.raises(KeyError, match="known ids: .*ch01.softmax_weights"):
         exercises.get("ch01.nope")
 

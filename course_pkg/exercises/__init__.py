@@ -7,9 +7,14 @@ In a chapter::
     def softmax_weights(scores):
         raise NotImplementedError  # your code here
 
-    ex.softmax_weights.check(softmax_weights)   # feedback; never raises
-    ex.softmax_weights.hint()                   # a nudge
+    ex.softmax_weights.check(softmax_weights)   # feedback; never raises (a real Ctrl-C still interrupts)
+    ex.softmax_weights.hint()                   # the next hint, one per call, gentle first
+    ex.softmax_weights.hint(3)                  # hint 3 (the last hint gives the answer away)
     ex.softmax_weights.solution()               # the reference answer
+
+Answers may use ``math``, ``torch``, ``nn``, ``F`` and the learner's earlier exercise answers: the check runs
+in the notebook, and the batch grader runs all the exercise cells of a notebook together, in order, without
+the chapter's other cells and without ``course_pkg``.
 
 The same checks are available by id: ``check("ch01.softmax_weights", softmax_weights)``.
 Each chapter's exercises live in a module ``chNN`` here, registered with :func:`register`.
@@ -54,22 +59,50 @@ def all_exercises(chapter: Optional[str] = None) -> list[Exercise]:
 
 
 def get(exercise_id: str) -> Exercise:
-    """Look an exercise up by id, with a helpful error listing the known ids."""
+    """Look an exercise up by id (``"ch01.softmax_weights"``), with a helpful error: a ``KeyError``
+    that suggests the full id for a bare name and lists the known ids."""
     _load_all()
-    try:
+    if isinstance(exercise_id, str) and exercise_id in _REGISTRY:
         return _REGISTRY[exercise_id]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown exercise id {exercise_id!r}; known ids: {known}") from None
+    known = ", ".join(sorted(_REGISTRY))
+    if not isinstance(exercise_id, str):
+        raise KeyError(f"an exercise id is a string such as 'ch01.softmax_weights', got a "
+                       f"{type(exercise_id).__name__}; known ids: {known}")
+    close = [key for key in sorted(_REGISTRY) if key.split(".", 1)[1] == exercise_id]
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    raise KeyError(f"unknown exercise id {exercise_id!r}{guess}; known ids: {known}")
 
 
-def check(exercise_id: str, answer: Any) -> CheckResult:
-    """Check ``answer`` against exercise ``exercise_id`` and print feedback (never raises)."""
-    return get(exercise_id).check(answer)
+_MISSING: Any = object()
+
+
+def check(exercise_id: str, answer: Any = _MISSING) -> CheckResult:
+    """Check ``answer`` against exercise ``exercise_id`` and print feedback.
+
+    Never raises for a learner's mistake: an unknown id, a missing answer or an answer of the
+    wrong kind prints what is wrong and returns a result with the status ``"error"`` (see
+    :meth:`Exercise.check` for the one deliberate exception, a real Ctrl-C)."""
+    problem = None
+    if not isinstance(exercise_id, str):
+        problem = ("call it as check(exercise_id, answer), e.g. check('ch01.softmax_weights', softmax_weights); "
+                   f"the first argument was a {type(exercise_id).__name__}")
+    elif answer is _MISSING:
+        problem = (f"call it as check(exercise_id, answer): pass your answer too, e.g. "
+                   f"check({exercise_id!r}, {exercise_id.split('.')[-1]})")
+    else:
+        try:
+            ex = get(exercise_id)
+        except KeyError as exc:
+            problem = str(exc.args[0])
+    if problem is not None:
+        result = CheckResult(str(exercise_id) if isinstance(exercise_id, str) else "?", "error", [], problem)
+        print(result.summary())
+        return result
+    return ex.check(answer)
 
 
 def hint(exercise_id: str, n: Optional[int] = None) -> None:
-    """Print the hints of an exercise (or hint ``n`` only)."""
+    """Print the next hint of an exercise, or hint ``n`` (see :meth:`Exercise.hint`)."""
     get(exercise_id).hint(n)
 
 

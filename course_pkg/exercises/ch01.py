@@ -1,6 +1,8 @@
 """Chapter 1 exercises: attention as a weighted average.
 
-1. ``softmax_weights``: turn scores into weights that are positive and sum to one.
+1. ``softmax_weights``: turn scores into weights that are positive and sum to one along the last dimension,
+   stable for large scores and for rows of very different sizes (``[[1000, 999], [-1000, -1001]]``): each row
+   is shifted by its own maximum.
 2. ``weighted_average``: mix value vectors with given weights.
 3. ``attention_pool``: the whole step, query -> scores -> weights -> weighted sum.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one
+from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
 from .solutions import ch01 as ref
 
 
@@ -43,6 +45,9 @@ softmax_weights = register(Exercise(
         Case("a batch of rows", lambda: (torch.randn(5, 7),), "the softmax runs along the last dimension, row by row"),
         Case("large scores", lambda: (torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, 0.0, 1000.0]]),),
              "exp(1000) overflows to inf; subtract each row's maximum first (it does not change the result)"),
+        Case("rows far apart", lambda: (torch.tensor([[1000.0, 999.0], [-1000.0, -1001.0]]),),
+             "each row needs its own maximum: the second row is 2000 below the first, so shifting it by the "
+             "largest score of the whole tensor makes exp() underflow to 0 and the row becomes 0 / 0 = NaN"),
     ],
     hints=[
         "A softmax exponentiates each score and divides by the sum of the exponentials of its row.",
@@ -53,9 +58,19 @@ softmax_weights = register(Exercise(
     properties=[_rows_sum_to_one],
     mistakes=[
         Mistake(lambda s: torch.exp(s) / torch.exp(s).sum(dim=-1, keepdim=True), "NaN or inf",
-                "no max-subtraction: overflows on large scores"),
-        Mistake(lambda s: torch.exp(s) / torch.exp(s).sum(), "sum to one", "sums over the whole tensor"),
-        Mistake(lambda s: s / s.sum(dim=-1, keepdim=True), "", "normalises the raw scores"),
+                "no max-subtraction: overflows on large scores",
+                "exp(1000) is inf in float32 and inf / inf is NaN. Subtract each row's maximum before "
+                "exp(): scores - scores.max(dim=-1, keepdim=True).values (the softmax does not change)."),
+        Mistake(lambda s: torch.exp(s - s.max()) / torch.exp(s - s.max()).sum(dim=-1, keepdim=True),
+                "each row needs its own maximum", "subtracts the global maximum, not each row's",
+                "you subtract the maximum of the whole tensor (s - s.max()); a row far below it underflows to "
+                "0 / 0 = NaN. Subtract each row's own maximum: s.max(dim=-1, keepdim=True).values."),
+        Mistake(lambda s: torch.exp(s) / torch.exp(s).sum(), "sum to one", "sums over the whole tensor",
+                "the denominator sums the exponentials of the whole tensor; sum each row only: "
+                ".sum(dim=-1, keepdim=True)."),
+        Mistake(lambda s: s / s.sum(dim=-1, keepdim=True), "", "normalises the raw scores",
+                "dividing the raw scores by their sum is not a softmax (scores may be negative or sum to 0); "
+                "exponentiate first."),
     ],
 ))
 
@@ -99,9 +114,13 @@ attention_pool = register(Exercise(
         "Return a tuple (output, weights); the weights have one row per query and one column per key.",
         "You may reuse your softmax_weights from the first exercise, or torch.softmax(scores, dim=-1).",
     ],
+    shape_hints=[swapped_pair_hint(ref.attention_pool)],
     properties=[_weights_sum_to_one],
     mistakes=[
-        Mistake(lambda q, k, v: (q @ k.T @ v, q @ k.T), "", "forgets the softmax"),
+        Mistake(lambda q, k, v: (q @ k.T @ v, q @ k.T), "", "forgets the softmax",
+                "the raw scores q @ k.T are not weights; turn each row into weights with a softmax first."),
+        Mistake(lambda q, k, v: (torch.softmax(q @ k.T, -1), torch.softmax(q @ k.T, -1) @ v), "order is (output, "
+                "weights)", "returns (weights, output)"),
         Mistake(lambda q, k, v: (torch.softmax(q @ k.T, 0) @ v, torch.softmax(q @ k.T, 0)), "sum to one",
                 "softmax over the queries instead of the keys"),
         Mistake(lambda q, k, v: torch.softmax(q @ k.T, -1) @ v, "tuple", "returns only the output"),

@@ -4,6 +4,12 @@
 2. ``split_heads``: ``(B, N, C) -> (B, H, N, C // H)``.
 3. ``merge_heads``: ``(B, H, N, hd) -> (B, N, H * hd)``, the inverse.
 4. ``MultiHeadSelfAttention``: the whole layer as an ``nn.Module`` with submodules ``self.qkv`` and ``self.proj``.
+
+How answers are run: ``.check`` runs the answer in the notebook, so it may call the functions of your earlier
+exercises (your ``split_heads`` in ``MultiHeadSelfAttention``, say). The batch grader does the same: it runs
+all your exercise cells together, in order, in one namespace, with ``math``, ``torch``, ``nn`` and ``F``
+available, but without the chapter's other cells and without ``course_pkg``. So an answer may use ``math``,
+``torch``, ``nn``, ``F`` and your own earlier exercise answers, and nothing else from the notebook.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one
+from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
 from .solutions import ch02 as ref
 
 
@@ -97,9 +103,13 @@ scaled_dot_product_attention = register(Exercise(
         "For the mask: scores = scores.masked_fill(~mask, float('-inf')) before the softmax; exp(-inf) = 0, so "
         "hidden keys get exactly zero weight. Remember True = keep, so it is ~mask that is filled.",
     ],
+    shape_hints=[swapped_pair_hint(ref.scaled_dot_product_attention)],
     properties=[_weights_sum_to_one, _masked_weights_are_zero],
     mistakes=[
-        Mistake(_no_scale, "values differ", "forgets to divide by sqrt(d)"),
+        Mistake(_no_scale, "values differ", "forgets to divide by sqrt(d)",
+                "the scores are not scaled: divide q @ k^T by sqrt(d), d = q.shape[-1], before the softmax."),
+        Mistake(lambda q, k, v, mask=None: tuple(reversed(ref.scaled_dot_product_attention(q, k, v, mask))),
+                "order is (output, weights)", "returns (weights, output)"),
         Mistake(_inverted_mask, "True = keep", "uses nn.MultiheadAttention's mask convention (True = ignore)"),
         Mistake(_softmax_over_queries, "sum to one", "softmax over the queries"),
         Mistake(lambda q, k, v, mask=None: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v,
@@ -232,7 +242,8 @@ MultiHeadSelfAttention = register(Exercise(
         "Two submodules only: self.qkv = nn.Linear(dim, 3 * dim) and self.proj = nn.Linear(dim, dim).",
         "q, k, v = self.qkv(x).chunk(3, dim=-1) gives three (B, N, C) tensors; split each into heads with your "
         "split_heads, attend per head with your scaled_dot_product_attention (the scale is 1 / sqrt(C // H)), "
-        "merge the heads, then apply self.proj.",
+        "merge the heads with your merge_heads, then apply self.proj. Using your earlier answers is fine: the "
+        "check and the grader both run your exercise cells together.",
         "In forward: B, N, C = x.shape; q, k, v = (t.reshape(B, N, H, C // H).transpose(1, 2) for t in "
         "self.qkv(x).chunk(3, -1)); out = F.scaled_dot_product_attention(q, k, v); "
         "return self.proj(out.transpose(1, 2).reshape(B, N, C))",
@@ -242,6 +253,8 @@ MultiHeadSelfAttention = register(Exercise(
         Mistake(_SeparateProjections, "missing parameters ['qkv.bias', 'qkv.weight']",
                 "three Linear layers instead of the fused qkv"),
         Mistake(_HeadMajorPacking, "values differ", "unpacks qkv per head instead of [q; k; v]"),
-        Mistake(_NoScale, "1 / sqrt(head_dim)", "no 1/sqrt(d) scale"),
+        Mistake(_NoScale, "1 / sqrt(head_dim)", "no 1/sqrt(d) scale",
+                "the scores are not scaled: divide q @ k^T by sqrt(head_dim), head_dim = dim // num_heads "
+                "(F.scaled_dot_product_attention does it for you)."),
     ],
 ))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from . import register
-from .core import Case, Exercise, Mistake, check_rows_sum_to_one
+from .core import Case, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
 from .solutions import ch03 as ref
 
 
@@ -88,8 +88,11 @@ patch_self_attention = register(Exercise(
         "the last dimension.",
         "For batches, use patches.transpose(-2, -1) instead of patches.T. Return (weights @ patches, weights).",
     ],
+    shape_hints=[swapped_pair_hint(ref.patch_self_attention)],
     properties=[_rows_sum_to_one],
     mistakes=[
+        Mistake(lambda p: tuple(reversed(ref.patch_self_attention(p))), "order is (output, weights)",
+                "returns (weights, output)"),
         Mistake(lambda p: (torch.softmax(p @ p.transpose(-2, -1), -1) @ p, torch.softmax(p @ p.transpose(-2, -1), -1)),
                 "values differ", "forgets the 1/sqrt(D) scale"),
         Mistake(lambda p: (torch.softmax(p @ p.transpose(-2, -1) / p.shape[-1] ** 0.5, -2) @ p,

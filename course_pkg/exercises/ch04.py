@@ -2,7 +2,10 @@
 
 1. ``squeeze``: global average pooling, ``(B, C, H, W) -> (B, C)``.
 2. ``excitation``: FC -> ReLU -> FC -> sigmoid, one weight in (0, 1) per channel.
-3. ``SEBlock``: the module, with ``self.fc1`` and ``self.fc2`` (``nn.Linear``, with bias).
+3. ``SEBlock``: the module, with ``self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1)`` and
+   ``self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1)`` (with bias): 1x1 convolutions on
+   the squeezed ``(B, C, 1, 1)`` map, exactly like the chapter's ``course_pkg.SqueezeExcitation`` (a 1x1
+   convolution on a 1 x 1 map is a fully connected layer; this layout loads torchvision's and timm's SE weights).
 """
 
 from __future__ import annotations
@@ -71,8 +74,14 @@ excitation = register(Exercise(
     ],
     properties=[_in_unit_interval],
     mistakes=[
-        Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid((z @ w1.T + b1) @ w2.T + b2), "ReLU", "forgets the ReLU"),
-        Mistake(lambda z, w1, b1, w2, b2: torch.relu(z @ w1.T + b1) @ w2.T + b2, "(0, 1)", "forgets the sigmoid"),
+        Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid((z @ w1.T + b1) @ w2.T + b2), "ReLU", "forgets the ReLU",
+                "there is no ReLU between the two layers: h = torch.relu(z @ w1.T + b1)."),
+        Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(z @ w1.T + b1) @ w2.T), "values differ",
+                "forgets the second bias b2", "the second layer's bias b2 is missing: s = h @ w2.T + b2."),
+        Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(z @ w1.T) @ w2.T + b2), "values differ",
+                "forgets the first bias b1", "the first layer's bias b1 is missing: h = torch.relu(z @ w1.T + b1)."),
+        Mistake(lambda z, w1, b1, w2, b2: torch.relu(z @ w1.T + b1) @ w2.T + b2, "(0, 1)", "forgets the sigmoid",
+                "end with torch.sigmoid: each channel weight must lie in (0, 1)."),
         Mistake(lambda z, w1, b1, w2, b2: torch.softmax(torch.relu(z @ w1.T + b1) @ w2.T + b2, -1), "values differ",
                 "a softmax makes the channels compete; SE uses independent sigmoids"),
         Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(z @ w1 + b1) @ w2 + b2), "raised",
@@ -83,20 +92,31 @@ excitation = register(Exercise(
 
 class _SEMaxPool(ref.SEBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.amax(dim=(2, 3))))))
-        return x * w[:, :, None, None]
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(x.amax(dim=(2, 3), keepdim=True)))))
 
 
 class _SEWeightsOnly(ref.SEBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
 
 
 class _SEWideBottleneck(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(channels, channels * reduction)
-        self.fc2 = nn.Linear(channels * reduction, channels)
+        self.fc1 = nn.Conv2d(channels, channels * reduction, kernel_size=1)
+        self.fc2 = nn.Conv2d(channels * reduction, channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
+
+
+class _SELinear(nn.Module):
+    """nn.Linear layers: the same function, but the parameters do not have the 1x1 convolutions' shapes."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
@@ -117,14 +137,21 @@ SEBlock = register(Exercise(
              "reduction 1 keeps the width; the block still re-weights each channel by a number in (0, 1)"),
     ],
     hints=[
-        "In __init__: self.fc1 = nn.Linear(channels, channels // reduction) and "
-        "self.fc2 = nn.Linear(channels // reduction, channels).",
-        "In forward: s = x.mean(dim=(2, 3)); w = torch.sigmoid(self.fc2(torch.relu(self.fc1(s)))).",
-        "Scale: return x * w[:, :, None, None], the input with each channel multiplied by its weight.",
+        "In __init__: self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1) and "
+        "self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1), as in the chapter's module.",
+        "In forward: s = x.mean(dim=(2, 3), keepdim=True) has shape (B, C, 1, 1), so the 1x1 convolutions apply "
+        "directly: w = torch.sigmoid(self.fc2(torch.relu(self.fc1(s)))), also (B, C, 1, 1).",
+        "Scale: return x * w, the input with each channel multiplied by its weight (w broadcasts over H and W).",
     ],
     mistakes=[
-        Mistake(_SEMaxPool, "values differ", "squeezes with a max instead of a mean"),
-        Mistake(_SEWeightsOnly, "expected shape", "returns the weights instead of the scaled map"),
-        Mistake(_SEWideBottleneck, "wrong shapes", "multiplies by the reduction instead of dividing"),
+        Mistake(_SEMaxPool, "values differ", "squeezes with a max instead of a mean",
+                "the squeeze is an average over the positions (x.mean(dim=(2, 3), keepdim=True)), not a max."),
+        Mistake(_SEWeightsOnly, "expected shape", "returns the weights instead of the scaled map",
+                "return the input scaled by the weights, x * w, not the weights themselves."),
+        Mistake(_SEWideBottleneck, "wrong shapes", "multiplies by the reduction instead of dividing",
+                "the bottleneck has channels // reduction units: it is narrower than the input."),
+        Mistake(_SELinear, "wrong shapes", "nn.Linear layers instead of 1x1 convolutions",
+                "build fc1 and fc2 as nn.Conv2d(..., kernel_size=1), as in the chapter's SqueezeExcitation "
+                "(their weights have shape (out, in, 1, 1)); squeeze with keepdim=True so they apply directly."),
     ],
 ))

@@ -5,7 +5,15 @@
 3. ``embed_patches``: patch embedding, [CLS] token and position embeddings, the ViT's input sequence.
 4. ``EncoderBlock``: one pre-norm encoder layer (an ``nn.Module``) with the submodules ``norm1``, ``attn``
    (an ``nn.ModuleDict`` with ``qkv`` and ``proj``), ``norm2`` and ``mlp`` (with ``fc1`` and ``fc2``): the
-   parameter names of timm's ViT blocks. Self-contained, since the grader runs answers without course_pkg.
+   parameter names of timm's ViT blocks.
+
+How answers are run: ``.check`` runs the answer in the notebook, and the batch grader runs all your exercise
+cells together, in order, in one namespace (with ``math``, ``torch``, ``nn`` and ``F``), without the chapter's
+other cells and without ``course_pkg``. So an answer may call your earlier answers (your ``patchify`` in
+``embed_patches``), but not the chapter's other variables or ``course_pkg`` (write the attention inline).
+
+``count_patches`` takes Python ints (``patch_size`` dividing ``img_size``; the cases never pass floats) and
+must return three Python ints: ``196.0`` is not accepted for ``196`` (use ``//``, not ``/``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,11 @@ def _three_ints(out: object, args: tuple) -> None:
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise CheckFailure("return a tuple of three integers: (num_patches, patch_dim, seq_len), got "
                            f"{type(out).__name__} {out!r}"[:200])
+    floats = [i for i, v in enumerate(out) if isinstance(v, float)]
+    if floats:
+        items = ", ".join(f"output[{i}] = {out[i]!r}" for i in floats)
+        raise CheckFailure(f"{items}: {'a float' if len(floats) == 1 else 'floats'}, but each count must be an "
+                           "integer (int): use integer division // rather than /, which always gives a float.")
 
 
 def _patch_count(out: object, args: tuple) -> None:
@@ -59,7 +72,8 @@ count_patches = register(Exercise(
     title="Counting tokens: patches, patch length, sequence length",
     reference=ref.count_patches,
     cases=[
-        Case("ViT-Base on ImageNet", lambda: (224, 16), "224 / 16 = 14 patches per side, 14 x 14 = 196 patches"),
+        Case("ViT-Base on ImageNet", lambda: (224, 16),
+             "224 // 16 = 14 patches per side, 14 x 14 = 196 patches; three Python ints come back"),
         Case("bigger patches", lambda: (224, 32), "224 / 32 = 7 per side; each patch holds 32 * 32 * 3 numbers"),
         Case("small grey image", lambda: (48, 4, 1), "one channel: a 4 x 4 patch has 16 numbers"),
         Case("patch = whole image", lambda: (32, 32), "one patch, plus [CLS]: a sequence of 2 tokens"),
@@ -70,8 +84,10 @@ count_patches = register(Exercise(
         "The encoder sees one more token than there are patches: the [CLS] token. "
         "Return (num_patches, patch_dim, num_patches + 1).",
     ],
-    properties=[_three_ints],
+    shape_hints=[_three_ints],
     mistakes=[
+        Mistake(lambda s, p, c=3: ((s / p) ** 2, p * p * c, (s / p) ** 2 + 1), "integer division //",
+                "divides with / and returns floats"),
         Mistake(lambda s, p, c=3: (s // p, p * p * c, s // p + 1), "output[0] is 14 but 196 is expected",
                 "counts patches along one side only"),
         Mistake(lambda s, p, c=3: ((s // p) ** 2, p * p, (s // p) ** 2 + 1), "output[1]", "forgets the channels"),
@@ -101,7 +117,7 @@ patchify = register(Exercise(
         "Finally reshape to (B, (H//P) * (W//P), C * P * P). A reshape alone, without the permute, mixes "
         "pixels from different patches.",
     ],
-    properties=[_patch_count],
+    shape_hints=[_patch_count],
     mistakes=[
         Mistake(lambda x, p: x.reshape(x.shape[0], -1, x.shape[1] * p * p), "values differ",
                 "reshape without permute: mixes pixels of different patches"),
@@ -198,6 +214,15 @@ class _UnscaledBlock(ref.EncoderBlock):
         return self.attn["proj"](out.transpose(1, 2).reshape(B, N, C))
 
 
+class _DefaultEpsBlock(ref.EncoderBlock):
+    """Mistake: nn.LayerNorm's default eps (1e-5) instead of timm's 1e-6."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__(dim, num_heads, mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+
+
 class _RenamedBlock(nn.Module):
     """Mistake: other submodule names (the checker fills parameters by name)."""
 
@@ -245,5 +270,8 @@ EncoderBlock = register(Exercise(
         Mistake(_ReluBlock, "forward output values differ", "ReLU instead of GELU"),
         Mistake(_UnscaledBlock, "forward output values differ", "scores not scaled by 1/sqrt(head_dim)"),
         Mistake(_RenamedBlock, "missing parameters", "other submodule names"),
+        Mistake(_DefaultEpsBlock, "forward output values differ", "LayerNorm with PyTorch's default eps 1e-5",
+                "both LayerNorms need eps=1e-6, as in timm's ViT (nn.LayerNorm(dim, eps=1e-6)); PyTorch's "
+                "default 1e-5 changes the outputs slightly."),
     ],
 ))

@@ -10,22 +10,34 @@ An :class:`Exercise` is a small, self-contained test suite for one thing a learn
   sandboxed process (:meth:`Exercise.run_case`) and its plain-data outputs are judged in the
   grader's own process (:meth:`Exercise.judge`).
 
-Everything here is deterministic: each case builds its inputs from a fixed seed.
+Everything here is deterministic: each case builds its inputs from a fixed seed. Seeding never leaks
+out: :func:`preserved_rng` puts the learner's random states (Python's ``random``, NumPy's, torch's CPU
+generator and, when CUDA or MPS is already in use, theirs) back as they were after every case, so
+calling ``check`` in a notebook does not change what the learner's next random draw gives.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import inspect
 import math
+import random
 import re
+import signal
 import textwrap
+import threading
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence
 
 import torch
 from torch import nn
+
+try:  # NumPy ships with torch's usual installs; without it there is no NumPy state to keep
+    import numpy as _np
+except ImportError:  # pragma: no cover
+    _np = None  # type: ignore[assignment]
 
 __all__ = [
     "Case",
@@ -38,14 +50,60 @@ __all__ = [
     "OpaqueValue",
     "ValueCodecError",
     "check_in_unit_interval",
+    "answer_problem",
     "check_rows_sum_to_one",
     "compare_outputs",
+    "describe_exception",
     "decode_value",
     "encode_value",
     "fill_parameters",
+    "preserved_rng",
     "run_function",
     "run_module",
+    "swapped_pair_hint",
 ]
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block and then put every global random state back as it was before it.
+
+    Kept: Python's ``random``, NumPy's global generator, torch's CPU generator, and the CUDA (and
+    MPS) generators when that device was already initialised before the block. CUDA is never
+    initialised here; if the block itself initialised it, its generators are reseeded with their
+    initial seed afterwards (the state a fresh CUDA context would have had).
+    """
+    py_state = random.getstate()
+    np_state = _np.random.get_state() if _np is not None else None
+    cpu_state = torch.random.get_rng_state()
+    cuda_was_initialized = torch.cuda.is_initialized()
+    cuda_states = torch.cuda.get_rng_state_all() if cuda_was_initialized else None
+    mps_state = None
+    mps = getattr(torch, "mps", None)
+    mps_backend = getattr(torch.backends, "mps", None)
+    if mps is not None and mps_backend is not None and mps_backend.is_available():
+        with contextlib.suppress(Exception):  # MPS's generator is created lazily
+            mps_state = mps.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        if np_state is not None:
+            _np.random.set_state(np_state)
+        torch.random.set_rng_state(cpu_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        elif torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(torch.cuda.initial_seed())
+        if mps_state is not None:
+            with contextlib.suppress(Exception):
+                mps.set_rng_state(mps_state)
+
+
+def _seed(seed: int) -> None:
+    """Seed torch's CPU generator only (``torch.manual_seed`` would also queue a CUDA reseed that
+    outlives :func:`preserved_rng` when CUDA is not initialised yet)."""
+    torch.random.default_generator.manual_seed(seed)
 
 
 class CheckFailure(AssertionError):
@@ -73,9 +131,10 @@ class Case:
     seed: int = 0
 
     def args(self) -> tuple:
-        """Build this case's arguments deterministically."""
-        torch.manual_seed(self.seed)
-        return self.make_args()
+        """Build this case's arguments deterministically (the global random states are kept)."""
+        with preserved_rng():
+            _seed(self.seed)
+            return self.make_args()
 
 
 @dataclass
@@ -117,12 +176,18 @@ class CheckResult:
                     "`raise NotImplementedError` line with your code, then run this cell again.")
         if self.status == "passed":
             return f"[ok] {self.exercise_id}: correct, all {len(self.cases)} cases pass."
+        if self.status == "error":
+            return f"[x] {self.exercise_id}: could not check this answer. {self.message}"
         lines = [f"[x] {self.exercise_id}: {sum(c.passed for c in self.cases)} of {len(self.cases)} cases pass."]
         if self.message:
             lines.append(self.message)
-        for c in self.cases:
-            if not c.passed:
-                lines.append(f"  - case '{c.name}': " + c.message.replace("\n", "\n    "))
+        failed = [c for c in self.cases if not c.passed]
+        if len(failed) > 1 and len({c.message for c in failed}) == 1:  # one cause: say it once
+            names = ", ".join(f"'{c.name}'" for c in failed)
+            lines.append(f"  - cases {names}: " + failed[0].message.replace("\n", "\n    "))
+            failed = []
+        for c in failed:
+            lines.append(f"  - case '{c.name}': " + c.message.replace("\n", "\n    "))
         lines.append("Stuck? Call .hint() for a nudge.")
         return "\n".join(lines)
 
@@ -135,11 +200,25 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A plausible wrong answer and a fragment its feedback must contain (used by the tests)."""
+    """A plausible wrong answer, recorded with the exercise.
+
+    Args:
+        answer: the wrong answer (a function or a class, like a learner's).
+        expect: a fragment the checks' own feedback must contain for it (proved by the tests).
+        why: what the mistake is, in a few words ("forgets the ReLU").
+        note: the advice shown to a learner whose output on a failing case equals this mistake's
+            output on that case (defaults to ``why``). This is how feedback is chosen per mistake
+            rather than per case.
+    """
 
     answer: Any
     expect: str
     why: str = ""
+    note: str = ""
+
+    @property
+    def advice(self) -> str:
+        return self.note or self.why
 
 
 # ----------------------------------------------------------------------------------------------
@@ -149,19 +228,70 @@ def _fmt_shape(t: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
 
 
+def _fmt_value(v: Any, digits: int = 4) -> str:
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
 def _preview(t: torch.Tensor, n: int = 6) -> str:
+    """The first ``n`` values of a tensor, flattened (used where no position stands out)."""
     flat = t.detach().flatten()[:n].tolist()
     more = ", ..." if t.numel() > n else ""
-    return "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in flat) + more + "]"
+    return "[" + ", ".join(_fmt_value(v) for v in flat) + more + "]"
+
+
+def _index(flat_index: int, shape: Sequence[int]) -> list[int]:
+    """The multi-index of a position in a row-major flattening of ``shape``."""
+    idx = []
+    for size in reversed(list(shape)):
+        idx.append(flat_index % size)
+        flat_index //= size
+    return idx[::-1]
+
+
+def _around(got: torch.Tensor, expected: torch.Tensor, flat_index: int, n: int = 6) -> str:
+    """Two aligned previews of ``got`` and ``expected`` around one position: up to ``n`` values of
+    the last dimension's row that holds it, with the index range they cover."""
+    shape = list(expected.shape)
+    if not shape:
+        return f"got      {_fmt_value(got.item())}\nexpected {_fmt_value(expected.item())}"
+    idx = _index(flat_index, shape)
+    width = shape[-1]
+    j = idx[-1]
+    lo = max(0, min(j - n // 2, width - n))
+    hi = min(width, lo + n)
+    row = flat_index - j
+    g = got.detach().flatten()[row + lo:row + hi].tolist()
+    e = expected.detach().flatten()[row + lo:row + hi].tolist()
+    digits = 4  # enough significant digits for the difference at flat_index to show
+    gi, ei = g[j - lo], e[j - lo]
+    if isinstance(gi, float) and isinstance(ei, float) and math.isfinite(gi) and math.isfinite(ei) and gi != ei:
+        digits = min(10, max(4, 2 + math.ceil(math.log10(max(abs(gi), abs(ei)) / abs(gi - ei)))))
+    head = "[..., " if lo > 0 else "["
+    tail = ", ...]" if hi < width else "]"
+    prefix = "".join(f"{i}, " for i in idx[:-1])
+    where = f"index [{prefix}{lo}] to [{prefix}{hi - 1}]" if hi - lo > 1 else f"index {idx}"
+    return (f"around it ({where}):\n"
+            f"got      {head}{', '.join(_fmt_value(v, digits) for v in g)}{tail}\n"
+            f"expected {head}{', '.join(_fmt_value(v, digits) for v in e)}{tail}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float = 1e-5,
-                    where: str = "output") -> None:
+                    where: str = "output", values: bool = True) -> None:
     """Compare a learner's output with the expected one, raising :class:`CheckFailure` with a
     specific message (type, length, shape, dtype or values, with the tolerance used).
 
     Tensors are compared by shape, then dtype kind (floating vs integer vs bool), then values
-    with ``torch.allclose(rtol, atol)``. Tuples, lists and dicts are compared item by item.
+    with ``torch.allclose(rtol, atol)``; the message shows the values around the largest
+    difference, with its index. Tuples, lists and dicts are compared item by item. An ``int``
+    expected must come back as an ``int`` (``196.0`` is not accepted for ``196``).
+
+    With ``values=False`` only the structure is compared (types, lengths, keys, shapes, dtype
+    kinds), never the values: the judge does that first, so a wrongly structured output is told
+    so before any property of its values is checked.
     """
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
@@ -173,45 +303,56 @@ def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float 
             expected.dtype == torch.bool
         ):
             raise CheckFailure(f"{where} has dtype {got.dtype} but a {expected.dtype} is expected.")
+        if not values:
+            return
         g = got.detach().to("cpu")
         e = expected.detach().to("cpu")
         if e.dtype.is_floating_point:
             g64, e64 = g.double(), e.double()
             if not torch.isfinite(g64).all() and torch.isfinite(e64).all():
-                raise CheckFailure(f"{where} contains NaN or inf values: {_preview(g)}. "
+                bad = int((~torch.isfinite(g64)).flatten().nonzero()[0])
+                raise CheckFailure(f"{where} contains NaN or inf values, the first at index "
+                                   f"{_index(bad, e.shape)}; {_around(g, e, bad)}\n"
                                    "Look for a division by zero or an exp() that overflows.")
             if not torch.allclose(g64, e64, rtol=rtol, atol=atol, equal_nan=True):
                 diff = (g64 - e64).abs()
                 i = int(torch.nan_to_num(diff, nan=math.inf).flatten().argmax())
-                idx = tuple(int(v) for v in torch.unravel_index(torch.tensor(i), e.shape)) if e.dim() else ()
                 raise CheckFailure(
                     f"{where} values differ from the expected ones (tolerance rtol={rtol:g}, atol={atol:g}).\n"
-                    f"got      {_preview(g)}\nexpected {_preview(e)}\n"
-                    f"largest difference {float(diff.flatten()[i]):.3g} at index {list(idx)}."
+                    f"largest difference {float(diff.flatten()[i]):.3g} at index {_index(i, e.shape)}, "
+                    + _around(g, e, i)
                 )
         elif not torch.equal(g, e):
-            raise CheckFailure(f"{where} values differ.\ngot      {_preview(g)}\nexpected {_preview(e)}")
+            i = int((g != e).flatten().nonzero()[0])
+            raise CheckFailure(f"{where} values differ, the first at index {_index(i, e.shape)}, "
+                               + _around(g, e, i))
         return
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)):
             raise CheckFailure(f"{where} should be a {type(expected).__name__} of {len(expected)} items "
                                f"but is a {type(got).__name__}.")
         if len(got) != len(expected):
-            raise CheckFailure(f"{where} should have {len(expected)} items but has {len(got)}.")
+            raise CheckFailure(f"{where} should be a {type(expected).__name__} of {len(expected)} items "
+                               f"but has {len(got)}.")
         for i, (g, e) in enumerate(zip(got, expected)):
-            compare_outputs(g, e, rtol=rtol, atol=atol, where=f"{where}[{i}]")
+            compare_outputs(g, e, rtol=rtol, atol=atol, where=f"{where}[{i}]", values=values)
         return
     if isinstance(expected, dict):
         if not isinstance(got, dict):
             raise CheckFailure(f"{where} should be a dict but is a {type(got).__name__}.")
-        missing = sorted(set(expected) - set(got))
-        extra = sorted(set(got) - set(expected))
+        missing = sorted(set(expected) - set(got), key=repr)
+        extra = sorted(set(got) - set(expected), key=repr)
         if missing or extra:
             raise CheckFailure(f"{where} keys differ: missing {missing}, unexpected {extra}.")
         for k in expected:
-            compare_outputs(got[k], expected[k], rtol=rtol, atol=atol, where=f"{where}[{k!r}]")
+            compare_outputs(got[k], expected[k], rtol=rtol, atol=atol, where=f"{where}[{k!r}]", values=values)
         return
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        if not values:
+            if type(got) is not type(expected):
+                raise CheckFailure(f"{where} should be {expected!r} (a {type(expected).__name__}) but is a "
+                                   f"{type(got).__name__}.")
+            return
         if got != expected:
             raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
         return
@@ -220,10 +361,15 @@ def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float 
             got = got.item()
         if not isinstance(got, (int, float)) or isinstance(got, bool):
             raise CheckFailure(f"{where} should be a number but is a {type(got).__name__}.")
+        if _is_int(expected) and not _is_int(got):
+            raise CheckFailure(f"{where} is {got!r}, a {type(got).__name__}, but an integer (int) is expected: "
+                               "use integer division // rather than /, which always gives a float.")
+        if not values:
+            return
         if not math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol):
             raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
         return
-    if got != expected:
+    if values and got != expected:
         raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
 
 
@@ -248,9 +394,140 @@ def check_in_unit_interval(out: object, what: str, advice: str, *, open_interval
                                f"{out.min().item():.3g} to {out.max().item():.3g}. {advice}")
 
 
+def swapped_pair_hint(reference: Callable[..., Any], first: str = "output",
+                      second: str = "weights") -> Callable[[Any, tuple], None]:
+    """A shape hint for exercises that return a pair ``(first, second)``: it raises
+    :class:`CheckFailure` naming the order when the learner returned ``(second, first)``, whatever
+    the shapes (with square inputs both orders have the same shapes)."""
+    def hint(out: Any, args: tuple) -> None:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            return
+        expected = reference(*args)
+        try:  # an answer in the right order that happens to equal the swapped pair is not told off
+            compare_outputs(expected[0], expected[1], where="")
+            return
+        except CheckFailure:
+            pass
+        try:
+            compare_outputs(out[0], expected[1], where="")
+            compare_outputs(out[1], expected[0], where="")
+        except CheckFailure:
+            return
+        raise CheckFailure(f"your function returns ({second}, {first}) but the order is ({first}, {second}): "
+                           f"return {first}, {second}.")
+    return hint
+
+
 # ----------------------------------------------------------------------------------------------
 # Running answers
 # ----------------------------------------------------------------------------------------------
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a learner's __repr__ may raise anything
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def answer_problem(answer: Any, kind: str, name: str) -> Optional[str]:
+    """Why ``answer`` cannot be an answer of this kind, or None when it can.
+
+    A ``"function"`` exercise needs a callable that is not a class; a ``"module"`` exercise needs
+    an ``nn.Module`` subclass (the class itself, which the checker builds for every case). The
+    message names what was passed and what is expected: ``None``, a string (the name in quotes),
+    a tensor (the result of calling the function), an instance of the module, a function for a
+    module exercise, or a class for a function exercise.
+    """
+    what = "function" if kind == "function" else "class (an nn.Module subclass)"
+    call = f".check({name})"
+    if answer is None:
+        return (f"check() needs your {what} `{name}` itself, but got None. Pass it without calling it: "
+                f"`{call}`. If `{name}` is None, run the cell that defines it again (and check that no "
+                f"later line assigns `{name} = ...`).")
+    if isinstance(answer, str):
+        return (f"check() got the string {_short(answer)}, but needs your {what} itself: "
+                f"write `{call}` without quotes.")
+    if kind == "module":
+        if isinstance(answer, nn.Module):
+            cls = type(answer).__name__
+            return (f"check() got a module already built (an instance of {cls}), but needs the class "
+                    f"itself: write `.check({cls})`, not `.check({cls}(...))`; the checker builds it with "
+                    "each case's arguments.")
+        if inspect.isclass(answer):
+            if not issubclass(answer, nn.Module):
+                return (f"check() got the class {answer.__name__}, which is not an nn.Module subclass: declare it as "
+                        f"`class {name}(nn.Module):` and call super().__init__() first in __init__.")
+            return None
+        kind_name = "function" if callable(answer) else type(answer).__name__
+        label = getattr(answer, "__name__", None) if callable(answer) else _short(answer)
+        return (f"check() needs the class `{name}` (an nn.Module subclass with __init__ and forward), but "
+                f"got a {kind_name} {label}: write `class {name}(nn.Module): ...` and pass the class.")
+    if inspect.isclass(answer):
+        return (f"check() needs your function `{name}`, but got the class {answer.__name__}: write "
+                f"`def {name}(...):` and pass that function.")
+    if not callable(answer):
+        hint = (" It looks like the result of calling the function: pass the function itself, "
+                f"`{call}`.") if isinstance(answer, (torch.Tensor, tuple, list, int, float)) else ""
+        return (f"check() needs your function `{name}`, but got a {type(answer).__name__} "
+                f"({_short(answer)}).{hint}")
+    return None
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"Type: message"`` for an exception raised by a learner's code, safe whatever it is
+    (``SystemExit`` and a ``KeyboardInterrupt`` raised by the code itself are explained)."""
+    name = type(exc).__name__
+    if isinstance(exc, SystemExit):
+        return (f"SystemExit: your code called sys.exit({_short(exc.code)}) (or exit()); an answer must "
+                "return its result, not stop Python")
+    if isinstance(exc, KeyboardInterrupt):
+        return ("KeyboardInterrupt: your code raised KeyboardInterrupt itself (this was not a Ctrl-C); "
+                "an answer must return its result")
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a learner's exception class may raise anything
+        text = "(the exception's message could not be printed)"
+    return f"{name}: {text}"[:4000]
+
+
+@contextlib.contextmanager
+def _watch_interrupts() -> Iterator[Optional[list[bool]]]:
+    """Note whether a real Ctrl-C (SIGINT) arrives while the block runs.
+
+    Yields a one-item list that becomes ``[True]`` when the signal arrived (the previous handler
+    still runs, so the ``KeyboardInterrupt`` is raised as usual), or None where the handler cannot
+    be installed (not the main thread, or SIGINT ignored): then every ``KeyboardInterrupt`` counts
+    as a real one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+    except (ValueError, OSError):  # pragma: no cover - platforms without SIGINT
+        yield None
+        return
+    if previous in (signal.SIG_IGN, None):
+        yield None
+        return
+    arrived = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        arrived[0] = True
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):  # pragma: no cover
+        yield None
+        return
+    try:
+        yield arrived
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_function(answer: Callable[..., Any], args: tuple) -> Any:
     """Call a function answer on a case's arguments."""
     return answer(*args)
@@ -294,7 +571,7 @@ def run_module(answer: type, args: tuple) -> dict[str, Any]:
     return {"parameters": parameter_shapes(module), "output": out}
 
 
-def _compare_module_output(got: Any, expected: Any, rtol: float, atol: float) -> None:
+def _compare_module_output(got: Any, expected: Any, rtol: float, atol: float, values: bool = True) -> None:
     if isinstance(expected, dict) and set(expected) == {"parameters", "output"} and isinstance(got, dict):
         gp, ep = got.get("parameters", {}), expected["parameters"]
         if gp != ep:
@@ -310,14 +587,21 @@ def _compare_module_output(got: Any, expected: Any, rtol: float, atol: float) ->
                 parts.append("wrong shapes " + ", ".join(f"{k}: got {gp[k]}, expected {ep[k]}" for k in wrong))
             raise CheckFailure("the module's parameters do not match the specification: " + "; ".join(parts)
                                + ". Use the layer names and sizes given in the exercise.")
-        compare_outputs(got.get("output"), expected["output"], rtol=rtol, atol=atol, where="forward output")
+        compare_outputs(got.get("output"), expected["output"], rtol=rtol, atol=atol, where="forward output",
+                        values=values)
         return
-    compare_outputs(got, expected, rtol=rtol, atol=atol)
+    compare_outputs(got, expected, rtol=rtol, atol=atol, values=values)
 
 
 # ----------------------------------------------------------------------------------------------
 # The exercise
 # ----------------------------------------------------------------------------------------------
+class _NoOutput:
+    def __repr__(self) -> str:
+        return "NO_OUTPUT"
+
+
+NO_OUTPUT = _NoOutput()  # a recorded mistake raised on this case
 @dataclass
 class Exercise:
     """One exercise: what to write, how it is checked, hints and a reference solution.
@@ -333,8 +617,17 @@ class Exercise:
             :func:`run_module`; each case's arguments are ``(constructor_kwargs, inputs)``).
         rtol, atol: tolerances for comparing floating outputs.
         properties: extra checks ``f(output, args)`` that raise :class:`CheckFailure`, run on the
-            learner's output before the comparison (e.g. "rows sum to one"), for clearer feedback.
+            learner's output once its structure is right and before the comparison of values
+            (e.g. "rows sum to one"), for clearer feedback.
         mistakes: plausible wrong answers with the feedback they must get (proved by the tests).
+            When a learner's output on a failing case equals a mistake's output on that case,
+            the feedback shows that mistake's advice instead of the case's note.
+        shape_hints: checks ``f(output, args)`` run first, before the generic structure check,
+            where a wrong structure has a known cause worth naming ("the patches should be
+            along dim 1: transpose it").
+
+    The order of the checks on one case: ``shape_hints``, the structure (types, lengths, shapes
+    and dtype kinds, :func:`compare_outputs` with ``values=False``), ``properties``, the values.
     """
 
     id: str
@@ -348,6 +641,17 @@ class Exercise:
     properties: Sequence[Callable[[Any, tuple], None]] = ()
     mistakes: Sequence[Mistake] = ()
     _expected: dict = field(default_factory=dict, repr=False, compare=False)
+    shape_hints: Sequence[Callable[[Any, tuple], None]] = ()
+    _mistake_outputs: dict = field(default_factory=dict, repr=False, compare=False)
+    _hints_shown: int = field(default=0, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("function", "module"):
+            raise ValueError(f"Exercise {self.id!r}: kind must be 'function' or 'module', got {self.kind!r}")
+        names = [c.name for c in self.cases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Exercise {self.id!r}: case names must be unique (outputs are cached by name), "
+                             f"got {names}")
 
     @property
     def name(self) -> str:
@@ -362,15 +666,22 @@ class Exercise:
     def run_case(self, answer: Any, case: Case) -> Any:
         """Run ``answer`` on one case and return its raw output (may raise anything).
 
-        Raises :class:`NotAttempted` when the answer raises ``NotImplementedError``."""
+        Raises :class:`NotAttempted` when the answer raises ``NotImplementedError``, and
+        :class:`CheckFailure` (saying what was passed and what is expected) when ``answer`` is
+        not a function (``kind="function"``) or an ``nn.Module`` class (``kind="module"``). The
+        global random states are the same afterwards (:func:`preserved_rng`)."""
+        problem = answer_problem(answer, self.kind, self.name)
+        if problem:
+            raise CheckFailure(problem)
         args = case.args()
-        torch.manual_seed(case.seed)
-        try:
-            if self.kind == "module":
-                return run_module(answer, args)
-            return run_function(answer, args)
-        except NotImplementedError as exc:
-            raise NotAttempted(str(exc)) from None
+        with preserved_rng():
+            _seed(case.seed)
+            try:
+                if self.kind == "module":
+                    return run_module(answer, args)
+                return run_function(answer, args)
+            except NotImplementedError as exc:
+                raise NotAttempted(str(exc)) from None
 
     def expected(self, case: Case) -> Any:
         """The reference solution's output on a case (computed once, then cached)."""
@@ -378,61 +689,155 @@ class Exercise:
             self._expected[case.name] = self.run_case(self.reference, case)
         return self._expected[case.name]
 
-    def judge(self, case: Case, got: Any) -> CaseResult:
-        """Decide one case from the learner's output alone (no learner code runs here)."""
+    def _compare(self, got: Any, expected: Any, values: bool = True) -> None:
+        if self.kind == "module":
+            _compare_module_output(got, expected, self.rtol, self.atol, values=values)
+        else:
+            compare_outputs(got, expected, rtol=self.rtol, atol=self.atol, values=values)
+
+    def mistake_output(self, index: int, case: Case) -> Any:
+        """Mistake ``index``'s output on a case (computed once, then cached); :data:`NO_OUTPUT`
+        when that mistake raises on the case."""
+        key = (index, case.name)
+        if key not in self._mistake_outputs:
+            try:
+                self._mistake_outputs[key] = self.run_case(self.mistakes[index].answer, case)
+            except Exception:  # noqa: BLE001 - a recorded mistake may well crash on a case
+                self._mistake_outputs[key] = NO_OUTPUT
+        return self._mistake_outputs[key]
+
+    def matching_mistake(self, case: Case, got: Any) -> Optional[Mistake]:
+        """The first recorded mistake whose output on ``case`` equals ``got`` (within the
+        exercise's tolerances) and differs from the expected output, or None."""
+        for i, mistake in enumerate(self.mistakes):
+            out = self.mistake_output(i, case)
+            if out is NO_OUTPUT:
+                continue
+            try:
+                self._compare(got, out)
+            except Exception:  # noqa: BLE001 - no match (CheckFailure) or an odd output
+                continue
+            try:
+                self._compare(out, self.expected(case))
+            except CheckFailure:
+                return mistake
+        return None
+
+    def judge(self, case: Case, got: Any, *, mistake_notes: bool = True) -> CaseResult:
+        """Decide one case from the learner's output alone (no learner code runs here).
+
+        The checks run in this order: ``shape_hints``, the structure, ``properties``, the values.
+        On a failure the message ends with the advice of the recorded mistake the output
+        matches (when ``mistake_notes`` and one matches), else with the case's note."""
         try:
-            for prop in self.properties:
-                prop(got, case.args())
-            if self.kind == "module":
-                _compare_module_output(got, self.expected(case), self.rtol, self.atol)
-            else:
-                compare_outputs(got, self.expected(case), rtol=self.rtol, atol=self.atol)
+            with preserved_rng():
+                expected = self.expected(case)
+                args = case.args()
+                for hint in self.shape_hints:
+                    hint(got, args)
+                self._compare(got, expected, values=False)
+                for prop in self.properties:
+                    prop(got, args)
+                self._compare(got, expected)
         except CheckFailure as exc:
             msg = str(exc)
-            if case.note:
+            mistake = None
+            if mistake_notes:
+                try:
+                    with preserved_rng():
+                        mistake = self.matching_mistake(case, got)
+                except Exception:  # noqa: BLE001 - advice is optional; the verdict stands
+                    mistake = None
+            if mistake is not None:
+                msg += f"\nThis looks like a common mistake: {mistake.advice}"
+            elif case.note:
                 msg += f"\nThis case checks: {case.note}"
             return CaseResult(case.name, False, msg)
         except Exception as exc:  # a malformed output must not crash the judge
-            return CaseResult(case.name, False, f"the output could not be compared ({type(exc).__name__}: {exc}).")
+            return CaseResult(case.name, False, f"the output could not be compared ({describe_exception(exc)}).")
         return CaseResult(case.name, True)
 
-    def test(self, answer: Any) -> CheckResult:
-        """Run every case on ``answer`` and judge it; never raises for a learner's error."""
+    def test(self, answer: Any, *, mistake_notes: bool = True) -> CheckResult:
+        """Run every case on ``answer`` and judge it; never raises for a learner's error.
+
+        Anything the answer raises, ``SystemExit`` and a ``KeyboardInterrupt`` it raises itself
+        included, is reported as a failed case. One exception is deliberate: a real Ctrl-C (a
+        SIGINT arriving while the checks run, in the main thread) still interrupts, so a learner
+        can stop an answer that never returns; the global random states are restored either way.
+        An answer of the wrong kind (None, a string, an instance instead of a class...) fails every
+        case with one message saying what was passed and what is expected (the grader's verdict on
+        the same answer is the same, since :meth:`run_case` raises that :class:`CheckFailure`).
+        """
         results: list[CaseResult] = []
-        for case in self.cases:
-            try:
-                got = self.run_case(answer, case)
-            except NotAttempted:
-                return CheckResult(self.id, "not_attempted", [CaseResult(c.name, False, "not attempted")
-                                                               for c in self.cases])
-            except CheckFailure as exc:
-                results.append(CaseResult(case.name, False, str(exc)))
-                continue
-            except Exception as exc:
-                results.append(CaseResult(case.name, False,
-                                          f"your code raised {type(exc).__name__}: {exc}" +
-                                          (f"\nThis case checks: {case.note}" if case.note else "")))
-                continue
-            results.append(self.judge(case, got))
+        with preserved_rng(), _watch_interrupts() as interrupted:
+            for case in self.cases:
+                try:
+                    got = self.run_case(answer, case)
+                except NotAttempted:
+                    return CheckResult(self.id, "not_attempted", [CaseResult(c.name, False, "not attempted")
+                                                                   for c in self.cases])
+                except CheckFailure as exc:
+                    results.append(CaseResult(case.name, False, str(exc)))
+                    continue
+                except BaseException as exc:  # noqa: BLE001 - SystemExit etc. are the learner's errors
+                    if isinstance(exc, KeyboardInterrupt) and (interrupted is None or interrupted[0]):
+                        raise  # a real Ctrl-C: the learner wants to stop
+                    if isinstance(exc, GeneratorExit):
+                        raise
+                    results.append(CaseResult(case.name, False,
+                                              f"your code raised {describe_exception(exc)}" +
+                                              (f"\nThis case checks: {case.note}" if case.note else "")))
+                    continue
+                results.append(self.judge(case, got, mistake_notes=mistake_notes))
         status: Status = "passed" if all(r.passed for r in results) else "failed"
         return CheckResult(self.id, status, results)
 
     # -- the pieces the learner uses -----------------------------------------------------------
     def check(self, answer: Any) -> CheckResult:
-        """Check ``answer`` and print feedback. Never raises: an unattempted stub prints
-        "not attempted yet"."""
+        """Check ``answer`` and print feedback. Never raises for anything the answer does: an
+        unattempted stub prints "not attempted yet", an answer that raises (even ``SystemExit``)
+        fails its case, and a wrong kind of answer (None, a string, an instance...) is explained.
+        Only a real Ctrl-C by the learner interrupts it (see :meth:`test`)."""
         result = self.test(answer)
         print(result.summary())
         return result
 
     def hint(self, n: Optional[int] = None) -> None:
-        """Print hint ``n`` (1-based); with no argument, print all hints in order."""
-        if not self.hints:
-            print(f"No hints for {self.id}.")
+        """Print one hint. Hints go from gentle to explicit; the last one gives the answer away.
+
+        ``hint()`` prints the next hint not yet shown for this exercise, one per call, and says
+        how many remain; it never shows the last hint by itself, but says how to ask for it.
+        ``hint(n)`` prints hint ``n`` (1-based), the last one included.
+
+        Raises:
+            TypeError: ``n`` is not an integer (``hint('1')``).
+            ValueError: ``n`` is not between 1 and the number of hints.
+        """
+        total = len(self.hints)
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
+            raise TypeError(f"hint(n): n must be an integer from 1 to {total} (or left out for the next hint), "
+                            f"got {n!r} of type {type(n).__name__}")
+        if not total:
+            print(f"No hints for {self.id}; .solution() shows the answer.")
             return
-        chosen = range(len(self.hints)) if n is None else [min(max(n, 1), len(self.hints)) - 1]
-        for i in chosen:
-            print(f"Hint {i + 1}/{len(self.hints)}: {self.hints[i]}")
+        if n is not None and not 1 <= n <= total:
+            raise ValueError(f"hint(n): n must be from 1 to {total} ({self.id} has {total} hint"
+                             f"{'s' if total > 1 else ''}), got {n}")
+        if n is None:
+            if self._hints_shown >= total - 1:
+                print(f"No gentler hint left for {self.id}: hint {total}/{total} gives the answer away. "
+                      f"Call .hint({total}) to see it, or .solution() for the full solution.")
+                return
+            n = self._hints_shown + 1
+        self._hints_shown = max(self._hints_shown, n)
+        left = total - self._hints_shown
+        if n == total:
+            tail = " (the last hint: it gives the answer away)"
+        elif left == 1:
+            tail = f"\n1 hint left, which gives the answer away: .hint({total})."
+        else:
+            tail = f"\n{left} hints left; call .hint() again for the next one."
+        print(f"Hint {n}/{total}: {self.hints[n - 1]}{tail}")
 
     def solution_source(self) -> str:
         """The reference solution's source code."""

@@ -20,14 +20,17 @@ def excitation(z: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Te
 
 
 class SEBlock(nn.Module):
-    """Squeeze-and-Excitation: ``(B, C, H, W) -> (B, C, H, W)``, channels re-weighted."""
+    """Squeeze-and-Excitation: ``(B, C, H, W) -> (B, C, H, W)``, channels re-weighted.
+
+    The two fully connected layers are 1x1 convolutions, as in the chapter's ``SqueezeExcitation``:
+    on the ``(B, C, 1, 1)`` squeezed map a 1x1 convolution is a fully connected layer."""
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(channels, channels // reduction)
-        self.fc2 = nn.Linear(channels // reduction, channels)
+        self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1)  # C -> C/r
+        self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1)  # C/r -> C
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3))                              # (B, C)   squeeze
-        w = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))  # (B, C)   excitation
-        return x * w[:, :, None, None]                      # (B, C, H, W) scale
+        s = x.mean(dim=(2, 3), keepdim=True)                  # (B, C, 1, 1)    squeeze
+        w = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))  # (B, C, 1, 1)    excitation
+        return x * w                                          # (B, C, H, W)    scale
