@@ -460,14 +460,14 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available here")
     s = QUICK if args.quick else FULL
-    args.repeats = args.repeats or (3 if args.quick else 10)
+    args.repeats = args.repeats if args.repeats is not None else (3 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     target_ms = args.target_ms if args.target_ms is not None else (0.0 if args.quick else 25.0)
     args.target_s = target_ms / 1e3
     args.compile_backend = args.compile_backend or ("eager" if args.quick else "inductor")
-    for name in ("repeats", "warmup"):
-        if getattr(args, name) < (1 if name == "repeats" else 0):
-            p.error(f"--{name}={getattr(args, name)} is out of range; use a positive number")
+    if args.repeats < 1 or args.warmup < 0 or target_ms < 0:
+        p.error(f"--repeats={args.repeats}, --warmup={args.warmup}, --target-ms={target_ms}: out of range; use "
+                "--repeats >= 1, --warmup >= 0, --target-ms >= 0")
 
     import timm
     import torchvision
