@@ -105,9 +105,9 @@ def time_one(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def make_gemm(n: int, device: torch.device, target_s: float) -> tuple[Callable[[], None], float]:
-    """A bf16 ``n x n @ n x n`` product repeated ``k`` times per call (``k`` so that a call lasts about
-    ``target_s``, to keep the timer's overhead small); returns the callable and its FLOPs (``2 n^3 k``)."""
+def make_gemm(n: int, device: torch.device, seconds: float) -> tuple[Callable[[], None], float]:
+    """A bf16 ``n x n @ n x n`` product repeated ``k`` times per call, ``k`` so that a call lasts about
+    ``seconds`` (at least once); returns the callable and its FLOPs, ``2 n^3 k``."""
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     c = torch.empty(n, n, device=device, dtype=torch.bfloat16)
@@ -118,7 +118,7 @@ def make_gemm(n: int, device: torch.device, target_s: float) -> tuple[Callable[[
     for _ in range(3):
         once()
     single = min(time_one(once, device) for _ in range(3))
-    k = max(1, math.ceil(target_s / single))
+    k = max(1, round(seconds / single))
 
     def run() -> None:
         for _ in range(k):
@@ -127,20 +127,26 @@ def make_gemm(n: int, device: torch.device, target_s: float) -> tuple[Callable[[
     return run, 2.0 * n ** 3 * k
 
 
-def measure(contenders: dict[str, Contender], repeats: int, warmup: int, device: torch.device,
-            target_s: float) -> tuple[dict[str, list[float]], int]:
-    """Seconds per call of every contender, one entry per round (interleaved, rotating order).
+def measure(contenders: dict[str, Contender], gemm_n: int, args: argparse.Namespace, device: torch.device
+            ) -> tuple[dict[str, list[float]], int]:
+    """Seconds per call of every contender and of a bf16 GEMM (added as ``GEMM``), one entry per round.
 
-    Each round times ``inner`` back-to-back calls of each contender, ``inner`` chosen so that the
-    fastest contender's block lasts about ``target_s`` (1 on the CPU check).
+    After ``args.warmup`` untimed calls of each, every round times ``inner`` back-to-back calls of each
+    contender, in an order that rotates from round to round. ``inner`` makes the fastest contender's block
+    last about ``args.target_s`` (on the CPU check: 1), and one GEMM call lasts about as long as the
+    fastest contender's (at most ``args.target_s``; on the CPU check one product), so that no block is short
+    enough for the timer's overhead to matter.
     """
+    for _ in range(args.warmup):
+        for c in contenders.values():
+            c.fn()
+    fastest = min(time_one(c.fn, device) for c in contenders.values())
+    gemm, gemm_flops = make_gemm(gemm_n, device, min(fastest, args.target_s))
+    contenders[GEMM] = Contender(gemm, gemm_flops)
+    gemm()
+    inner = max(1, math.ceil(args.target_s / fastest))
     fns = {name: c.fn for name, c in contenders.items()}
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    fastest = min(time_one(fn, device) for fn in fns.values())
-    inner = max(1, math.ceil(target_s / fastest))
-    return interleaved_times(fns, repeats, warmup=0, device=device, inner=inner), inner
+    return interleaved_times(fns, args.repeats, warmup=0, device=device, inner=inner), inner
 
 
 def report(title: str, contenders: dict[str, Contender], times: dict[str, list[float]], items: int,
@@ -148,7 +154,7 @@ def report(title: str, contenders: dict[str, Contender], times: dict[str, list[f
     """Print one table; return its figures by contender."""
     gemm_rate = contenders[GEMM].flops / statistics.median(times[GEMM])
     print(f"\n{title}")
-    print(f"{'contender':<26}{'median ms':>11}{'min ms':>10}{item_name + '/s':>12}{'TFLOP/s':>9}"
+    print(f"{'contender':<26}{'median ms':>11}{'min ms':>10}{item_name + '/s':>12}{'TFLOP/s':>10}"
           f"{'% of GEMM':>11}{'ref/ours':>10}  compared with")
     rows: dict[str, dict[str, float]] = {}
     for name, c in contenders.items():
@@ -160,7 +166,7 @@ def report(title: str, contenders: dict[str, Contender], times: dict[str, list[f
             row["ref_over_ours"] = t / statistics.median(times[c.counterpart])
             ratio, against = f"{row['ref_over_ours']:.3f}", c.counterpart
         per_s = "" if name == GEMM else f"{items / t:12.1f}"
-        print(f"{name:<26}{1e3 * t:11.2f}{1e3 * min(times[name]):10.2f}{per_s:>12}{rate / 1e12:9.4g}"
+        print(f"{name:<26}{1e3 * t:11.2f}{1e3 * min(times[name]):10.2f}{per_s:>12}{rate / 1e12:10.4g}"
               f"{100 * rate / gemm_rate:10.1f}%{ratio:>10}  {against}")
         rows[name] = row
     return rows
@@ -307,11 +313,12 @@ def vit_section(kind: str, s: Sizes, args: argparse.Namespace, device: torch.dev
         if f"{name} compiled" in compiled:
             grad_mode = torch.enable_grad() if train else torch.inference_mode()
             with grad_mode, torch.autocast(**amp):
-                ref = models[name](x).float()
+                ref = models[name](x).detach().float()  # detached: free the autograd graph at once
                 t0 = time.perf_counter()
-                got = compiled[f"{name} compiled"](x).float()
+                got = compiled[f"{name} compiled"](x).detach().float()
                 sync(device)
             diff = (got - ref).abs().max().item() / ref.abs().max().item()
+            del ref, got
             print(f"  {name} compiled: first forward {time.perf_counter() - t0:.1f} s; logits within {diff:.1e} "
                   "of eager's (relative to the largest, both bf16 autocast)")
             if not diff < BF16_TOL:
@@ -319,11 +326,10 @@ def vit_section(kind: str, s: Sizes, args: argparse.Namespace, device: torch.dev
                                    f"(> {BF16_TOL}); the compiled model computes something else")
     for name, c in contenders.items():  # compiled training: the backward compiles here
         first_call(name, c.fn, device)
-    gemm, gemm_flops = make_gemm(s.gemm_n, device, args.target_s)
-    contenders[GEMM] = Contender(gemm, gemm_flops)
-    times, inner = measure(contenders, args.repeats, args.warmup, device, args.target_s)
+    times, inner = measure(contenders, s.gemm_n, args, device)
     what = "training step (AdamW)" if train else "inference (inference_mode)"
-    title = (f"ViT-B/16-shaped ViT {what}: batch {batch}, {s.img} px, patch {s.patch}, width {s.dim}, depth "
+    label = "ViT-B/16" if s == FULL else "ViT (quick sizes)"
+    title = (f"{label} {what}: batch {batch}, {s.img} px, patch {s.patch}, width {s.dim}, depth "
              f"{s.depth}, bf16 autocast, {device}; median of {args.repeats} interleaved rounds x {inner} calls")
     rows = report(title, contenders, times, batch, "img")
     return {"batch": batch, "flops_per_call": flops, "rows": rows}
@@ -380,20 +386,19 @@ def attention_group(n: int, batch: int, s: Sizes, args: argparse.Namespace, devi
             contenders[f"{name} compiled"] = Contender(fwd_bwd(name, cm), flops,
                                                        None if name == "ours" else "ours compiled")
             with torch.autocast(**amp):  # compiled against eager output, as timed (this call compiles)
-                ref = layers[name](x).float()
+                ref = layers[name](x).detach().float()
                 t0 = time.perf_counter()
-                got_out = cm(x).float()
+                got_out = cm(x).detach().float()
                 sync(device)
             diff = (got_out - ref).abs().max().item() / ref.abs().max().item()
+            del ref, got_out
             print(f"  {name} compiled: first forward {time.perf_counter() - t0:.1f} s; output within {diff:.1e} "
                   "of eager's (relative to the largest, both bf16 autocast)")
             if not diff < BF16_TOL:
                 raise RuntimeError(f"compiled {name} attention differs from eager by {diff:.2e} (> {BF16_TOL})")
     for name, c in contenders.items():  # compiled: the backward compiles here
         first_call(name, c.fn, device)
-    gemm, gemm_flops = make_gemm(s.gemm_n, device, args.target_s)
-    contenders[GEMM] = Contender(gemm, gemm_flops)
-    times, inner = measure(contenders, args.repeats, args.warmup, device, args.target_s)
+    times, inner = measure(contenders, s.gemm_n, args, device)
     title = (f"Self-attention forward + backward: N={n}, batch {batch}, width {s.attn_dim}, {s.attn_heads} "
              f"heads, bf16 autocast, train mode, {device}; median of {args.repeats} interleaved rounds x "
              f"{inner} calls")
@@ -428,6 +433,12 @@ def summary(results: dict[str, Any]) -> None:
         rows = group["rows"]
         print(f"  attention N={n}: nn.MultiheadAttention / ours {rows['nn.MultiheadAttention']['ref_over_ours']:.3f}"
               f", timm / ours {rows['timm']['ref_over_ours']:.3f}")
+    groups = {"ViT inference": infer, "ViT training step": train,
+              **{f"attention N={n}": g["rows"] for n, g in results.get("attention", {}).items()}}
+    for what, rows in groups.items():
+        if "ours compiled" in rows:
+            speedup = rows["ours"]["median_s"] / rows["ours compiled"]["median_s"]
+            print(f"  {what}: our eager time / our compiled time {speedup:.2f}")
 
 
 def main() -> None:
