@@ -70,13 +70,15 @@ CASES: dict[str, tuple[Callable[[], nn.Module], Callable[[], tuple[torch.Tensor,
     "spatial attention": (lambda: SpatialAttention(), lambda: (torch.randn(2, 8, 6, 6),), {}),
     "cbam": (lambda: CBAM(8, reduction=2), lambda: (torch.randn(2, 8, 6, 6),), {}),
     "resnet_small": (lambda: resnet_small(), lambda: (torch.randn(2, 3, 32, 32),), {}),
-    "resnet_small se": (lambda: resnet_small(attention="se"), lambda: (torch.randn(2, 3, 32, 32),), {}),
-    "resnet_small cbam": (lambda: resnet_small(attention="cbam"), lambda: (torch.randn(2, 3, 32, 32),), {}),
+    "resnet_small se": (lambda: resnet_small(attention="se", widths=(8, 16), blocks=(1, 1)),
+                        lambda: (torch.randn(2, 3, 32, 32),), {}),
+    "resnet_small cbam": (lambda: resnet_small(attention="cbam", widths=(8, 16), blocks=(1, 1)),
+                          lambda: (torch.randn(2, 3, 32, 32),), {}),
     # the ImageNet stem (7x7 convolution, max pool) of resnet18/34/50, and Bottleneck blocks with SE and CBAM,
     # at a width that keeps the test fast
     "resnet basic imagenet stem": (lambda: ResNet(BasicBlock, (1, 1), widths=(8, 16), num_classes=10),
                                    lambda: (torch.randn(2, 3, 32, 32),), {}),
-    "resnet bottleneck se": (lambda: ResNet(Bottleneck, (2, 1), widths=(8, 16), num_classes=10, attention="se",
+    "resnet bottleneck se": (lambda: ResNet(Bottleneck, (1, 1), widths=(8, 16), num_classes=10, attention="se",
                                             reduction=4), lambda: (torch.randn(2, 3, 32, 32),), {}),
     "resnet bottleneck cbam": (lambda: ResNet(Bottleneck, (1, 1), widths=(8, 16), num_classes=10,
                                               attention="cbam", reduction=4),
@@ -172,7 +174,7 @@ def test_another_batch_size_needs_no_break(case: str) -> None:
             torch.testing.assert_close(compiled(x, **kwargs), model(x, **kwargs), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("case", ["vit", "resnet bottleneck cbam", "attention float mask",
+@pytest.mark.parametrize("case", ["vit", "resnet_small cbam", "attention float mask",
                                   "simple_cnn"])
 def test_training_step_compiles_with_backward(case: str) -> None:
     """Train mode (BatchNorm updates its statistics), forward and backward traced by AOTAutograd."""
