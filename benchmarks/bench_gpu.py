@@ -1,7 +1,8 @@
 """GPU benchmark: the course ViT-B/16 and self-attention against timm, torchvision and nn.MultiheadAttention.
 
-Measured in one run, on one device, with interleaved timing (every round calls every contender once, in a
-rotating order, so a change in clocks or load hits them alike; each figure is the median over the rounds):
+Measured in one run, on one device, with interleaved timing (every round times every contender, in an order
+that rotates from round to round, so a change in clocks or load hits them alike; each figure is the median
+over the rounds; every timed block is bracketed by ``torch.cuda.synchronize()``):
 
 1. **ViT-B/16 inference**: batch 256 at 224 px, bf16 autocast, ``torch.inference_mode``, eval mode;
    ours, timm's and torchvision's ViT-B/16, ours and timm's also ``torch.compile``d.
