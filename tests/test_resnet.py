@@ -8,6 +8,7 @@ import importlib
 import pytest
 import torch
 import torchvision
+from helpers import randomise_
 from torch import nn
 
 from course_pkg.cbam import CBAM
@@ -28,19 +29,7 @@ from course_pkg.squeeze_excite import SqueezeExcitation
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> None:
-    """Random weights and BatchNorm statistics of a sensible scale (so eval-mode BN is not an identity)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if not t.dtype.is_floating_point:
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif t.dim() == 4:  # conv kernels: keep activations of order one
-                fan_in = t[0].numel()
-                t.copy_(torch.randn(t.shape, generator=g) * (1.0 / fan_in) ** 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (1.0 if name.endswith("bn1.weight") else 0.0))
+    randomise_(module, seed, scale=0.1, fan_in=True)
 
 
 @pytest.mark.parametrize("ours,theirs", [(resnet18, torchvision.models.resnet18),
@@ -187,7 +176,7 @@ def test_bad_inputs_have_clear_errors() -> None:
         resnet_small(attention="se", reduction=32)
     with pytest.raises(ValueError, match=r"layers=\(1, 1\) and widths=\(16, 32, 64\)"):
         resnet_small(blocks=(1, 1))
-    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"num_classes=0 is not valid; use a positive integer"):
         resnet_small(num_classes=0)
     with pytest.raises(ValueError, match=r"stem='tiny' is not known"):
         ResNet(BasicBlock, (1,), (8,), stem="tiny")

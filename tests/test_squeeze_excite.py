@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import randomise_
+from torch import nn
 from torchvision.ops import SqueezeExcitation as TorchvisionSE
 
 from course_pkg.squeeze_excite import SqueezeExcitation, hidden_width
 
 
-def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+def _randomise(module: nn.Module, seed: int = 0) -> None:
+    randomise_(module, seed)
 
 
 def test_shapes_and_hidden_width() -> None:
@@ -69,11 +68,11 @@ def test_gradients_flow_to_input_and_parameters() -> None:
 def test_bad_inputs_have_clear_errors() -> None:
     with pytest.raises(ValueError, match=r"reduction=32 is larger than channels=16"):
         SqueezeExcitation(16, reduction=32)
-    with pytest.raises(ValueError, match=r"channels must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"channels=0 is not valid; use a positive integer"):
         SqueezeExcitation(0)
-    with pytest.raises(ValueError, match=r"reduction must be a positive integer, got -2"):
+    with pytest.raises(ValueError, match=r"reduction=-2 is not valid; use a positive integer"):
         SqueezeExcitation(16, reduction=-2)
-    with pytest.raises(ValueError, match=r"hidden_channels must be a positive integer or None, got 0"):
+    with pytest.raises(ValueError, match=r"hidden_channels=0 is not valid; use a positive integer; or None"):
         SqueezeExcitation(16, hidden_channels=0)
     se = SqueezeExcitation(16, reduction=4)
     with pytest.raises(ValueError, match=r"channels=16 but the input has 8 channels"):
