@@ -456,3 +456,37 @@ def test_autocast_has_no_nan(dtype: torch.dtype) -> None:
     with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
         fast = model.eval()(x)
     assert torch.isfinite(fast).all()
+
+
+def test_initialisation_is_timms() -> None:
+    """pos_embed: trunc-normal std 0.02 (not zeros); cls_token: normal std 1e-6 (not zeros); Linear weights
+    trunc-normal std 0.02 with zero biases; LayerNorms at the identity. As timm's VisionTransformer."""
+    torch.manual_seed(0)
+    ours = VisionTransformer(img_size=32, patch_size=4, embed_dim=96, depth=2, num_heads=4, num_classes=10)
+    torch.manual_seed(0)
+    theirs = timm.models.vision_transformer.VisionTransformer(img_size=32, patch_size=4, embed_dim=96, depth=2,
+                                                              num_heads=4, num_classes=10)
+    for model in (ours, theirs):
+        assert 0.018 < model.pos_embed.std().item() < 0.022
+        assert 0 < model.cls_token.abs().max().item() and model.cls_token.std().item() < 1e-5
+        qkv = model.blocks[0].attn.qkv
+        assert 0.018 < qkv.weight.std().item() < 0.022 and qkv.bias.abs().max().item() == 0
+        assert torch.equal(model.blocks[0].norm1.weight, torch.ones(96))
+    ratio = ours.blocks[0].mlp.fc1.weight.std() / theirs.blocks[0].mlp.fc1.weight.std()
+    assert 0.95 < ratio.item() < 1.05
+
+
+def test_no_weight_decay_names_position_embedding_and_class_token() -> None:
+    assert VisionTransformer(img_size=8, patch_size=4, embed_dim=8, depth=1, num_heads=2).no_weight_decay() == {
+        "pos_embed", "cls_token"}
+
+
+@needs_timm
+def test_from_timm_accepts_a_width_that_is_not_a_round_ratio() -> None:
+    ref = timm.models.vision_transformer.VisionTransformer(img_size=16, patch_size=4, embed_dim=48, depth=1,
+                                                           num_heads=4, num_classes=3, mlp_ratio=2.3).eval()
+    assert ref.blocks[0].mlp.fc1.out_features == 110
+    ours = from_timm(ref).eval()
+    assert ours.blocks[0].mlp.fc1.out_features == 110
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-6)
