@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Union
 
 __all__ = ["pair", "positive_int"]
 
 
 def positive_int(name: str, value: Any, hint: str = "") -> int:
-    """``value`` if it is a positive ``int`` (``bool`` is refused), else a ``ValueError`` naming ``name``.
+    """``value`` as an ``int`` if it is a positive integer (Python or NumPy; ``bool`` is refused), else a
+    ``ValueError`` naming ``name`` and the value.
 
     Args:
         name: the parameter's name, for the message.
         value: what the caller passed.
         hint: an optional sentence appended to the message (e.g. the paper's value).
     """
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         extra = f"; {hint}" if hint else ""
         raise ValueError(f"{name}={value!r} is not valid; use a positive integer{extra}")
-    return value
+    return int(value)
 
 
 def pair(value: Union[int, tuple[int, int], Any], name: str) -> tuple[int, int]:
