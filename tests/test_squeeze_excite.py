@@ -90,3 +90,17 @@ def test_cuda_matches_cpu() -> None:
     expected = se(x)
     got = se.cuda()(x.cuda()).cpu()
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_timm_se_module_loads_strictly_at_its_rounded_width() -> None:
+    """timm rounds C / 16 up to a multiple of 8: SEModule(64) has 8 hidden units, so its state dict loads
+    strictly into SqueezeExcitation(64, hidden_channels=8) and not into the default (4 units)."""
+    timm_layers = pytest.importorskip("timm.layers")
+    ref = randomise_(timm_layers.SEModule(64)).eval()
+    assert ref.fc1.out_channels == 8
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        SqueezeExcitation(64).load_state_dict(ref.state_dict())
+    ours = SqueezeExcitation(64, hidden_channels=ref.fc1.out_channels).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 64, 5, 5)
+    torch.testing.assert_close(ours(x), ref(x))
