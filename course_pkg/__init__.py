@@ -1,6 +1,20 @@
 """course_pkg: the companion package of the open course on attention in deep learning.
 
-The chapters of the book import everything they run from here; each module holds one concept.
+The chapters of the book import what they run from here. Where each concept lives:
+
+* models, and nothing else (``nn.Module`` classes and their builders): ``attention`` (scaled dot-product
+  and multi-head self-attention), ``squeeze_excite`` (SE), ``cbam`` (CBAM), ``resnet`` (ResNets with SE or
+  CBAM), ``vit`` (the Vision Transformer), ``cnn`` (a small CNN for tests);
+* seeing attention: ``attention_maps`` (``record_attention`` for every model above; rollout and [CLS] maps);
+* weights: ``weights`` (conversion from timm, torchvision and the official CBAM code; pretrained downloads
+  and their preprocessing); checkpoints: ``bundled`` (model registry, save/load, the shipped models);
+* training: ``train`` (``fit``, ``evaluate``, ``History`` and their pieces); command lines: ``cli``;
+* data: ``data`` (synthetic clutter, digits, photos, CIFAR-10); ``examples`` (chapter 1's toy examples);
+* pictures: ``plotting`` (shared helpers, attention heatmaps), ``viz`` (channel and spatial maps, the
+  pointing game), ``widgets`` (chapter 6's interactive explorers);
+* exercises and grading: ``exercises``, ``grading``;
+* small shared utilities: ``env`` (device, seeds), ``checks`` (argument checks), ``network`` (the probe
+  before a download).
 """
 
 from __future__ import annotations

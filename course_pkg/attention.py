@@ -2,11 +2,15 @@
 
 Two paths compute the same thing (nanoGPT style):
 
-* :func:`scaled_dot_product_attention` is the explicit version, written out step by step. It builds the
-  ``(Nq, Nk)`` matrix of weights and returns it, so it is the one to read and to plot.
+* :func:`attention_with_weights` is the explicit version, written out step by step. It builds the
+  ``(Nq, Nk)`` matrix of weights and returns it with the output, so it is the one to read and to plot.
+  (It was called ``scaled_dot_product_attention``; that name stays as an alias, but unlike
+  ``F.scaled_dot_product_attention`` it returns a pair.)
 * :class:`MultiHeadSelfAttention` calls PyTorch's fused ``F.scaled_dot_product_attention`` by default
   (flash / memory-efficient kernels on a GPU, which never keep the ``N x N`` matrix) and switches to the
-  explicit path only when the weights are asked for.
+  explicit path only when the weights are wanted: ``return_attention=True`` (chapter 2's teaching path) or
+  a :func:`course_pkg.attention_maps.record_attention` block. Both read the weights at the same place,
+  the layer's :class:`~course_pkg.attention_maps.AttentionTap` ``tap``.
 
 Mask convention (the same as ``torch.nn.functional.scaled_dot_product_attention``): a **boolean** mask is
 ``True`` where a query may attend to a key (**True = keep**), ``False`` where it may not. A **floating**
@@ -26,7 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MultiHeadSelfAttention", "causal_mask", "check_mask", "scaled_dot_product_attention"]
+from .attention_maps import AttentionTap
+from .checks import positive_int
+
+__all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "check_mask",
+           "scaled_dot_product_attention"]
 
 
 def causal_mask(n: int, device: Optional[Union[torch.device, str]] = None) -> torch.Tensor:
@@ -62,9 +70,9 @@ def check_mask(mask: Optional[torch.Tensor], target: tuple[int, ...], *, dtype: 
     return mask if mask.dtype == torch.bool else mask.to(dtype)
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
-                                 *, scale: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_with_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
+                           *, scale: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention, written out: ``softmax(q k^T / sqrt(d) + mask) v``.
 
     Args:
@@ -117,6 +125,11 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     return weights @ v, weights                         # (..., Nq, dv), (..., Nq, Nk)
 
 
+#: The former name of :func:`attention_with_weights` (chapter 2 imports it). Unlike
+#: ``torch.nn.functional.scaled_dot_product_attention`` it returns ``(output, weights)``.
+scaled_dot_product_attention = attention_with_weights
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention over a sequence of tokens (the Transformer / ViT layer).
 
@@ -133,18 +146,16 @@ class MultiHeadSelfAttention(nn.Module):
 
     Shapes: ``x (B, N, C) -> (B, N, C)``; with ``return_attention=True`` also weights ``(B, H, N, N)``.
 
-    Attributes:
-        store_attention: set it to True to keep the last weights in ``attention_weights`` (d2l style, for
-            plotting). Off by default: the ``N x N`` matrix is then never built.
-        attention_weights: ``(B, H, N, N)`` detached weights of the last forward when ``store_attention``.
+    To see the weights of a layer inside a model, record them:
+    ``with record_attention(model) as maps: model(x)`` gives ``maps["...attn"]`` ``(B, H, N, N)``
+    (:mod:`course_pkg.attention_maps`). The weights pass through the tap ``self.tap`` on the explicit path.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
                  proj_drop: float = 0.0) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("num_heads", num_heads)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r} is not valid; use a positive integer")
+        positive_int("dim", dim)
+        positive_int("num_heads", num_heads)
         if dim % num_heads != 0:
             divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
             raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}; each head gets dim // num_heads "
@@ -160,8 +171,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.store_attention = False
-        self.attention_weights: Optional[torch.Tensor] = None
+        self.tap = AttentionTap("token")                   # where the weights (B, H, N, N) can be seen
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
@@ -200,10 +210,9 @@ class MultiHeadSelfAttention(nn.Module):
 
         p = self.attn_drop.p if self.training else 0.0       # dropout on the weights only while training
         weights: Optional[torch.Tensor] = None
-        if return_attention or self.store_attention:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)  # (B, H, N, hd), (B, H, N, N)
-            if self.store_attention:
-                self.attention_weights = weights.detach()
+        if return_attention or self.tap.recording:            # the weights are wanted: explicit path
+            out, weights = attention_with_weights(q, k, v, mask, dropout_p=p)  # (B, H, N, hd), (B, H, N, N)
+            weights = self.tap(weights)                       # record_attention sees them here
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, N, hd)
 

@@ -1,4 +1,11 @@
-"""Small trained models that ship with the package, so chapters show trained attention without training.
+"""Checkpoints: the model registry, saving and loading weights, and the models shipped with the package.
+
+* **Registry** (:data:`MODELS`, :func:`resolve_builder`, :func:`build_model`): a model is rebuilt from a
+  builder name (``"resnet_small"``) or a ``"package.module:function"`` string and its keyword arguments.
+* **Files** (:func:`save_checkpoint`, :func:`load_checkpoint`): a state dict plus plain-data metadata,
+  loaded with ``torch.load(weights_only=True)`` (no code runs from a file).
+* **Bundled models**: small trained models that ship with the package, so chapters show trained attention
+  without training.
 
 Each model is a state dict in ``course_pkg/checkpoints/`` plus an entry in ``checkpoints/manifest.json``
 that says how to rebuild it and how it was made::
@@ -19,19 +26,164 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import inspect
 import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import torch
 from torch import nn
 
-__all__ = ["CHECKPOINT_DIR", "REQUIRED_KEYS", "bundled_test_data", "checkpoint_path", "get_entry",
-           "list_bundled", "load_bundled", "manifest", "sha256_of", "update_manifest"]
+__all__ = ["CHECKPOINT_DIR", "MODELS", "REQUIRED_KEYS", "Checkpoint", "accepted_kwargs", "build_model",
+           "bundled_test_data", "checkpoint_path", "get_entry", "list_bundled", "load_bundled",
+           "load_checkpoint", "manifest", "resolve_builder", "save_checkpoint", "sha256_of", "update_manifest"]
 
+
+# ------------------------------------------------------------------------------------------------
+# Model builders by name
+# ------------------------------------------------------------------------------------------------
+MODELS: dict[str, str] = {
+    "simple_cnn": "course_pkg.cnn:simple_cnn",
+    "resnet_small": "course_pkg.resnet:resnet_small",
+    "resnet18": "course_pkg.resnet:resnet18",
+    "vit": "course_pkg.vit:VisionTransformer",
+    "vit_tiny": "course_pkg.vit:vit_tiny",
+    "vit_small": "course_pkg.vit:vit_small",
+}
+
+
+def resolve_builder(spec: str) -> Callable[..., nn.Module]:
+    """A model builder from a name in :data:`MODELS` or a ``"package.module:function"`` string."""
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"model={spec!r} is not valid; use one of {sorted(MODELS)} or 'package.module:function'")
+    target = MODELS.get(spec, spec)
+    if ":" not in target:
+        raise ValueError(f"model={spec!r} is not known; use one of {sorted(MODELS)} or 'package.module:function'")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"model={spec!r}: cannot import module {module_name!r} ({err})") from err
+    builder = getattr(module, attr, None)
+    if not callable(builder):
+        raise ValueError(f"model={spec!r}: module {module_name!r} has no callable {attr!r}")
+    return builder
+
+
+def build_model(spec: str, kwargs: Optional[Mapping[str, Any]] = None, **data_kwargs: Any) -> nn.Module:
+    """Build a model: ``kwargs`` always go to the builder; ``data_kwargs`` (``num_classes``, ``in_chans``,
+    ``img_size``, set by the data) only when the builder names them or takes ``**kwargs``."""
+    builder = resolve_builder(spec)
+    merged = {k: v for k, v in data_kwargs.items() if k in accepted_kwargs(builder, data_kwargs)}
+    merged.update(kwargs or {})
+    return builder(**merged)
+
+
+def accepted_kwargs(builder: Union[str, Callable[..., nn.Module]], candidates: Mapping[str, Any]) -> set[str]:
+    """Which of ``candidates`` the builder takes: the names in its signature, or all with ``**kwargs``."""
+    fn = resolve_builder(builder) if isinstance(builder, str) else builder
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {k for k in candidates if k in params or takes_any}
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoint files
+# ------------------------------------------------------------------------------------------------
+class Checkpoint(NamedTuple):
+    """What :func:`load_checkpoint` returns."""
+
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+_FORMAT = "course_pkg.checkpoint/1"
+
+
+def _check_meta(value: Any, where: str = "meta") -> None:
+    """Metadata must be plain data (what ``torch.load(weights_only=True)`` and JSON both accept)."""
+    if value is None or type(value) in (bool, int, float, str):   # exact types: subclasses pickle as code
+        return
+    if type(value) in (list, tuple):
+        for i, v in enumerate(value):
+            _check_meta(v, f"{where}[{i}]")
+        return
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise TypeError(f"{where} has a non-string key {k!r}; checkpoint metadata keys must be strings")
+            _check_meta(v, f"{where}[{k!r}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__name__}; checkpoint metadata may only hold None, bool, int, "
+                    "float, str, lists and dicts (so it loads with weights_only=True)")
+
+
+def save_checkpoint(path: Union[str, os.PathLike], model: Union[nn.Module, Mapping[str, torch.Tensor]],
+                    meta: Optional[Mapping[str, Any]] = None, dtype: Optional[torch.dtype] = None) -> Path:
+    """Save a model's state dict and plain-data ``meta`` to ``path`` (written atomically).
+
+    Args:
+        model: a module (a DDP wrapper is unwrapped) or a state dict.
+        meta: plain data (numbers, strings, lists, dicts) about the model: builder, kwargs, data, accuracy.
+        dtype: store floating-point tensors in this dtype (e.g. ``torch.float16`` halves the file).
+    """
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
+    meta = dict(meta or {})
+    _check_meta(meta)
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype={dtype} is not valid; use a floating-point dtype such as torch.float16")
+    out = {}
+    for k, v in state.items():
+        v = v.detach().to("cpu").clone()
+        out[k] = v.to(dtype) if dtype is not None and v.is_floating_point() else v
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": _FORMAT, "state_dict": out, "meta": meta}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = None,
+                    map_location: Union[str, torch.device] = "cpu", strict: bool = True) -> Checkpoint:
+    """Load a checkpoint safely (``torch.load(weights_only=True)``: tensors and plain data only, no code).
+
+    Args:
+        path: a file written by :func:`save_checkpoint` (a bare state dict also loads, with empty meta).
+        model: when given, the weights are loaded into it (cast to its dtypes).
+        strict: passed to ``load_state_dict``.
+
+    Returns:
+        :class:`Checkpoint` ``(state_dict, meta)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle errors come in several types; all mean "not a safe weights file"
+        raise ValueError(f"refusing to load {str(path)!r}: it is not a plain weights file that loads with "
+                         f"weights_only=True (it may hold code); {type(err).__name__}: {err}") from err
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        state, meta = obj["state_dict"], dict(obj.get("meta") or {})
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state, meta = obj, {}
+    else:
+        raise ValueError(f"{str(path)!r} holds a {type(obj).__name__} that is neither a course checkpoint nor a "
+                         "state dict")
+    if model is not None:
+        model.load_state_dict(state, strict=strict)
+    return Checkpoint(state, meta)
+
+
+# ------------------------------------------------------------------------------------------------
+# The bundled models
+# ------------------------------------------------------------------------------------------------
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 REQUIRED_KEYS = ("name", "file", "builder", "kwargs", "dataset", "test_data", "test_accuracy", "command")
 
@@ -88,7 +240,6 @@ def load_bundled(name: str, device: Union[str, torch.device, None] = None,
         device: where to put the model; default :func:`course_pkg.get_device`.
     """
     from .env import get_device
-    from .train import build_model, load_checkpoint
 
     entry = get_entry(name, directory)
     path = Path(directory or CHECKPOINT_DIR) / entry["file"]

@@ -31,19 +31,22 @@ Where this code follows and where it departs from the paper, the official code
   (``spatial.conv.conv``, ``spatial.conv.bn``) than here (``spatial.conv``, ``spatial.bn``):
   :func:`convert_timm_state_dict` renames those keys.
 
-After each call the module keeps its two maps for plotting: ``last_channel_weights`` ``(B, C)`` and
-``last_spatial_map`` ``(B, H, W)``, both detached.
+To see the two maps, record them (:func:`course_pkg.attention_maps.record_attention`): a CBAM module
+called ``name`` gives ``"name.channel"`` ``(B, C)`` and ``"name.spatial"`` ``(B, H, W)``.
+
+The converters from timm and official-code state dicts live in :mod:`course_pkg.weights` (re-exported
+here).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Mapping, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from .squeeze_excite import check_feature_map, hidden_width
+from .attention_maps import AttentionTap
+from .squeeze_excite import ChannelMLP, check_feature_map
 
 __all__ = [
     "CBAM",
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 
-class ChannelAttention(nn.Module):
+class ChannelAttention(ChannelMLP):
     """CBAM's channel attention: a shared MLP over the average- and max-pooled descriptors.
 
     Args:
@@ -64,38 +67,19 @@ class ChannelAttention(nn.Module):
         mlp_bias: give the two MLP layers a bias (the official code does; the paper and timm do not).
 
     Shapes:
-        input ``(B, C, H, W)`` -> output ``(B, C, H, W)``; ``last_weights`` is ``(B, C)``.
+        input ``(B, C, H, W)`` -> output ``(B, C, H, W)``; recorded channel weights ``(B, C)``.
     """
 
     def __init__(self, channels: int, reduction: int = 16, hidden_channels: Optional[int] = None,
                  mlp_bias: bool = False) -> None:
-        super().__init__()
-        hidden = hidden_width(channels, reduction, hidden_channels)
-        self.channels = channels
-        self.hidden_channels = hidden
-        self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1, bias=mlp_bias)  # W_0: C -> C/r
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1, bias=mlp_bias)  # W_1: C/r -> C
-        self.last_weights: Optional[torch.Tensor] = None
-
-    def mlp(self, s: torch.Tensor) -> torch.Tensor:
-        """The shared MLP on a descriptor ``(B, C, 1, 1) -> (B, C, 1, 1)`` (no sigmoid)."""
-        return self.fc2(self.act(self.fc1(s)))
+        super().__init__(channels, reduction, hidden_channels, bias=mlp_bias)  # fc1 = W_0, fc2 = W_1
 
     def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The channel weights ``M_c(x)``, ``(B, C, 1, 1)`` in ``(0, 1)``."""
         check_feature_map(x, self.channels, f"ChannelAttention(channels={self.channels})")
         avg = x.mean(dim=(2, 3), keepdim=True)           # (B, C, 1, 1) average-pooled descriptor
         mx = x.amax(dim=(2, 3), keepdim=True)            # (B, C, 1, 1) max-pooled descriptor
-        return torch.sigmoid(self.mlp(avg) + self.mlp(mx))  # (B, C, 1, 1) same MLP for both
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.channel_weights(x)                      # (B, C, 1, 1)
-        self.last_weights = w.detach().flatten(1)        # (B, C)
-        return x * w
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, hidden_channels={self.hidden_channels}"
+        return self.gate(self.mlp(avg) + self.mlp(mx))   # (B, C, 1, 1) same MLP for both
 
 
 class SpatialAttention(nn.Module):
@@ -107,7 +91,7 @@ class SpatialAttention(nn.Module):
             convolution has a bias, as in the paper's equation.
 
     Shapes:
-        input ``(B, C, H, W)`` (any ``C``) -> output ``(B, C, H, W)``; ``last_map`` is ``(B, H, W)``.
+        input ``(B, C, H, W)`` (any ``C``) -> output ``(B, C, H, W)``; recorded map ``(B, H, W)``.
     """
 
     def __init__(self, kernel_size: int = 7, norm: bool = True) -> None:
@@ -120,7 +104,8 @@ class SpatialAttention(nn.Module):
         # 2 input maps ([mean; max] across channels) -> 1 map; padding keeps H x W
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not norm)
         self.bn = nn.BatchNorm2d(1) if norm else nn.Identity()
-        self.last_map: Optional[torch.Tensor] = None
+        self.gate = nn.Sigmoid()
+        self.tap = AttentionTap("spatial")                    # the map (B, H, W) is seen here
 
     def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial map ``M_s(x)``, ``(B, 1, H, W)`` in ``(0, 1)``."""
@@ -130,12 +115,16 @@ class SpatialAttention(nn.Module):
         pooled = torch.cat([x.mean(dim=1, keepdim=True),     # (B, 1, H, W) average over channels
                             x.amax(dim=1, keepdim=True)],    # (B, 1, H, W) max over channels
                            dim=1)                            # (B, 2, H, W) order [mean, max] (paper, timm)
-        return torch.sigmoid(self.bn(self.conv(pooled)))     # (B, 1, H, W)
+        return self.gate(self.bn(self.conv(pooled)))         # (B, 1, H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.spatial_map(x)                               # (B, 1, H, W)
-        self.last_map = m.detach()[:, 0]                      # (B, H, W)
+        m = self.tap(self.spatial_map(x))                     # (B, 1, H, W)
         return x * m
+
+    @property
+    def last_map(self) -> Optional[torch.Tensor]:
+        """Deprecated: the map ``(B, H, W)`` of the last eager call (use ``record_attention``)."""
+        return self.tap.last
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -153,8 +142,8 @@ class CBAM(nn.Module):
         spatial_norm: BatchNorm after the spatial convolution (official code and timm: yes; paper: no).
 
     Shapes:
-        input ``(B, C, H, W)`` -> output ``(B, C, H, W)``; after a call, ``last_channel_weights``
-        is ``(B, C)`` and ``last_spatial_map`` is ``(B, H, W)`` (both detached).
+        input ``(B, C, H, W)`` -> output ``(B, C, H, W)``; ``record_attention`` records
+        ``"<name>.channel"`` ``(B, C)`` and ``"<name>.spatial"`` ``(B, H, W)``.
 
     Configured alike (``mlp_bias=False``, ``spatial_norm=True``, same hidden width), it computes what
     ``timm.layers.cbam.CbamModule`` computes; see the module docstring for the departures.
@@ -172,12 +161,12 @@ class CBAM(nn.Module):
 
     @property
     def last_channel_weights(self) -> Optional[torch.Tensor]:
-        """The channel weights ``(B, C)`` of the last call."""
+        """Deprecated: the channel weights ``(B, C)`` of the last eager call (use ``record_attention``)."""
         return self.channel.last_weights
 
     @property
     def last_spatial_map(self) -> Optional[torch.Tensor]:
-        """The spatial map ``(B, H, W)`` of the last call."""
+        """Deprecated: the spatial map ``(B, H, W)`` of the last eager call (use ``record_attention``)."""
         return self.spatial.last_map
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,45 +176,5 @@ class CBAM(nn.Module):
         return x
 
 
-# ------------------------------------------------------------------------------------------------
-# Loading reference weights
-# ------------------------------------------------------------------------------------------------
-def convert_timm_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the keys of a timm ``CbamModule`` state dict (alone or inside a model) to ours.
-
-    ``<prefix>spatial.conv.conv.weight -> <prefix>spatial.conv.weight`` and
-    ``<prefix>spatial.conv.bn.* -> <prefix>spatial.bn.*``; every other key is kept as it is
-    (``channel.fc1``/``channel.fc2`` already match).
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        key = re.sub(r"(^|\.)spatial\.conv\.conv\.", r"\1spatial.conv.", key)
-        key = re.sub(r"(^|\.)spatial\.conv\.bn\.", r"\1spatial.bn.", key)
-        out[key] = value
-    return out
-
-
-def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Convert a state dict of the official CBAM code (Jongchan/attention-module) to ours.
-
-    The official module (inside a ResNet block it is the attribute ``cbam``) has the keys
-    ``ChannelGate.mlp.1.*`` and ``ChannelGate.mlp.3.*`` (``nn.Linear`` layers with bias) and
-    ``SpatialGate.spatial.conv.weight``, ``SpatialGate.spatial.bn.*``. They become
-    ``channel.fc1.*``, ``channel.fc2.*`` (weights reshaped to 1x1 convolutions), ``spatial.conv.weight``
-    (flipped along the input channels, because the official code pools ``[max, mean]`` and we pool
-    ``[mean, max]``) and ``spatial.bn.*``. Build the target with ``mlp_bias=True`` (and the default
-    ``spatial_norm=True``). A prefix ending in ``cbam.`` becomes ``attn.`` (our ResNet blocks' name).
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        new = re.sub(r"(^|\.)cbam\.", r"\1attn.", key)
-        new = re.sub(r"ChannelGate\.mlp\.1\.", "channel.fc1.", new)
-        new = re.sub(r"ChannelGate\.mlp\.3\.", "channel.fc2.", new)
-        new = re.sub(r"SpatialGate\.spatial\.conv\.", "spatial.conv.", new)
-        new = re.sub(r"SpatialGate\.spatial\.bn\.", "spatial.bn.", new)
-        if re.search(r"channel\.fc[12]\.weight$", new) and value.dim() == 2:
-            value = value[:, :, None, None]                       # Linear (out, in) -> 1x1 conv (out, in, 1, 1)
-        if new.endswith("spatial.conv.weight") and "SpatialGate" in key:
-            value = value.flip(1)                                 # [max, mean] -> [mean, max]
-        out[new] = value
-    return out
+from .weights import convert_official_cbam_state_dict as convert_official_state_dict  # noqa: E402
+from .weights import convert_timm_cbam_state_dict as convert_timm_state_dict  # noqa: E402

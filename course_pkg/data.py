@@ -21,13 +21,14 @@ from __future__ import annotations
 import math
 import os
 import socket
-import threading
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+
+from .network import reachable
 
 __all__ = [
     "CLUTTER_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS",
@@ -437,26 +438,6 @@ def _resize(x: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
 _CIFAR_HOST = "www.cs.toronto.edu"
 
 
-def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds (DNS included).
-
-    The attempt runs in a daemon thread, because a name lookup ignores socket timeouts and can hang.
-    """
-    result: list[bool] = []
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except Exception:  # any failure to connect means "not reachable"
-            result.append(False)
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bool = False,
                  transform: Optional[Callable] = None, timeout: float = 3.0) -> Dataset:
     """CIFAR-10 through torchvision (the only data set here that needs a network, once).
@@ -480,7 +461,7 @@ def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bo
         raise FileNotFoundError(f"CIFAR-10 is not in root={str(root)!r} (no cifar-10-batches-py folder); "
                                 "pass download=True to fetch it (~170 MB, needs a network), or use the "
                                 "offline data sets make_clutter() and load_digits()")
-    if not present and not _reachable(_CIFAR_HOST, 443, timeout):
+    if not present and reachable(f"https://{_CIFAR_HOST}/", timeout) is not None:
         raise ConnectionError(f"cannot download CIFAR-10: {_CIFAR_HOST} did not answer within {timeout:g} s "
                               "(no network?). Copy cifar-10-batches-py into root by hand, or use the "
                               "offline data sets make_clutter() and load_digits()")

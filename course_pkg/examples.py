@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "CONCEPTS",
     "Crowd",
-    "History",
+    "ViewingHistory",
     "context_weights",
     "crowd_scene",
     "embed",
@@ -195,7 +195,7 @@ GENRES = ["thriller", "comedy", "romance", "documentary", "animation", "sci-fi"]
 
 
 @dataclass
-class History:
+class ViewingHistory:
     """A viewer's history and a catalogue to recommend from (made-up titles).
 
     Attributes:
@@ -227,7 +227,7 @@ _CATALOGUE = [
 ]
 
 
-def viewing_history(extra_random: int = 0, seed: int = 0) -> History:
+def viewing_history(extra_random: int = 0, seed: int = 0) -> ViewingHistory:
     """The chapter's viewing history; ``extra_random`` appends that many random non-thriller
     titles to make the history long (to show that attention still finds the relevant few)."""
     titles = [t for t, _ in _HISTORY]
@@ -241,4 +241,4 @@ def viewing_history(extra_random: int = 0, seed: int = 0) -> History:
     genres = genres / genres.sum(dim=1, keepdim=True)
     cat = torch.tensor([g for _, g in _CATALOGUE], dtype=torch.float32)
     cat = cat / cat.sum(dim=1, keepdim=True)
-    return History(titles, genres, [t for t, _ in _CATALOGUE], cat, list(GENRES))
+    return ViewingHistory(titles, genres, [t for t, _ in _CATALOGUE], cat, list(GENRES))

@@ -1,4 +1,6 @@
-"""Plotting helpers shared by the chapters: attention weights as heatmaps.
+"""Plotting helpers shared by the chapters: attention weights as heatmaps, images ready to show, a map
+drawn over an image, and a figure rendered to PNG bytes (one helper for each, used by ``viz`` and
+``widgets`` alike).
 
 Every helper builds a ``matplotlib.figure.Figure`` without pyplot and returns it, so it works
 headless (tests, the book build) and shows exactly once in a notebook when it is the last
@@ -7,14 +9,15 @@ expression of a cell.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["enable_notebook_display", "figure_png", "plot_attention", "plot_attention_grid", "to_numpy"]
+__all__ = ["display_image", "draw_overlay", "enable_notebook_display", "figure_png", "plot_attention",
+           "plot_attention_grid", "to_numpy"]
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Sequence[float]]]
 
@@ -24,6 +27,65 @@ def to_numpy(x: ArrayLike) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float64 if x.is_floating_point() else x.dtype).numpy()
     return np.asarray(x)
+
+
+def display_image(image: ArrayLike) -> np.ndarray:
+    """An image ready for ``imshow``: ``(H, W, 3)`` or ``(H, W)`` floats in [0, 1].
+
+    Accepts ``(C, H, W)`` (C = 1 or 3, channels first), ``(H, W, C)`` or ``(H, W)`` tensors or arrays.
+    The values are mapped to [0, 1] in one documented way:
+
+    * ``uint8``: divided by 255;
+    * floats already in [0, 1]: unchanged;
+    * floats that overshoot [0, 1] by at most 0.05 (resampling ringing): clipped;
+    * floats further outside (a normalised image, e.g. ImageNet mean/std): rescaled by their min and max,
+      so the picture stays visible instead of saturating.
+    """
+    a = to_numpy(image)
+    a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 0, -1)                  # (C, H, W) -> (H, W, C)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise ValueError(f"image must have shape (C, H, W), (H, W, C) with C in (1, 3), or (H, W); "
+                         f"got {tuple(a.shape)}")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < -0.05 or hi > 1.05:
+        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return np.clip(a, 0.0, 1.0)
+
+
+def draw_overlay(ax: Axes, image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.5, cmap: str = "jet",
+                 vmin: Optional[float] = None, vmax: Optional[float] = None, grey: bool = False,
+                 interpolation: str = "bilinear", mask: Optional[np.ndarray] = None,
+                 mark_peak: bool = False, mask_color: str = "white") -> Any:
+    """Draw ``heat`` (any ``(h, w)`` grid) over ``image`` ``(H, W[, 3])`` on ``ax``, stretched to the image.
+
+    Args:
+        grey: show the image in grey under the map (the colours then belong to the map only).
+        interpolation: ``"bilinear"`` for a smooth map, ``"nearest"`` for one block per patch.
+        mask: optional ``(H, W)`` object mask, outlined.
+        mark_peak: a red cross on the map's maximum (what the pointing game scores).
+
+    Returns:
+        the map's ``AxesImage`` (for a colour bar).
+    """
+    h, w = image.shape[:2]
+    shown = image.mean(-1) if grey and image.ndim == 3 else image
+    ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+    im = ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, extent=extent,
+                   interpolation=interpolation)
+    if mask is not None:
+        ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors=mask_color, linewidths=1.0)
+    if mark_peak:
+        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        ax.plot([(c + 0.5) * w / heat.shape[1] - 0.5], [(r + 0.5) * h / heat.shape[0] - 0.5], marker="x",
+                color="red", markersize=9, mew=2.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
 
 
 def _check_matrix(w: np.ndarray, name: str = "weights") -> np.ndarray:
@@ -133,8 +195,8 @@ def plot_attention_grid(weights: ArrayLike, titles: Optional[Sequence[str]] = No
     return fig
 
 
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """Render a Figure to PNG bytes (works without pyplot or a GUI)."""
+def figure_png(fig: Figure, dpi: int = 100, pad_inches: float = 0.1) -> bytes:
+    """Render a Figure to PNG bytes, cropped to its content (works without pyplot or a GUI)."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -142,7 +204,7 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
         FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad_inches)
     return buf.getvalue()
 
 

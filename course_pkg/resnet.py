@@ -17,25 +17,31 @@ Two families share one :class:`ResNet` class:
   default), for 32 to 64 pixel images; about 80k parameters, fast on a CPU.
 
 The attention module of a block is its attribute ``attn`` (timm calls it ``se`` for every kind).
-:func:`attention_modules` lists a model's SE/CBAM modules, whose last maps the chapters draw.
+:func:`attention_modules` lists a model's SE/CBAM modules; their maps are recorded with
+:func:`course_pkg.attention_maps.record_attention` (``"layer3.0.attn"`` for SE, ``"layer3.0.attn.channel"``
+and ``"layer3.0.attn.spatial"`` for CBAM). timm's weights convert with
+:func:`course_pkg.weights.convert_timm_resnet_state_dict` (re-exported here as ``convert_timm_state_dict``).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from .attention_maps import last_maps
 from .cbam import CBAM
-from .cbam import convert_timm_state_dict as _convert_timm_cbam
+from .checks import positive_int
 from .squeeze_excite import SqueezeExcitation
+from .weights import convert_timm_resnet_state_dict as convert_timm_state_dict
 
 __all__ = [
     "ATTENTION_KINDS",
     "BasicBlock",
     "Bottleneck",
     "ResNet",
+    "ResidualBlockType",
     "attention_modules",
     "convert_timm_state_dict",
     "count_parameters",
@@ -148,7 +154,7 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-Block = Union[type[BasicBlock], type[Bottleneck]]
+ResidualBlockType = Union[type[BasicBlock], type[Bottleneck]]  # the class of a ResNet's blocks
 
 
 class ResNet(nn.Module):
@@ -170,7 +176,7 @@ class ResNet(nn.Module):
         ``(B, in_chans, H, W) -> (B, num_classes)`` logits.
     """
 
-    def __init__(self, block: Block, layers: Sequence[int], widths: Sequence[int] = (64, 128, 256, 512),
+    def __init__(self, block: ResidualBlockType, layers: Sequence[int], widths: Sequence[int] = (64, 128, 256, 512),
                  num_classes: int = 1000, in_chans: int = 3, attention: Optional[str] = None, reduction: int = 16,
                  stem: str = "imagenet") -> None:
         super().__init__()
@@ -182,9 +188,8 @@ class ResNet(nn.Module):
         for name, values in (("layers", layers), ("widths", widths)):
             if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
                 raise ValueError(f"{name} must hold positive integers, got {values}")
-        for name, value in (("num_classes", num_classes), ("in_chans", in_chans)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int("num_classes", num_classes)
+        positive_int("in_chans", in_chans)
         if stem not in ("imagenet", "small"):
             raise ValueError(f"stem={stem!r} is not known; use 'imagenet' (224 px inputs) or 'small' (32-64 px)")
         self.in_chans = in_chans
@@ -293,24 +298,21 @@ def resnet_small(num_classes: int = 10, attention: Optional[str] = None, in_chan
 # Inspecting and loading
 # ------------------------------------------------------------------------------------------------
 def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every :class:`SqueezeExcitation` and :class:`CBAM` in ``model``, in order.
-
-    After a forward pass, each SE module's ``last_weights`` is ``(B, C)``; each CBAM module's
-    ``last_channel_weights`` is ``(B, C)`` and ``last_spatial_map`` is ``(B, H, W)``.
-    """
+    """``(name, module)`` of every :class:`SqueezeExcitation` and :class:`CBAM` in ``model``, in order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, (SqueezeExcitation, CBAM))]
 
 
 def last_attention_maps(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
-    """The maps of the last forward pass, by module name: ``{"layer3.0.attn": {"channel": (B, C),
-    "spatial": (B, H, W)}}`` (SE modules have only ``"channel"``). Run the model first."""
+    """Deprecated (use :func:`course_pkg.attention_maps.record_attention`): the maps of the last forward
+    pass, by SE/CBAM module name: ``{"layer3.0.attn": {"channel": (B, C), "spatial": (B, H, W)}}`` (SE
+    modules have only ``"channel"``). Run the model first."""
+    recorded = last_maps(model)
     out: dict[str, dict[str, torch.Tensor]] = {}
-    for name, m in attention_modules(model):
-        if isinstance(m, SqueezeExcitation):
-            if m.last_weights is not None:
-                out[name] = {"channel": m.last_weights}
-        elif m.last_channel_weights is not None and m.last_spatial_map is not None:
-            out[name] = {"channel": m.last_channel_weights, "spatial": m.last_spatial_map}
+    for name, module in attention_modules(model):
+        if isinstance(module, SqueezeExcitation) and name in recorded:
+            out[name] = {"channel": recorded[name]}
+        elif f"{name}.channel" in recorded and f"{name}.spatial" in recorded:
+            out[name] = {"channel": recorded[f"{name}.channel"], "spatial": recorded[f"{name}.spatial"]}
     if not out:
         raise RuntimeError("the model holds no attention maps yet: build it with attention='se' or 'cbam' and "
                            "run a forward pass first")
@@ -320,11 +322,3 @@ def last_attention_maps(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters (optionally only those that require a gradient)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def convert_timm_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Convert the state dict of a timm ResNet (``resnet50``, ``seresnet50``, or one built with
-    ``block_args=dict(attn_layer="cbam")``) to this module's keys: the blocks' ``se.`` becomes ``attn.``
-    and CBAM's spatial keys are renamed (see :func:`course_pkg.cbam.convert_timm_state_dict`)."""
-    renamed = {k.replace(".se.", ".attn."): v for k, v in state_dict.items()}
-    return _convert_timm_cbam(renamed)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .plotting import to_numpy
+from .plotting import display_image, draw_overlay, to_numpy
 
 __all__ = [
     "handmade_features",
@@ -32,22 +32,8 @@ __all__ = [
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
 
-def image_to_numpy(image: ArrayLike) -> np.ndarray:
-    """An image as an ``(H, W, 3)`` (or ``(H, W)``) float array in [0, 1] for ``imshow``.
-
-    Accepts ``(3, H, W)`` or ``(1, H, W)`` tensors/arrays (channels first), ``(H, W, 3)`` arrays and
-    ``(H, W)`` grey images; uint8 values are divided by 255.
-    """
-    a = to_numpy(image)
-    if a.dtype == np.uint8:
-        a = a.astype(np.float64) / 255.0
-    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = np.moveaxis(a, 0, -1)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
-        raise ValueError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {tuple(a.shape)}")
-    return np.clip(a.astype(np.float64), 0.0, 1.0)
+#: An image as ``(H, W, 3)`` or ``(H, W)`` floats in [0, 1] (see :func:`course_pkg.plotting.display_image`).
+image_to_numpy = display_image
 
 
 def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
@@ -164,21 +150,6 @@ def plot_feature_maps(features: ArrayLike, names: Optional[Sequence[str]] = None
 # ------------------------------------------------------------------------------------------------
 # Spatial maps on images
 # ------------------------------------------------------------------------------------------------
-def _draw_overlay(ax, image: np.ndarray, heat: np.ndarray, alpha: float, cmap: str,  # type: ignore[no-untyped-def]
-                  vmin: Optional[float], vmax: Optional[float], mask: Optional[np.ndarray] = None,
-                  mark_peak: bool = False):
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
-    im = ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation="bilinear")
-    if mask is not None:
-        ax.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=1.0)
-    if mark_peak:
-        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
-        ax.plot([c], [r], marker="x", color="red", markersize=9, mew=2.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return im
-
-
 def plot_map_overlay(image: ArrayLike, attention_map: ArrayLike, *, title: Optional[str] = None,
                      alpha: float = 0.5, cmap: str = "jet", mask: Optional[ArrayLike] = None,
                      mark_peak: bool = False, side_by_side: bool = True, size: float = 2.8) -> Figure:
@@ -205,7 +176,7 @@ def plot_map_overlay(image: ArrayLike, attention_map: ArrayLike, *, title: Optio
         axes[0].set_xticks([])
         axes[0].set_yticks([])
     m = None if mask is None else to_numpy(mask).astype(bool)
-    im = _draw_overlay(axes[-1], img, heat, alpha, cmap, None, None, m, mark_peak)
+    im = draw_overlay(axes[-1], img, heat, alpha=alpha, cmap=cmap, mask=m, mark_peak=mark_peak)
     axes[-1].set_title(title or f"attention map ({a.shape[0]}x{a.shape[1]}, upsampled)", fontsize=10)
     fig.colorbar(im, ax=axes[-1], shrink=0.8)
     return fig
@@ -246,7 +217,8 @@ def plot_cbam_maps(images: ArrayLike, channel_weights: ArrayLike, spatial_maps: 
         axes[i, 0].set_xticks([])
         axes[i, 0].set_yticks([])
         axes[i, 0].set_ylabel(titles[i] if titles is not None else f"image {i}", fontsize=9)
-        _draw_overlay(axes[i, 1], img, heat, alpha, cmap, 0.0, 1.0, None if mk is None else mk[i], mark_peak)
+        draw_overlay(axes[i, 1], img, heat, alpha=alpha, cmap=cmap, vmin=0.0, vmax=1.0,
+                     mask=None if mk is None else mk[i], mark_peak=mark_peak)
         axes[i, 2].bar(np.arange(cw.shape[1]), cw[i], width=1.0, color="tab:blue")
         axes[i, 2].axhline(0.5, color="grey", lw=0.8, ls="--")
         axes[i, 2].set_ylim(0, 1)

@@ -19,20 +19,23 @@ numbers in :attr:`PatchSizeExplorer.current`, which is what the tests check head
 The pure computation (:func:`patch_numbers`, :func:`patch_size_options`, the frame renderers) is separate
 from the widget building, and the explorers take precomputed maps, so everything runs without a model;
 :meth:`PatchSizeExplorer.from_models` and :meth:`HeadCountExplorer.from_models` compute the maps from
-trained ViTs (``forward(x, return_attention=True)``), and the ``from_bundled`` constructors load the models
+trained ViTs (recorded with :func:`course_pkg.attention_maps.record_attention`), and the ``from_bundled`` constructors load the models
 shipped with the package.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # noqa: F401  (type of the helpers' figures)
+
+from .attention_maps import cls_attention_map, cls_rollout_map, record_attention
+from .checks import positive_int
+from .plotting import display_image, draw_overlay, figure_png
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets
@@ -57,12 +60,6 @@ ImageLike = Union[torch.Tensor, np.ndarray]
 # ------------------------------------------------------------------------------------------------
 # The token arithmetic
 # ------------------------------------------------------------------------------------------------
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} is not valid; use a positive integer")
-    return int(value)
-
-
 def patch_size_options(img_size: int, min_size: int = 1, max_size: Optional[int] = None) -> list[int]:
     """The patch sizes that cut an ``img_size x img_size`` image into whole patches: its divisors.
 
@@ -73,9 +70,9 @@ def patch_size_options(img_size: int, min_size: int = 1, max_size: Optional[int]
     Returns:
         The divisors in increasing order, e.g. ``patch_size_options(32) == [1, 2, 4, 8, 16, 32]``.
     """
-    img_size = _positive_int("img_size", img_size)
-    hi = img_size if max_size is None else _positive_int("max_size", max_size)
-    lo = _positive_int("min_size", min_size)
+    img_size = positive_int("img_size", img_size)
+    hi = img_size if max_size is None else positive_int("max_size", max_size)
+    lo = positive_int("min_size", min_size)
     sizes = [p for p in range(lo, min(hi, img_size) + 1) if img_size % p == 0]
     if not sizes:
         raise ValueError(f"no patch size in [{lo}, {hi}] divides img_size={img_size}; "
@@ -153,10 +150,10 @@ def patch_numbers(img_size: int, patch_size: int, in_chans: int = 3, reference_p
     Raises:
         ValueError: a size is not a positive integer or does not divide ``img_size``.
     """
-    img_size = _positive_int("img_size", img_size)
-    patch_size = _positive_int("patch_size", patch_size)
-    in_chans = _positive_int("in_chans", in_chans)
-    reference_patch = _positive_int("reference_patch", reference_patch)
+    img_size = positive_int("img_size", img_size)
+    patch_size = positive_int("patch_size", patch_size)
+    in_chans = positive_int("in_chans", in_chans)
+    reference_patch = positive_int("reference_patch", reference_patch)
     for name, p in (("patch_size", patch_size), ("reference_patch", reference_patch)):
         if img_size % p:
             raise ValueError(f"img_size={img_size} is not divisible by {name}={p}; use one of the sizes that "
@@ -181,33 +178,31 @@ def _grid_of(n_tokens: int) -> int:
 
 
 def _forward_attention(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(logits (1, classes), [token maps (1, heads, N, N) per layer])`` of one image, recorded."""
     model.eval()
     device = next(model.parameters()).device
-    with torch.no_grad():
-        out = model(x.unsqueeze(0).to(device), return_attention=True)
-    if not (isinstance(out, tuple) and len(out) == 2):
-        raise ValueError("the model must return (logits, attentions) from forward(x, return_attention=True), "
-                         f"got a {type(out).__name__}")
-    logits, attentions = out
-    return logits.cpu(), [a.detach().cpu() for a in attentions]
+    with torch.no_grad(), record_attention(model) as maps:
+        logits = model(x.unsqueeze(0).to(device))
+    attentions = list(maps.of_kind("token").values())
+    if not attentions:
+        raise ValueError(f"the {type(model).__name__} has no self-attention layer; pass a ViT")
+    return logits.cpu(), [a.cpu() for a in attentions]
 
 
 def rollout_map(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, int]:
     """Attention rollout of one image: how much the [CLS] output draws on each patch, through all layers.
 
     Uses :func:`course_pkg.vit.cls_rollout_map` on the per-layer weights of
-    ``model(x, return_attention=True)``.
+    ``record_attention``.
 
     Args:
-        model: a ViT whose ``forward(x, return_attention=True)`` returns ``(logits, [(B, H, N, N)] * depth)``.
+        model: a ViT (any model whose self-attention layers ``record_attention`` records).
         x: one image ``(C, H, W)``, as the model expects it.
 
     Returns:
         ``(map, predicted_class)``: the rollout ``(g, g)`` over the patch grid, rescaled to sum to one, and
         the model's prediction (argmax of the logits).
     """
-    from .vit import cls_rollout_map
-
     logits, attentions = _forward_attention(model, x)
     n = attentions[0].shape[-1]
     roll = cls_rollout_map(attentions, _grid_of(n - 1))[0]              # (g, g)
@@ -219,7 +214,7 @@ def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1)
     """Each head's attention from [CLS] to the patches, in one layer.
 
     Args:
-        model: a ViT whose ``forward(x, return_attention=True)`` returns ``(logits, [(B, H, N, N)] * depth)``.
+        model: a ViT (any model whose self-attention layers ``record_attention`` records).
         x: one image ``(C, H, W)``.
         layer: which layer (default: the last one).
 
@@ -227,8 +222,6 @@ def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1)
         ``(maps, predicted_class)``: ``maps`` is ``(H, g, g)``, one map per head, each rescaled to sum to one
         (the [CLS] weight on itself left out).
     """
-    from .vit import cls_attention_map
-
     logits, attentions = _forward_attention(model, x)
     if not -len(attentions) <= layer < len(attentions):
         raise ValueError(f"layer={layer} is out of range; the model has {len(attentions)} layers")
@@ -241,31 +234,11 @@ def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1)
 # ------------------------------------------------------------------------------------------------
 # Frames (PNG pictures), rendered without pyplot
 # ------------------------------------------------------------------------------------------------
-def to_display_image(image: ImageLike) -> np.ndarray:
-    """An image ready for ``imshow``: ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1].
+#: An image ready for ``imshow`` (see :func:`course_pkg.plotting.display_image`).
+to_display_image = display_image
 
-    Accepts a tensor or array ``(C, H, W)`` (C = 1 or 3), ``(H, W, C)`` or ``(H, W)``, with any value range
-    (normalised inputs are rescaled to [0, 1] by their min and max).
-    """
-    a = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, dtype=float)
-    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = np.moveaxis(a, 0, -1)                  # (C, H, W) -> (H, W, C)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
-        raise ValueError(f"image must have shape (C, H, W), (H, W, C) with C in (1, 3), or (H, W); "
-                         f"got {tuple(a.shape)}")
-    lo, hi = float(a.min()), float(a.max())
-    if lo < 0.0 or hi > 1.0:
-        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    return a
-
-
-def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
-    """Render a Figure to PNG bytes (Agg, no pyplot), cropped to its content."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-    return buf.getvalue()
+#: Render a Figure to PNG bytes (see :func:`course_pkg.plotting.figure_png`).
+figure_to_png = figure_png
 
 
 def _show_image(ax: Axes, img: np.ndarray) -> None:
@@ -276,12 +249,7 @@ def _show_image(ax: Axes, img: np.ndarray) -> None:
 
 def _overlay(ax: Axes, img: np.ndarray, heat: np.ndarray, cmap: str = "inferno") -> None:
     """The image in grey with a patch-level heat map on top (nearest upsampling: one block per patch)."""
-    h, w = img.shape[:2]
-    grey = img if img.ndim == 2 else img.mean(-1)
-    ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.imshow(heat, cmap=cmap, alpha=0.6, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    draw_overlay(ax, img, heat, alpha=0.6, cmap=cmap, grey=True, interpolation="nearest")
 
 
 def _peak_box(ax: Axes, heat: np.ndarray, img_size: tuple[int, int]) -> None:
@@ -336,7 +304,7 @@ def render_patch_frame(image: ImageLike, numbers: PatchNumbers, rollout: Optiona
         ax2.axis("off")
         ax2.text(0.5, 0.5, f"no model trained\nwith {p}\u00d7{p} patches\n\n{caption}", ha="center",
                  va="center", fontsize=10, color="#555", transform=ax2.transAxes)
-    return figure_to_png(fig, dpi)
+    return figure_png(fig, dpi, pad_inches=0.05)
 
 
 def render_head_frame(image: ImageLike, maps: np.ndarray, head: Optional[int] = None, caption: str = "",
@@ -377,7 +345,7 @@ def render_head_frame(image: ImageLike, maps: np.ndarray, head: Optional[int] = 
         ax.axis("off")
     if caption:
         fig.suptitle(caption, fontsize=9)
-    return figure_to_png(fig, dpi)
+    return figure_png(fig, dpi, pad_inches=0.05)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -469,7 +437,7 @@ class PatchSizeExplorer(_Explorer):
         in_chans = 3 if img.ndim == 3 else 1
         if patch_sizes is None:
             patch_sizes = patch_size_options(h, min_size=2, max_size=max(2, h // 2))
-        patch_sizes = sorted({_positive_int("patch_sizes[i]", p) for p in patch_sizes})
+        patch_sizes = sorted({positive_int("patch_sizes[i]", p) for p in patch_sizes})
         bad = [p for p in patch_sizes if h % p]
         if bad:
             raise ValueError(f"patch_sizes {bad} do not divide the image side {h}; use divisors such as "

@@ -257,15 +257,21 @@ def test_dropout_only_in_training() -> None:
     torch.testing.assert_close(m0(x), m0.eval()(x), rtol=0, atol=0)
 
 
-def test_store_attention_is_off_by_default() -> None:
+def test_fused_path_keeps_no_weights_and_return_attention_goes_through_the_tap() -> None:
+    from course_pkg.attention_maps import record_attention
+
     m = MultiHeadSelfAttention(16, 4).eval()
     x = torch.randn(2, 5, 16)
     out = m(x)
-    assert isinstance(out, torch.Tensor) and m.attention_weights is None
-    m.store_attention = True
-    m(x)
-    assert m.attention_weights is not None and m.attention_weights.shape == (2, 4, 5, 5)
-    assert not m.attention_weights.requires_grad
+    assert isinstance(out, torch.Tensor) and m.tap.last is None     # fused path: no N x N matrix at all
+    seen = []
+    handle = m.tap.register_forward_hook(lambda mod, inp, o: seen.append(o))
+    _, w = m(x, return_attention=True)
+    handle.remove()
+    assert len(seen) == 1 and seen[0] is w                          # one mechanism: the tap
+    with record_attention(m) as maps:
+        m(x)
+    torch.testing.assert_close(maps[""], w.detach())
 
 
 def test_state_dict_keys_are_timms() -> None:

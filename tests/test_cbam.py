@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import randomise_
 from torch import nn
 
 from course_pkg.cbam import (
@@ -22,14 +23,7 @@ timm_cbam = pytest.importorskip("timm.layers.cbam")
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> None:
-    """Random parameters and BatchNorm statistics, so the eval-mode norm is not an identity."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if t.dtype.is_floating_point:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.5)
-                if name.endswith("running_var"):
-                    t.abs_().add_(0.5)
+    randomise_(module, seed)
 
 
 class OfficialStyleCBAM(nn.Module):

@@ -46,3 +46,21 @@ def test_plot_attention_grid() -> None:
 def test_to_numpy() -> None:
     assert to_numpy(torch.ones(2, requires_grad=True)).dtype == np.float64
     assert to_numpy([[1, 2]]).shape == (1, 2)
+
+
+def test_display_image_maps_values_to_0_1_in_one_documented_way() -> None:
+    import numpy as np
+    import torch
+
+    from course_pkg.plotting import display_image
+    from course_pkg.viz import image_to_numpy
+    from course_pkg.widgets import to_display_image
+
+    assert image_to_numpy is display_image and to_display_image is display_image
+    x = torch.rand(3, 4, 5)
+    np.testing.assert_allclose(display_image(x), x.permute(1, 2, 0).double().numpy())      # [0, 1]: unchanged
+    assert display_image(np.full((2, 2), 255, dtype=np.uint8)).max() == 1.0                 # uint8: / 255
+    ringing = display_image(torch.tensor([[-0.02, 0.5], [0.5, 1.03]]))
+    np.testing.assert_allclose(ringing, [[0.0, 0.5], [0.5, 1.0]])                           # small overshoot: clipped
+    normalised = display_image(torch.tensor([[-2.0, 0.0], [0.0, 2.0]]))
+    np.testing.assert_allclose(normalised, [[0.0, 0.5], [0.5, 1.0]])                        # far outside: min-max

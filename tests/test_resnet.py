@@ -8,6 +8,7 @@ import importlib
 import pytest
 import torch
 import torchvision
+from helpers import randomise_
 from torch import nn
 
 from course_pkg.cbam import CBAM
@@ -28,19 +29,7 @@ from course_pkg.squeeze_excite import SqueezeExcitation
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> None:
-    """Random weights and BatchNorm statistics of a sensible scale (so eval-mode BN is not an identity)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if not t.dtype.is_floating_point:
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif t.dim() == 4:  # conv kernels: keep activations of order one
-                fan_in = t[0].numel()
-                t.copy_(torch.randn(t.shape, generator=g) * (1.0 / fan_in) ** 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (1.0 if name.endswith("bn1.weight") else 0.0))
+    randomise_(module, seed, scale=0.1, fan_in=True)
 
 
 @pytest.mark.parametrize("ours,theirs", [(resnet18, torchvision.models.resnet18),
@@ -126,13 +115,27 @@ def test_attention_sits_after_the_last_bn_before_the_identity_add(block_cls, att
     torch.testing.assert_close(y, torch.relu(seen["attn_out"] + identity))  # then the shortcut is added
 
 
-def test_resnet_small_shapes_size_and_speed() -> None:
+def _basic_block_params(cin: int, c: int, stride: int) -> int:
+    convs = 9 * cin * c + 9 * c * c + 4 * c                            # two 3x3 convs, two BatchNorms
+    shortcut = cin * c + 2 * c if stride != 1 or cin != c else 0       # 1x1 conv + BatchNorm
+    return convs + shortcut
+
+
+def test_resnet_small_shapes_and_exact_size() -> None:
+    """The parameter counts follow from the layer formulas (stem, blocks, head; SE: two 1x1 convs with
+    bias per block; CBAM: a bias-free MLP, a 7x7 conv and a one-channel BatchNorm per block)."""
+    plain = 27 * 16 + 32 + _basic_block_params(16, 16, 1) + _basic_block_params(16, 32, 2) \
+        + _basic_block_params(32, 64, 2) + 64 * 10 + 10
+    se = sum(2 * c * (c // 4) + c // 4 + c for c in (16, 32, 64))
+    cbam = sum(2 * c * (c // 4) + 2 * 49 + 2 for c in (16, 32, 64))
+    expected = {None: plain, "se": plain + se, "cbam": plain + cbam}
     for attention in (None, "se", "cbam"):
         m = resnet_small(attention=attention).eval()
-        assert 70_000 < count_parameters(m) < 300_000
+        assert count_parameters(m) == expected[attention]
         for size in (32, 48, 64):
             with torch.no_grad():
                 assert m(torch.randn(2, 3, size, size)).shape == (2, 10)
+                assert m.forward_features(torch.randn(1, 3, size, size)).shape == (1, 64, size // 4, size // 4)
     m = resnet_small(num_classes=4, in_chans=1, widths=(8, 16, 32, 64), blocks=(1, 2, 1, 1), reduction=2)
     assert m(torch.randn(1, 1, 32, 32)).shape == (1, 4)
     assert len(m.layer2) == 2 and m.num_features == 64
@@ -187,7 +190,7 @@ def test_bad_inputs_have_clear_errors() -> None:
         resnet_small(attention="se", reduction=32)
     with pytest.raises(ValueError, match=r"layers=\(1, 1\) and widths=\(16, 32, 64\)"):
         resnet_small(blocks=(1, 1))
-    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"num_classes=0 is not valid; use a positive integer"):
         resnet_small(num_classes=0)
     with pytest.raises(ValueError, match=r"stem='tiny' is not known"):
         ResNet(BasicBlock, (1,), (8,), stem="tiny")

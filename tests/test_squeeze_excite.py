@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import randomise_
+from torch import nn
 from torchvision.ops import SqueezeExcitation as TorchvisionSE
 
 from course_pkg.squeeze_excite import SqueezeExcitation, hidden_width
 
 
-def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+def _randomise(module: nn.Module, seed: int = 0) -> None:
+    randomise_(module, seed)
 
 
 def test_shapes_and_hidden_width() -> None:
@@ -69,11 +68,11 @@ def test_gradients_flow_to_input_and_parameters() -> None:
 def test_bad_inputs_have_clear_errors() -> None:
     with pytest.raises(ValueError, match=r"reduction=32 is larger than channels=16"):
         SqueezeExcitation(16, reduction=32)
-    with pytest.raises(ValueError, match=r"channels must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"channels=0 is not valid; use a positive integer"):
         SqueezeExcitation(0)
-    with pytest.raises(ValueError, match=r"reduction must be a positive integer, got -2"):
+    with pytest.raises(ValueError, match=r"reduction=-2 is not valid; use a positive integer"):
         SqueezeExcitation(16, reduction=-2)
-    with pytest.raises(ValueError, match=r"hidden_channels must be a positive integer or None, got 0"):
+    with pytest.raises(ValueError, match=r"hidden_channels=0 is not valid; use a positive integer; or None"):
         SqueezeExcitation(16, hidden_channels=0)
     se = SqueezeExcitation(16, reduction=4)
     with pytest.raises(ValueError, match=r"channels=16 but the input has 8 channels"):
@@ -91,3 +90,17 @@ def test_cuda_matches_cpu() -> None:
     expected = se(x)
     got = se.cuda()(x.cuda()).cpu()
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_timm_se_module_loads_strictly_at_its_rounded_width() -> None:
+    """timm rounds C / 16 up to a multiple of 8: SEModule(64) has 8 hidden units, so its state dict loads
+    strictly into SqueezeExcitation(64, hidden_channels=8) and not into the default (4 units)."""
+    timm_layers = pytest.importorskip("timm.layers")
+    ref = randomise_(timm_layers.SEModule(64)).eval()
+    assert ref.fc1.out_channels == 8
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        SqueezeExcitation(64).load_state_dict(ref.state_dict())
+    ours = SqueezeExcitation(64, hidden_channels=ref.fc1.out_channels).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 64, 5, 5)
+    torch.testing.assert_close(ours(x), ref(x))

@@ -275,7 +275,7 @@ def test_cli_help_runs_as_a_module() -> None:
 
 
 def test_sync_batchnorm_round_trip() -> None:
-    from course_pkg.train import _revert_sync_bn
+    from course_pkg.cli.train import _revert_sync_bn
 
     model = build_model("resnet_small", num_classes=3)
     synced = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -283,3 +283,124 @@ def test_sync_batchnorm_round_trip() -> None:
     back = _revert_sync_bn(synced)
     assert not any(isinstance(m, nn.SyncBatchNorm) for m in back.modules())
     assert set(back.state_dict()) == set(build_model("resnet_small", num_classes=3).state_dict())
+
+
+# ------------------------------------------------------------------------------------------------
+# The pieces of fit, each on its own, and their effect inside fit
+# ------------------------------------------------------------------------------------------------
+def _tiny_vit() -> nn.Module:
+    from course_pkg.vit import VisionTransformer
+
+    return VisionTransformer(img_size=8, patch_size=4, num_classes=3, embed_dim=8, depth=1, num_heads=2)
+
+
+def _tiny_data(n: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_param_groups_exempt_biases_norms_and_no_weight_decay_names() -> None:
+    from course_pkg.train import param_groups
+
+    model = _tiny_vit()
+    decay, no_decay = param_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert {"pos_embed", "cls_token", "blocks.0.norm1.weight", "blocks.0.attn.qkv.bias", "norm.bias",
+            "head.bias"} <= set(no_decay["names"])
+    assert set(decay["names"]) == {n for n, p in model.named_parameters() if p.dim() >= 2} - {"pos_embed",
+                                                                                              "cls_token"}
+    model.head.weight.requires_grad_(False)
+    assert "head.weight" not in param_groups(model, 0.05)[0]["names"]
+
+
+def test_fit_decays_weight_matrices_only() -> None:
+    """With a huge weight decay, matrices shrink; biases, norms, pos_embed and cls_token set to 1 stay near 1."""
+    torch.manual_seed(0)
+    model = _tiny_vit()
+    exempt = {n for n, p in model.named_parameters() if p.dim() < 2} | {"pos_embed", "cls_token"}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+    fit(model, _tiny_data(), epochs=1, batch_size=4, lr=1e-2, weight_decay=50.0, device="cpu",
+        progress=False, amp="off")
+    after = dict(model.named_parameters())
+    # Adam alone moves a parameter by at most ~lr per step (3 steps: < 0.05); the decay multiplies it by
+    # (1 - lr * 50 * schedule) each step: 0.5 * 0.625 * 0.875 = 0.27 in all.
+    for n, p in after.items():
+        if n in exempt:
+            assert (p - 1.0).abs().max() < 0.05, f"{n} was decayed"
+        else:
+            assert p.abs().max() < 0.35, f"{n} was not decayed"
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    from course_pkg.train import cosine_schedule
+
+    f = cosine_schedule(10, warmup_steps=2)
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == 1.0 and abs(f(6) - 0.5) < 1e-12 and abs(f(10)) < 1e-12
+    assert all(f(s) >= f(s + 1) for s in range(2, 10))
+    assert cosine_schedule(4)(0) == 1.0
+    with pytest.raises(ValueError, match="warmup_steps=-1"):
+        cosine_schedule(4, -1)
+
+
+def test_fit_follows_the_schedule_epoch_by_epoch() -> None:
+    torch.manual_seed(0)
+    history = fit(_tiny_vit(), _tiny_data(), epochs=4, batch_size=6, lr=1.0e-3, weight_decay=0.0,
+                  device="cpu", progress=False, amp="off")
+    from course_pkg.train import cosine_schedule
+
+    f = cosine_schedule(8)
+    assert history["lr"] == pytest.approx([1e-3 * f(2 * e) for e in range(4)], rel=1e-9)
+
+
+class _Logged(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.x, self.y = _tiny_data(n)
+        self.seen: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+        self.seen.append(int(i))
+        return self.x[i], self.y[i]
+
+
+def test_fit_shuffles_each_epoch_differently_and_reproducibly() -> None:
+    """The sampler's epoch is set every epoch: order e is randperm(n) from seed + e, as DistributedSampler
+    draws it. Without set_epoch every epoch would repeat the first order."""
+    data = _Logged(12)
+    fit(_tiny_vit(), data, epochs=3, batch_size=12, seed=5, device="cpu", progress=False, amp="off")
+    orders = [data.seen[12 * e:12 * (e + 1)] for e in range(3)]
+    expected = [torch.randperm(12, generator=torch.Generator().manual_seed(5 + e)).tolist() for e in range(3)]
+    assert orders == expected
+    assert orders[0] != orders[1]
+
+
+def test_train_step_clips_the_gradient_norm() -> None:
+    from course_pkg.train import train_step
+
+    torch.manual_seed(0)
+    model = _tiny_vit()
+    x, y = _tiny_data(6)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    train_step(model, x, y, opt)
+    free = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    train_step(model, x, y, opt, grad_clip=1e-3)
+    clipped = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    assert free > 1e-2 and clipped == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_fit_applies_grad_clip() -> None:
+    """Clipped to 1e-12, gradients drown in AdamW's eps (1e-8): the weights barely move."""
+    moved = {}
+    for clip in (None, 1e-12):
+        torch.manual_seed(0)
+        model = _tiny_vit()
+        before = _weights(model)
+        fit(model, _tiny_data(), epochs=1, batch_size=4, lr=1e-2, weight_decay=0.0, grad_clip=clip,
+            device="cpu", progress=False, amp="off")
+        moved[clip] = sum((model.state_dict()[k] - v).abs().sum().item() for k, v in before.items())
+    assert moved[1e-12] < 0.01 * moved[None]

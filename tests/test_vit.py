@@ -11,8 +11,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision.models.vision_transformer as tv_vit
+from helpers import randomise_
 
 from course_pkg import vit as V
+from course_pkg import weights as W
+from course_pkg.network import reachable
 from course_pkg.vit import (
     PatchEmbed,
     PretrainedUnavailableError,
@@ -35,12 +38,8 @@ SMALL = dict(img_size=32, patch_size=8, in_chans=3, num_classes=7, embed_dim=48,
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every parameter random values: the references start heads and some embeddings at zero."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
+    """Random parameters: the references start heads and some embeddings at zero."""
+    return randomise_(model, seed, scale=0.2)
 
 
 def timm_small(global_pool: str = "token", **kw) -> nn.Module:
@@ -310,7 +309,7 @@ def test_bad_configs_have_clear_errors() -> None:
         VisionTransformer(32, 8, global_pool="max")
     with pytest.raises(ValueError, match="patch_size=0 must be a positive int"):
         VisionTransformer(32, 0)
-    with pytest.raises(ValueError, match="depth=0 must be a positive int"):
+    with pytest.raises(ValueError, match="depth=0 is not valid; use a positive integer"):
         VisionTransformer(32, 8, depth=0)
     with pytest.raises(ValueError, match="num_classes=-1"):
         VisionTransformer(32, 8, num_classes=-1)
@@ -359,7 +358,7 @@ def test_load_pretrained_timm_fails_fast_when_unreachable(monkeypatch: pytest.Mo
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # .invalid never resolves (RFC 2606)
-    monkeypatch.setattr(V, "_cached_weights", lambda name: None)
+    monkeypatch.setattr(W, "_cached_weights", lambda name: None)
     start = time.perf_counter()
     with pytest.raises(PretrainedUnavailableError, match=r"https://hub.invalid is unreachable.*load_bundled"):
         V.load_pretrained_timm("vit_tiny_patch16_224", timeout=1.0)
@@ -369,7 +368,7 @@ def test_load_pretrained_timm_fails_fast_when_unreachable(monkeypatch: pytest.Mo
 @needs_timm
 def test_load_pretrained_timm_respects_hf_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(V, "_cached_weights", lambda name: None)
+    monkeypatch.setattr(W, "_cached_weights", lambda name: None)
     with pytest.raises(PretrainedUnavailableError, match="HF_HUB_OFFLINE is set"):
         V.load_pretrained_timm("vit_tiny_patch16_224")
     with pytest.raises(ValueError, match="name='not_a_model' is not a timm model"):
@@ -382,7 +381,7 @@ def test_reachability_check_gives_up_on_a_silent_server() -> None:
     server.listen(4)
     try:
         start = time.perf_counter()
-        problem = V._reachable(f"http://127.0.0.1:{server.getsockname()[1]}/", timeout=0.5)
+        problem = reachable(f"http://127.0.0.1:{server.getsockname()[1]}/", timeout=0.5)
         assert problem is not None and ("0.5 s" in problem or "timed out" in problem)
         assert time.perf_counter() - start < 3
     finally:
@@ -402,7 +401,7 @@ def test_reachability_check_accepts_any_http_answer() -> None:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        assert V._reachable(f"http://127.0.0.1:{httpd.server_port}/", timeout=5.0) is None
+        assert reachable(f"http://127.0.0.1:{httpd.server_port}/", timeout=5.0) is None
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -416,8 +415,8 @@ def test_load_pretrained_timm_uses_cached_weights_offline(monkeypatch: pytest.Mo
     full.update(ref.state_dict())  # a 12-block file; the model built with depth=2 reads the first blocks
     kept = {k: v for k, v in full.items() if not k.startswith("blocks.") or int(k.split(".")[1]) < 2}
     torch.save(kept, path)
-    monkeypatch.setattr(V, "_reachable", lambda url, timeout: "offline (test)")
-    monkeypatch.setattr(V, "_cached_weights", lambda name: str(path))
+    monkeypatch.setattr(W, "reachable", lambda url, timeout: "offline (test)")
+    monkeypatch.setattr(W, "_cached_weights", lambda name: str(path))
     model = V.load_pretrained_timm("vit_tiny_patch16_224", depth=2)
     assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
     x = torch.randn(1, 3, 224, 224)
@@ -457,3 +456,37 @@ def test_autocast_has_no_nan(dtype: torch.dtype) -> None:
     with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
         fast = model.eval()(x)
     assert torch.isfinite(fast).all()
+
+
+def test_initialisation_is_timms() -> None:
+    """pos_embed: trunc-normal std 0.02 (not zeros); cls_token: normal std 1e-6 (not zeros); Linear weights
+    trunc-normal std 0.02 with zero biases; LayerNorms at the identity. As timm's VisionTransformer."""
+    torch.manual_seed(0)
+    ours = VisionTransformer(img_size=32, patch_size=4, embed_dim=96, depth=2, num_heads=4, num_classes=10)
+    torch.manual_seed(0)
+    theirs = timm.models.vision_transformer.VisionTransformer(img_size=32, patch_size=4, embed_dim=96, depth=2,
+                                                              num_heads=4, num_classes=10)
+    for model in (ours, theirs):
+        assert 0.018 < model.pos_embed.std().item() < 0.022
+        assert 0 < model.cls_token.abs().max().item() and model.cls_token.std().item() < 1e-5
+        qkv = model.blocks[0].attn.qkv
+        assert 0.018 < qkv.weight.std().item() < 0.022 and qkv.bias.abs().max().item() == 0
+        assert torch.equal(model.blocks[0].norm1.weight, torch.ones(96))
+    ratio = ours.blocks[0].mlp.fc1.weight.std() / theirs.blocks[0].mlp.fc1.weight.std()
+    assert 0.95 < ratio.item() < 1.05
+
+
+def test_no_weight_decay_names_position_embedding_and_class_token() -> None:
+    assert VisionTransformer(img_size=8, patch_size=4, embed_dim=8, depth=1, num_heads=2).no_weight_decay() == {
+        "pos_embed", "cls_token"}
+
+
+@needs_timm
+def test_from_timm_accepts_a_width_that_is_not_a_round_ratio() -> None:
+    ref = timm.models.vision_transformer.VisionTransformer(img_size=16, patch_size=4, embed_dim=48, depth=1,
+                                                           num_heads=4, num_classes=3, mlp_ratio=2.3).eval()
+    assert ref.blocks[0].mlp.fc1.out_features == 110
+    ours = from_timm(ref).eval()
+    assert ours.blocks[0].mlp.fc1.out_features == 110
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-6)

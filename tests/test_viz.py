@@ -76,7 +76,7 @@ def test_upsample_and_image_conversion() -> None:
     assert image_to_numpy(torch.rand(3, 5, 7)).shape == (5, 7, 3)
     assert image_to_numpy(np.full((5, 7, 3), 255, dtype=np.uint8)).max() == 1.0
     assert image_to_numpy(torch.rand(1, 5, 7)).shape == (5, 7)
-    with pytest.raises(ValueError, match="image must be"):
+    with pytest.raises(ValueError, match="image must have shape"):
         image_to_numpy(torch.rand(2, 3, 4, 5))
 
 

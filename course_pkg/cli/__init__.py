@@ -1,0 +1,1 @@
+"""Command lines of the package, apart from the library code they call."""

@@ -1,0 +1,232 @@
+"""The training command line: ``python -m course_pkg.train`` (or ``python -m course_pkg.cli.train``).
+
+Command line (``python -m course_pkg.train --help`` lists every option)::
+
+    # one device (a GPU when there is one, else the CPU)
+    python -m course_pkg.train --model resnet_small --attention se --dataset clutter --epochs 8 \\
+        --out se.pt
+
+    # one machine, 8 GPUs: one process per GPU (NCCL); --batch-size stays the *global* batch
+    torchrun --standalone --nproc_per_node 8 -m course_pkg.train --model resnet_small --attention se \\
+        --dataset clutter --epochs 8 --batch-size 512 --out se.pt
+
+    # two machines with 8 GPUs each: run this on both, with --node_rank 0 on the first and 1 on the second;
+    # host:port is an address of the first machine that the second can reach
+    torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d \\
+        --rdzv_endpoint host:29500 -m course_pkg.train --model resnet_small --dataset clutter --out se.pt
+
+    # two CPU processes (Gloo), e.g. to try the distributed path on a laptop
+    torchrun --standalone --nproc_per_node 2 -m course_pkg.train --device cpu --model simple_cnn ...
+
+How the distributed run works:
+
+* ``torchrun`` starts one process per device and sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; the
+  command line then joins the process group (NCCL on GPUs, Gloo on CPUs) and pins process ``LOCAL_RANK`` to
+  GPU ``LOCAL_RANK``.
+* Every process builds the same model from the same seed and draws the same data set; a
+  ``DistributedSampler`` gives each process a disjoint shard of every epoch's shuffled order, so
+  ``--batch-size`` (the global batch) is split into ``batch_size / world_size`` images per process.
+* DistributedDataParallel averages the gradients across processes after each backward pass, so every
+  process takes the same optimiser step as one process on the whole global batch would.
+* Only rank 0 prints, shows a progress bar and writes the checkpoint; accuracies are summed over all ranks.
+* BatchNorm is the one layer that breaks this equivalence: each process normalises with the statistics of
+  its own shard. ``--sync-bn`` (CUDA only) swaps in SyncBatchNorm to use the global batch's statistics. The
+  test that compares a 2-process run with a 1-process run uses ``simple_cnn``, which has GroupNorm
+  (per-image statistics) and no dropout, so the two runs must agree up to float rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Subset
+
+from ..bundled import MODELS, accepted_kwargs, build_model, save_checkpoint
+from ..env import get_device, seed_everything
+from ..train import _as_dataset, _world, evaluate, fit
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m course_pkg.train",
+        description="Train a classifier on one of the course's data sets; runs under torchrun too.")
+    p.add_argument("--model", default="resnet_small",
+                   help=f"a name in {sorted(MODELS)} or 'package.module:function' (default resnet_small)")
+    p.add_argument("--attention", default=None, help="passed to the builder: none, se or cbam (ResNets)")
+    p.add_argument("--kwargs", default="{}", help="more builder arguments, as a JSON object")
+    p.add_argument("--dataset", default="clutter", choices=("clutter", "digits", "cifar10"))
+    p.add_argument("--n-train", type=int, default=None, help="training images (clutter default 4000)")
+    p.add_argument("--n-val", type=int, default=None, help="validation images (clutter default 500)")
+    p.add_argument("--n-test", type=int, default=None, help="held-out test images (clutter default 1000)")
+    p.add_argument("--image-size", type=int, default=48, help="clutter image side in pixels")
+    p.add_argument("--num-classes", type=int, default=6, help="clutter shapes (2 to 6)")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="clutter: train set seed; validation uses seed+1, test seed+2; digits: split seed")
+    p.add_argument("--data-root", default="data", help="cifar10: folder of cifar-10-batches-py")
+    p.add_argument("--download", action="store_true", help="cifar10: download when missing")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128, help="the global batch (split across processes)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0, help="model initialisation and shuffling")
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "fp16", "bf16"))
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm in a multi-GPU run")
+    p.add_argument("--half", action="store_true", help="store the weights in float16")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--out", default=None, help="checkpoint path (.pt); nothing is saved without it")
+    return p
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')}={value} is not valid; use a positive integer")
+
+
+def _load_data(args: argparse.Namespace) -> dict[str, Any]:
+    """Train/val/test Datasets, their specs (how to draw them again), and the model's data arguments."""
+    from .. import data as D
+
+    if args.dataset == "clutter":
+        n_train = args.n_train or 4000
+        n_val = 500 if args.n_val is None else args.n_val
+        n_test = args.n_test or 1000
+        common = {"image_size": args.image_size, "num_classes": args.num_classes}
+        specs = {"train": {"n": n_train, **common, "seed": args.data_seed},
+                 "val": {"n": n_val, **common, "seed": args.data_seed + 1} if n_val > 0 else None,
+                 "test": {"n": n_test, **common, "seed": args.data_seed + 2}}
+        sets = {k: (_as_dataset(D.make_clutter(**s), k) if s else None) for k, s in specs.items()}
+        return {"sets": sets, "generator": "course_pkg.data:make_clutter", "specs": specs,
+                "model_kwargs": {"num_classes": args.num_classes, "in_chans": 3, "img_size": args.image_size}}
+    if args.dataset == "digits":
+        specs = {"train": {"split": "train", "seed": args.data_seed}, "val": None,
+                 "test": {"split": "test", "seed": args.data_seed}}
+        sets = {k: (_as_dataset(D.load_digits(**s), k) if s else None) for k, s in specs.items()}
+        return {"sets": sets, "generator": "course_pkg.data:load_digits", "specs": specs,
+                "model_kwargs": {"num_classes": 10, "in_chans": 1, "img_size": 8}}
+    specs = {"train": {"root": args.data_root, "train": True}, "val": None,
+             "test": {"root": args.data_root, "train": False}}
+    train = D.load_cifar10(args.data_root, train=True, download=args.download)
+    test = D.load_cifar10(args.data_root, train=False, download=False)
+    if args.n_train:
+        train = Subset(train, range(min(args.n_train, len(train))))
+    if args.n_test:
+        test = Subset(test, range(min(args.n_test, len(test))))
+    return {"sets": {"train": train, "val": None, "test": test}, "generator": "course_pkg.data:load_cifar10",
+            "specs": specs, "model_kwargs": {"num_classes": 10, "in_chans": 3, "img_size": 32}}
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """Run the command line; returns the run's summary (also stored as the checkpoint's ``meta``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    _check_positive(args, "epochs", "batch_size", "n_train", "n_test", "image_size")
+    try:
+        model_kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--kwargs={args.kwargs!r} is not valid JSON ({err}); use e.g. '{{\"width\": 32}}'") from err
+    if not isinstance(model_kwargs, dict):
+        raise SystemExit(f"--kwargs={args.kwargs!r} must be a JSON object such as '{{\"width\": 32}}'")
+    if args.attention is not None:
+        model_kwargs["attention"] = None if args.attention.lower() == "none" else args.attention
+
+    world_env = int(os.environ.get("WORLD_SIZE", "1"))
+    device = get_device(args.device)
+    started_group = False
+    if world_env > 1 and not dist.is_initialized():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        started_group = True
+    rank, world = _world()
+    say = print if rank == 0 and not args.quiet else (lambda *a, **k: None)
+    try:
+        data = _load_data(args)
+        seed_everything(args.seed)
+        model = build_model(args.model, model_kwargs, **data["model_kwargs"])
+        if args.sync_bn and world > 1:
+            if device.type != "cuda":
+                raise SystemExit("--sync-bn needs CUDA devices (SyncBatchNorm does not run on the CPU)")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        num_params = sum(p.numel() for p in model.parameters())
+        say(f"{args.model} {model_kwargs} | {num_params:,} parameters | {args.dataset} "
+            f"{len(data['sets']['train'])} train images | {world} process(es) on {device.type}")
+
+        def report(r: dict[str, Any]) -> None:
+            val = f" val_acc {r['val_acc']:.4f}" if r["val_acc"] is not None else ""
+            say(f"epoch {r['epoch']}/{args.epochs} train_loss {r['train_loss']:.4f} "
+                f"train_acc {r['train_acc']:.4f}{val} ({r['time_s']:.1f} s)")
+
+        start = time.perf_counter()
+        history = fit(model, data["sets"]["train"], data["sets"]["val"], epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+                      device=device, seed=args.seed, amp=args.amp, progress=not args.no_progress,
+                      num_workers=args.num_workers, callback=report)
+        train_time = time.perf_counter() - start
+        if isinstance(model, nn.Module) and args.sync_bn and world > 1:
+            model = _revert_sync_bn(model)
+        if args.half:  # score the weights exactly as they are stored
+            model.load_state_dict({k: v.half() if v.is_floating_point() else v
+                                   for k, v in model.state_dict().items()})
+        test_acc = evaluate(model, data["sets"]["test"], device=device)
+        builder = MODELS.get(args.model, args.model)
+        result: dict[str, Any] = {
+            "builder": builder,
+            "kwargs": {**{k: v for k, v in data["model_kwargs"].items()
+                          if k in accepted_kwargs(builder, data["model_kwargs"])}, **model_kwargs},
+            "dataset": args.dataset,
+            "train_data": {"generator": data["generator"], "kwargs": data["specs"]["train"]},
+            "val_data": ({"generator": data["generator"], "kwargs": data["specs"]["val"]}
+                         if data["specs"]["val"] else None),
+            "test_data": {"generator": data["generator"], "kwargs": data["specs"]["test"]},
+            "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "weight_decay": args.weight_decay, "amp": args.amp,
+            "command": "python -m course_pkg.train " + shlex.join(argv),
+            "test_accuracy": test_acc, "num_params": num_params, "train_time_s": round(train_time, 1),
+            "world_size": world, "device": device.type, "torch": str(torch.__version__),
+            "history": history.records,
+        }
+        say(f"test accuracy {test_acc:.4f} ({len(data['sets']['test'])} images) | training {train_time:.1f} s")
+        if args.out and rank == 0:
+            save_checkpoint(args.out, model, result, dtype=torch.float16 if args.half else None)
+            say(f"saved {args.out}")
+        return result
+    finally:
+        if started_group:
+            dist.destroy_process_group()
+
+
+def _revert_sync_bn(module: nn.Module) -> nn.Module:
+    """Swap SyncBatchNorm back to BatchNorm2d so the saved model builds without a process group."""
+    out = module
+    if isinstance(module, nn.SyncBatchNorm):
+        out = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
+                             module.track_running_stats)
+        out.load_state_dict(module.state_dict())
+    for name, child in module.named_children():
+        out.add_module(name, _revert_sync_bn(child))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""Weights from elsewhere: conversion from the reference implementations and pretrained downloads.
+
+* **ViT** (:func:`from_timm`, :func:`from_torchvision`): the course ViT's keys are timm's, so a timm state dict
+  loads as it is (and ``model.state_dict()`` loads back into timm); torchvision's keys map one to one.
+* **ResNets with SE or CBAM** (:func:`convert_timm_resnet_state_dict`): timm calls every block's attention
+  module ``se``; ours is ``attn``.
+* **CBAM** (:func:`convert_timm_cbam_state_dict`, :func:`convert_official_cbam_state_dict`): timm nests the
+  spatial convolution one level deeper; the official code (Jongchan/attention-module) uses Linear layers and
+  pools ``[max, mean]``.
+* **Pretrained ImageNet ViTs** (:func:`load_pretrained_timm`) with their preprocessing settings
+  (:func:`preprocessing`, :func:`preprocess`), failing fast and clearly when offline.
+
+Nothing here builds a model of its own: the converters return course models or state dicts for them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .network import reachable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .vit import VisionTransformer
+
+__all__ = [
+    "PretrainedUnavailableError",
+    "convert_official_cbam_state_dict",
+    "convert_timm_cbam_state_dict",
+    "convert_timm_resnet_state_dict",
+    "from_timm",
+    "from_torchvision",
+    "load_pretrained_timm",
+    "preprocess",
+    "preprocessing",
+]
+
+LN_EPS = 1e-6  # the eps of timm's and torchvision's ViT LayerNorms (course_pkg.vit.LN_EPS)
+
+
+# ------------------------------------------------------------------------------------------------
+# CBAM and ResNets
+# ------------------------------------------------------------------------------------------------
+def convert_timm_cbam_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of a timm ``CbamModule`` state dict (alone or inside a model) to ours.
+
+    ``<prefix>spatial.conv.conv.weight -> <prefix>spatial.conv.weight`` and
+    ``<prefix>spatial.conv.bn.* -> <prefix>spatial.bn.*``; every other key is kept as it is
+    (``channel.fc1``/``channel.fc2`` already match).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"(^|\.)spatial\.conv\.conv\.", r"\1spatial.conv.", key)
+        key = re.sub(r"(^|\.)spatial\.conv\.bn\.", r"\1spatial.bn.", key)
+        out[key] = value
+    return out
+
+
+def convert_official_cbam_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Convert a state dict of the official CBAM code (Jongchan/attention-module) to ours.
+
+    The official module (inside a ResNet block it is the attribute ``cbam``) has the keys
+    ``ChannelGate.mlp.1.*`` and ``ChannelGate.mlp.3.*`` (``nn.Linear`` layers with bias) and
+    ``SpatialGate.spatial.conv.weight``, ``SpatialGate.spatial.bn.*``. They become
+    ``channel.fc1.*``, ``channel.fc2.*`` (weights reshaped to 1x1 convolutions), ``spatial.conv.weight``
+    (flipped along the input channels, because the official code pools ``[max, mean]`` and we pool
+    ``[mean, max]``) and ``spatial.bn.*``. Build the target with ``mlp_bias=True`` (and the default
+    ``spatial_norm=True``). A prefix ending in ``cbam.`` becomes ``attn.`` (our ResNet blocks' name).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        new = re.sub(r"(^|\.)cbam\.", r"\1attn.", key)
+        new = re.sub(r"ChannelGate\.mlp\.1\.", "channel.fc1.", new)
+        new = re.sub(r"ChannelGate\.mlp\.3\.", "channel.fc2.", new)
+        new = re.sub(r"SpatialGate\.spatial\.conv\.", "spatial.conv.", new)
+        new = re.sub(r"SpatialGate\.spatial\.bn\.", "spatial.bn.", new)
+        if re.search(r"channel\.fc[12]\.weight$", new) and value.dim() == 2:
+            value = value[:, :, None, None]                       # Linear (out, in) -> 1x1 conv (out, in, 1, 1)
+        if new.endswith("spatial.conv.weight") and "SpatialGate" in key:
+            value = value.flip(1)                                 # [max, mean] -> [mean, max]
+        out[new] = value
+    return out
+
+
+def convert_timm_resnet_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Convert the state dict of a timm ResNet (``resnet50``, ``seresnet50``, or one built with
+    ``block_args=dict(attn_layer="cbam")``) to the keys of :mod:`course_pkg.resnet`: the blocks' ``se.``
+    becomes ``attn.`` and CBAM's spatial keys are renamed (:func:`convert_timm_cbam_state_dict`)."""
+    renamed = {k.replace(".se.", ".attn."): v for k, v in state_dict.items()}
+    return convert_timm_cbam_state_dict(renamed)
+
+
+# ------------------------------------------------------------------------------------------------
+# ViT
+# ------------------------------------------------------------------------------------------------
+_STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}  # head count of the standard widths
+
+
+def _heads_for(embed_dim: int, source: str) -> int:
+    if embed_dim not in _STANDARD_HEADS:
+        raise ValueError(f"{source}: the number of heads cannot be read from a state dict and "
+                         f"embed_dim={embed_dim} is not a standard width ({sorted(_STANDARD_HEADS)}); "
+                         "pass num_heads=...")
+    return _STANDARD_HEADS[embed_dim]
+
+
+def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any], source: str
+                    ) -> VisionTransformer:
+    """Build a course ViT from ``config`` and load ``state_dict`` strictly, with a readable error."""
+    from .vit import VisionTransformer
+
+    model = VisionTransformer(**config).to(next(iter(state_dict.values())).dtype)
+    ours = set(model.state_dict())
+    unexpected, missing = sorted(set(state_dict) - ours), sorted(ours - set(state_dict))
+    if unexpected or missing:
+        raise ValueError(f"{source}: the weights do not fit a plain ViT (class token, learned position "
+                         "embedding, global_pool 'token' or 'avg', no layer scale / qk-norm / register "
+                         "tokens). "
+                         f"Unsupported keys: {unexpected[:6]}; missing keys: {missing[:6]}")
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{source}: a tensor's shape does not fit the config {config}: {err}") from err
+    return model
+
+
+def _from_state_dict(state_dict: dict[str, torch.Tensor], known: dict[str, Any], source: str
+                     ) -> VisionTransformer:
+    """Infer a config from the shapes of a timm-keyed state dict (``known`` entries win); build and load."""
+    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
+        if key not in state_dict:
+            raise ValueError(f"{source}: the state dict has no {key!r}; is this a ViT with a class token?")
+    d, c, ph, pw = state_dict["patch_embed.proj.weight"].shape  # (D, C, Ph, Pw)
+    num_patches = state_dict["pos_embed"].shape[1] - 1  # pos_embed: (1, 1 + gh*gw, D)
+    g = math.isqrt(num_patches)
+    config: dict[str, Any] = dict(
+        patch_size=ph if ph == pw else (ph, pw), in_chans=c, embed_dim=d,
+        depth=len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")}),
+        mlp_hidden_dim=state_dict["blocks.0.mlp.fc1.weight"].shape[0],   # exact, whatever the ratio
+        qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
+        num_classes=state_dict["head.weight"].shape[0] if "head.weight" in state_dict else 0,
+        global_pool="avg" if "fc_norm.weight" in state_dict else "token",
+    )
+    if g * g == num_patches:
+        config["img_size"] = g * ph if ph == pw else (g * ph, g * pw)
+    config.update(known)
+    if "img_size" not in config:
+        raise ValueError(f"{source}: {num_patches} patches is not a square grid; pass img_size=(H, W)")
+    if "num_heads" not in config:
+        config["num_heads"] = _heads_for(d, source)
+    return _build_and_load(state_dict, config, source)
+
+
+def from_timm(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **config_overrides: Any
+              ) -> VisionTransformer:
+    """A course ViT with the weights (and so the outputs) of a timm ``VisionTransformer``.
+
+    Args:
+        model_or_state_dict: a timm ``VisionTransformer`` (its config is read from it) or its ``state_dict``
+            (the config is inferred from the tensor shapes: width, depth, patch size, square image size, MLP
+            ratio, qkv bias, classes, pooling; the head count from the standard widths unless given).
+        **config_overrides: ``VisionTransformer`` arguments that replace the inferred ones (e.g.
+            ``num_heads``, ``img_size`` for a non-square model, ``drop_rate``).
+    """
+    source = "from_timm"
+    if not isinstance(model_or_state_dict, nn.Module):
+        return _from_state_dict(dict(model_or_state_dict), config_overrides, source)
+    tm = model_or_state_dict
+    for attr, what in (("no_embed_class", "position embeddings without the class token"),
+                       ("dynamic_img_size", "dynamic image size"),
+                       ("pool_include_prefix", "pooling that includes the [CLS] token")):
+        if getattr(tm, attr, False):
+            raise ValueError(f"{source}: {what} ({attr}={getattr(tm, attr)!r}) is not supported")
+    eps_ok = all(abs(m.eps - LN_EPS) < 1e-12 for m in tm.modules() if isinstance(m, nn.LayerNorm))
+    gelu_ok = all(isinstance(m, nn.GELU) and m.approximate == "none"
+                  for m in tm.modules() if "gelu" in type(m).__name__.lower())
+    if not (eps_ok and gelu_ok):
+        raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6 or a GELU other than "
+                         "the exact one; the course ViT's outputs would differ")
+    known = dict(img_size=tuple(tm.patch_embed.img_size), num_heads=tm.blocks[0].attn.num_heads,
+                 global_pool=tm.global_pool)
+    return _from_state_dict(tm.state_dict(), {**known, **config_overrides}, source)
+
+
+_TV_KEYS = [  # torchvision name -> timm name (regular expressions on the state_dict keys)
+    (r"^class_token$", "cls_token"),
+    (r"^conv_proj\.", "patch_embed.proj."),
+    (r"^encoder\.pos_embedding$", "pos_embed"),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.ln_1\.", r"blocks.\1.norm1."),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)$",
+     r"blocks.\1.attn.qkv.\2"),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\.", r"blocks.\1.attn.proj."),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.ln_2\.", r"blocks.\1.norm2."),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.mlp\.0\.", r"blocks.\1.mlp.fc1."),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.mlp\.3\.", r"blocks.\1.mlp.fc2."),
+    (r"^encoder\.ln\.", "norm."),
+    (r"^heads\.head\.", "head."),
+]
+
+
+def _torchvision_to_timm_key(key: str) -> str:
+    for pattern, replacement in _TV_KEYS:
+        new, hits = re.subn(pattern, replacement, key)
+        if hits:
+            return new
+    raise ValueError(f"from_torchvision: key {key!r} has no counterpart in a plain ViT (a conv stem or a "
+                     "pre-logits layer is not supported)")
+
+
+def from_torchvision(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **config_overrides: Any
+                     ) -> VisionTransformer:
+    """A course ViT with the weights (and so the outputs) of a torchvision ``VisionTransformer``.
+
+    The keys map one to one (``conv_proj`` -> ``patch_embed.proj``, ``encoder.layers.encoder_layer_{i}.ln_1``
+    -> ``blocks.{i}.norm1``, ``self_attention.in_proj_*`` -> ``attn.qkv.*`` with the same [q; k; v] packing,
+    ``mlp.0``/``mlp.3`` -> ``mlp.fc1``/``mlp.fc2``, ``encoder.ln`` -> ``norm``, ``heads.head`` -> ``head``).
+    The head count is read from a model, or from the standard widths for a bare state dict.
+    """
+    source = "from_torchvision"
+    config: dict[str, Any] = {}
+    if isinstance(model_or_state_dict, nn.Module):
+        tv = model_or_state_dict
+        if any(abs(m.eps - LN_EPS) > 1e-12 for m in tv.modules() if isinstance(m, nn.LayerNorm)):
+            raise ValueError(f"{source}: this model's LayerNorm eps is not 1e-6; its outputs would differ")
+        config["num_heads"] = tv.encoder.layers[0].self_attention.num_heads
+        state_dict = tv.state_dict()
+    else:
+        state_dict = dict(model_or_state_dict)
+    converted = {_torchvision_to_timm_key(k): v for k, v in state_dict.items()}
+    if "cls_token" not in converted:
+        raise ValueError(f"{source}: the state dict has no 'class_token'; is this a torchvision ViT?")
+    return _from_state_dict(converted, {**config, **config_overrides}, source)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pretrained weights through timm (needs the Hugging Face Hub, or weights already in its cache)
+# ------------------------------------------------------------------------------------------------
+class PretrainedUnavailableError(ConnectionError):
+    """Pretrained weights cannot be fetched: offline, and not in the local Hugging Face cache."""
+
+
+
+
+def _cached_weights(name: str) -> Optional[str]:
+    """The path of ``name``'s weights in the local Hugging Face cache, or None."""
+    try:
+        import timm
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    cfg = timm.models.get_pretrained_cfg(name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not hub_id:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        path = try_to_load_from_cache(hub_id, filename)
+        if isinstance(path, str):
+            return path
+    return None
+
+
+def load_pretrained_timm(name: str = "vit_small_patch16_224", timeout: float = 3.0, **create_kwargs: Any
+                         ) -> VisionTransformer:
+    """ImageNet-pretrained weights from timm in a course ViT, or a quick, clear failure when offline.
+
+    Checks first (within ``timeout`` seconds) that the Hugging Face Hub can be reached; if not, uses weights
+    already in the local cache, and otherwise raises :class:`PretrainedUnavailableError` at once instead of
+    letting a download hang. The returned model carries timm's ``pretrained_cfg`` dict (``mean``, ``std``,
+    ``input_size``, ``interpolation``) as the attribute ``pretrained_cfg`` for preprocessing.
+
+    Args:
+        name: a timm model name such as ``"vit_small_patch16_224"`` or ``"vit_base_patch16_224.augreg_in1k"``.
+        timeout: seconds allowed for the connectivity check.
+        **create_kwargs: passed to ``timm.create_model`` (e.g. ``num_classes``).
+    """
+    try:
+        import timm
+    except ImportError as err:
+        raise PretrainedUnavailableError("load_pretrained_timm needs timm: pip install timm") from err
+    if not timm.is_model(name.split(".")[0]):
+        raise ValueError(f"name={name!r} is not a timm model; try e.g. 'vit_small_patch16_224'")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    problem = "HF_HUB_OFFLINE is set" if offline else reachable(endpoint, timeout)
+    if problem is not None:
+        cached = _cached_weights(name)
+        if cached is None:
+            raise PretrainedUnavailableError(
+                f"cannot download pretrained weights for {name!r}: {endpoint} is unreachable ({problem}) and "
+                "the weights are not in the local Hugging Face cache. Continue with a bundled model "
+                "(course_pkg.bundled.load_bundled) or run once with network access.")
+        create_kwargs["pretrained_cfg_overlay"] = dict(file=cached, custom_load=False)
+    reference = timm.create_model(name, pretrained=True, **create_kwargs).eval()
+    model = from_timm(reference).eval()
+    model.pretrained_cfg = dict(reference.pretrained_cfg)
+    return model
+
+
+def preprocessing(model_or_cfg: Union[nn.Module, Mapping[str, Any]]) -> dict[str, Any]:
+    """The preprocessing a pretrained model expects, from its timm ``pretrained_cfg``.
+
+    Returns ``{"input_size": (3, H, W), "mean": (3 floats), "std": (3 floats), "crop_pct": float,
+    "interpolation": str}`` (timm's defaults where the config is silent: ImageNet mean/std, crop 0.875,
+    bicubic).
+    """
+    cfg = getattr(model_or_cfg, "pretrained_cfg", model_or_cfg)
+    if not isinstance(cfg, Mapping):
+        raise ValueError("model_or_cfg has no pretrained_cfg; pass a model from load_pretrained_timm or its "
+                         "pretrained_cfg dict")
+    return {"input_size": tuple(cfg.get("input_size", (3, 224, 224))),
+            "mean": tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+            "std": tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+            "crop_pct": float(cfg.get("crop_pct", 0.875)),
+            "interpolation": str(cfg.get("interpolation", "bicubic"))}
+
+
+def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, Any]]) -> torch.Tensor:
+    """timm's evaluation transform for a pretrained model: resize, centre crop, normalise.
+
+    Args:
+        image: ``(3, H, W)`` or ``(B, 3, H, W)`` floats in [0, 1].
+        model_or_cfg: a model from :func:`load_pretrained_timm`, or its ``pretrained_cfg``.
+
+    Returns:
+        ``(B, 3, h, w)`` (a batch of one for a single image) at the model's ``input_size``: the shorter side
+        is resized to ``size / crop_pct``, the centre ``size`` is cut out, then ``(x - mean) / std``.
+    """
+    p = preprocessing(model_or_cfg)
+    x = image[None] if image.dim() == 3 else image
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"image must be (3, H, W) or (B, 3, H, W) in [0, 1], got shape {tuple(image.shape)}")
+    _, h_out, w_out = p["input_size"]
+    scale = math.floor(h_out / p["crop_pct"]) / min(x.shape[-2:])
+    size = (max(h_out, round(x.shape[-2] * scale)), max(w_out, round(x.shape[-1] * scale)))
+    mode = p["interpolation"] if p["interpolation"] in ("bilinear", "bicubic", "nearest") else "bilinear"
+    x = F.interpolate(x.float(), size=size, mode=mode, align_corners=False if mode != "nearest" else None,
+                      antialias=mode != "nearest")
+    top, left = (size[0] - h_out) // 2, (size[1] - w_out) // 2
+    x = x[..., top:top + h_out, left:left + w_out]
+    mean = torch.tensor(p["mean"], dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(p["std"], dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
