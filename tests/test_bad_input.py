@@ -835,7 +835,7 @@ row(
     ValueError,
     "patch_size",
     "8",
-    "divide",
+    "divi",
 )
 row(
     "patchembed-patch-zero",
@@ -1067,7 +1067,7 @@ row(
     "uint8",
     "float",
 )
-row("clutter-n-zero", lambda t: data.make_clutter(0), ValueError, N_WORD, "0", "positive")
+row("clutter-n-zero", lambda t: data.make_clutter(0), ValueError, N_WORD, "0", ("positive", ">= 1"))
 row("clutter-n-float", lambda t: data.make_clutter(2.5), ValueError, N_WORD, "2.5", "integer")
 row("clutter-n-str", lambda t: data.make_clutter("10"), TypeError, N_WORD, "'10'", "int")
 row("clutter-classes-7", lambda t: data.make_clutter(4, num_classes=7), ValueError, "num_classes", "7", "6")
