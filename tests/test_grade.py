@@ -23,6 +23,7 @@ from course_pkg import exercises
 from course_pkg.exercises.core import ValueCodecError, decode_value, encode_value
 from course_pkg.grade import grade, main
 from course_pkg.grading import samples, sandbox
+from course_pkg.grading.isolation import bwrap_problem
 from course_pkg.grading.report import LearnerResult
 from course_pkg.grading.runner import PACKAGE_DIR, Limits, chapter_exercises, verdict
 from course_pkg.grading.submissions import SubmissionError, chapter_from_name, discover, load
@@ -36,6 +37,9 @@ AP_SELF = '''def attention_pool(query, keys, values):
     return weights @ values, weights
 '''
 SOLUTIONS_FILE = PACKAGE_DIR / "exercises" / "solutions" / f"{CH}.py"
+# The kernel sandbox where this machine has it (CI installs bubblewrap); else the rest is still tested.
+KERNEL = bwrap_problem() is None
+ISOLATION = "auto" if KERNEL else "none"
 
 
 def _digest(path: Path) -> str:
@@ -164,7 +168,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Class:
 
     c.victim_digest = _digest(victim)
     t0 = time.monotonic()
-    results = grade([c.subs], c.out, limits=Limits(timeout=8, memory_mb=1024), jobs=2, echo=c.log.append)
+    results = grade([c.subs], c.out, limits=Limits(timeout=8, memory_mb=1024, isolation=ISOLATION), jobs=2, echo=c.log.append)
     c.seconds = time.monotonic() - t0
     c.results = {r.learner: r for r in results}
     return c
@@ -222,7 +226,7 @@ def test_every_shipped_chapter_is_not_attempted(tmp_path: Path) -> None:
     for nb in chapters:
         (tmp_path / "class").mkdir(exist_ok=True)
         (tmp_path / "class" / nb.name).write_bytes(nb.read_bytes())
-    results = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60), jobs=2, echo=lambda s: None)
+    results = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60, isolation=ISOLATION), jobs=2, echo=lambda s: None)
     assert len(results) == len(chapters)
     for r in results:
         (sub,) = r.submissions
@@ -239,7 +243,7 @@ def test_reference_solutions_of_every_chapter_score_full_marks(tmp_path: Path) -
     for ch in chapters:
         samples.write_notebook(tmp_path / "class" / "sam" / f"{ch[2:]}_answers.ipynb", ch,
                                samples.solution_sources(ch))
-    (r,) = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60), jobs=2, echo=lambda s: None)
+    (r,) = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60, isolation=ISOLATION), jobs=2, echo=lambda s: None)
     assert [s.chapter for s in r.submissions] == chapters
     failing = [f"{e.id}: {e.feedback}" for e in r.exercises if e.status != "passed"]
     assert not failing, "\n\n".join(failing)
@@ -314,16 +318,23 @@ def test_forging_the_result_channel_costs_that_exercise(graded_class: Class) -> 
 
 
 def test_writing_outside_the_scratch_folder_is_refused(graded_class: Class) -> None:
-    """The other learners' files and the decoy are not in the sandbox's view: an attempt fails (a
-    missing file inside the sandbox) and costs the exercise; nothing outside changes."""
+    """In the kernel sandbox the other learners' files and the decoy are not in view: an attempt
+    fails (a missing file inside the sandbox) and costs the exercise; without it, the audit hook
+    refuses. Either way nothing outside changes."""
     c = graded_class
     r = c.results["write_outside"]
-    _zero(r, "weighted_average", "failed", "No such file")
+    if KERNEL:
+        _zero(r, "weighted_average", "failed", "No such file")
+    else:
+        _zero(r, "weighted_average", "forbidden", "for writing")
     _others_pass(r, "weighted_average")
     assert _digest(c.subs / "good_py.py") == c.victim_digest  # another learner's file is untouched
     assert c.results["good_py"].score == len(NAMES)
     r = c.results["write_at_load"]  # at load time: the cell fails, the rest is graded
-    assert r.score == len(NAMES) and any("No such file" in n for n in r.all_notes())
+    if KERNEL:
+        assert r.score == len(NAMES) and any("No such file" in n for n in r.all_notes())
+    else:
+        _zero(r, "attention_pool", "forbidden", "decoy.txt")
     assert c.decoy.read_text() == "untouched"
     r = c.results["remove_course_file"]
     _zero(r, "weighted_average", "forbidden", "os.remove")
@@ -619,7 +630,8 @@ def test_cli_errors_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_cli_grades_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sub = samples.write_py(tmp_path / "zoe.py", CH, samples.solution_sources(CH))
-    assert main([str(sub), "--out", str(tmp_path / "o"), "--jobs", "1"]) == 0
+    unsafe = [] if KERNEL else ["--unsafe-no-isolation"]
+    assert main([str(sub), "--out", str(tmp_path / "o"), "--jobs", "1", *unsafe]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^zoe\s+1\s+1\s+1\s+3/3\s+ok$", out, re.MULTILINE), out
     assert json.loads((tmp_path / "o" / "zoe" / "results.json").read_text())["score"] == 3.0

@@ -33,6 +33,7 @@ CH = "ch01"
 NAMES = [ex.name for ex in chapter_exercises(CH)]
 SOLUTIONS_FILE = PACKAGE_DIR / "exercises" / "solutions" / f"{CH}.py"
 needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no bubblewrap here: {bwrap_problem()}")
+ISOLATION = "auto" if bwrap_problem() is None else "none"  # the rest is tested without the kernel sandbox
 
 
 def _ex(r, name):  # noqa: ANN001, ANN202
@@ -81,6 +82,7 @@ def unix(path):
 attempt("unix socket", lambda: unix(SOCKET_PATH))
 attempt("abstract unix socket", lambda: unix(ABSTRACT))
 attempt("signal grader", lambda: os.kill(GRADER_PID, 0))
+attempt("fill the disk", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * 8_000_000) for i in range(4)])
 if os.fork() == 0:  # a process that would outlive the sandbox
     time.sleep(60)
     os._exit(0)
@@ -113,7 +115,7 @@ def test_kernel_isolation_holds_without_the_audit_hook(tmp_path: Path) -> None:
     src = _with(attention_pool=samples.solution_sources(CH)["attention_pool"] + "\n" + prelude + PROBE)
     learner = samples.write_notebook(subs / "attacker.ipynb", CH, src, metadata_chapter=CH)
     try:
-        results = grade([learner, classmate], tmp_path / "out", limits=Limits(timeout=30, audit_hook=False),
+        results = grade([learner, classmate], tmp_path / "out", limits=Limits(timeout=30, audit_hook=False, scratch_mb=16),
                         jobs=1, echo=lambda s: None)
     finally:
         listener.close()
@@ -124,7 +126,7 @@ def test_kernel_isolation_holds_without_the_audit_hook(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "attacker" / "output.txt").read_text()
     assert "PROBE DONE" in text, text
     attacks = [line for line in text.splitlines() if line.startswith("ATTACK ")]
-    assert len(attacks) == 12, text
+    assert len(attacks) == 13, text
     assert not [a for a in attacks if "SUCCEEDED" in a], text
     assert "instructor secret" not in text and "def softmax_weights" not in text
     assert decoy.read_text() == "untouched"
@@ -255,7 +257,7 @@ def attack_class(tmp_path_factory: pytest.TempPathFactory) -> Attack:
     (s / "empty").mkdir()
     (s / "linked").symlink_to(SOLUTIONS_FILE.parent, target_is_directory=True)
     t0 = time.monotonic()
-    results = grade([s], a.out, limits=Limits(timeout=10, memory_mb=1024), jobs=2, echo=a.log.append)
+    results = grade([s], a.out, limits=Limits(timeout=10, memory_mb=1024, isolation=ISOLATION), jobs=2, echo=a.log.append)
     a.seconds = time.monotonic() - t0
     a.results = {r.learner: r for r in results}
     with open(a.out / "gradebook.csv", newline="") as f:
@@ -319,7 +321,7 @@ def test_per_submission_budget(tmp_path: Path) -> None:
     src = _with(softmax_weights=_fn("softmax_weights", hang), weighted_average=_fn("weighted_average", hang),
                 attention_pool=_fn("attention_pool", hang))
     sub = samples.write_notebook(tmp_path / "s" / "hang3.ipynb", CH, src, metadata_chapter=CH)
-    (r,) = grade([sub], tmp_path / "o", limits=Limits(timeout=6, submission_timeout=9), jobs=1,
+    (r,) = grade([sub], tmp_path / "o", limits=Limits(timeout=6, submission_timeout=9, isolation=ISOLATION), jobs=1,
                  echo=lambda s: None)
     statuses = [e.status for e in r.exercises]
     assert statuses == ["timeout"] * 3
@@ -391,6 +393,7 @@ def test_reports_are_clean(attack_class: Attack) -> None:
 # ----------------------------------------------------------------------------------------------------
 # The Gradescope bundle, run locally in Gradescope's layout
 # ----------------------------------------------------------------------------------------------------
+@needs_bwrap
 def test_gradescope_bundle_runs_in_gradescope_layout(tmp_path: Path) -> None:
     from course_pkg.grading.cli import main
 
@@ -434,3 +437,33 @@ def test_discover_never_follows_links(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "x.py").symlink_to(SOLUTIONS_FILE)
     assert discover([tmp_path / "c"]) == [("x", [])]
+
+
+@needs_bwrap
+def test_installed_copies_of_the_course_are_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of course_pkg installed in a visible package folder (``pip install .``) shows up empty."""
+    from course_pkg.grading import isolation
+
+    site_dir = tmp_path / "prefix" / "site-packages"
+    (site_dir / "course_pkg" / "exercises" / "solutions").mkdir(parents=True)
+    (site_dir / "course_pkg" / "exercises" / "solutions" / "ch01.py").write_text("SECRET = 1\n")
+    (site_dir / "course_pkg-0.1.0.dist-info").mkdir()
+    (site_dir / "other.py").write_text("VISIBLE = 1\n")
+    real_roots = isolation.python_roots()
+    monkeypatch.setattr(isolation, "python_roots", lambda: [*real_roots, tmp_path / "prefix"])
+    monkeypatch.setattr(isolation, "_site_dirs", lambda: [site_dir])
+    gdir = tmp_path / "grader"
+    gdir.mkdir()
+    sub = tmp_path / "submission.py"
+    sub.write_text("")
+    cmd = isolation.bwrap_command(sys.executable, grader_dir=gdir, submission=sub, scratch_mb=4, hidden=[])
+    code = (f"import os, json; print(json.dumps([sorted(os.listdir({str(site_dir)!r})), "
+            f"os.listdir({str(site_dir / 'course_pkg')!r}), sorted(os.listdir('/'))]))")
+    done = subprocess.run([*cmd, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed, inside, top = json.loads(done.stdout)
+    assert "other.py" in listed and inside == []
+    # the whole top level: system folders, the Python installation, the grader's and the learner's files
+    allowed = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "scratch", "tmp",
+               "grader", "submission"} | {r.parts[1] for r in real_roots} | {tmp_path.parts[1]}
+    assert set(top) <= allowed, set(top) - allowed

@@ -109,13 +109,17 @@ def python_roots() -> list[Path]:
 
 
 def _site_dirs() -> list[Path]:
+    """This Python's package folders, and every other Python's under ``/usr`` (visible too)."""
     dirs = []
     try:
         dirs += [Path(d) for d in site.getsitepackages()]
     except AttributeError:  # pragma: no cover - old virtualenv's site module
         pass
     dirs += [Path(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
-    return [d.resolve() for d in dirs if d.is_dir()]
+    for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages", "local/lib/python3*/site-packages",
+                    "local/lib/python3*/dist-packages", "lib/python3/dist-packages"):
+        dirs += list(Path("/usr").glob(pattern))
+    return sorted({d.resolve() for d in dirs if d.is_dir()})
 
 
 def _under(path: Path, roots: Sequence[Path]) -> bool:
@@ -164,13 +168,16 @@ def bwrap_command(python: str, *, grader_dir: Path, submission: Path, scratch_mb
     for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/alternatives"):
         cmd += ["--ro-bind-try", f, f]
     roots = [r for r in python_roots() if not _under(r, [Path("/usr")])]
+    cmd += ["--size", str(int(scratch_mb) * 2**20), "--tmpfs", "/scratch"]
+    if not any(_under(r, [Path("/tmp")]) for r in roots):
+        cmd += ["--symlink", "scratch", "/tmp"]  # programs that write to /tmp write to the capped scratch
+    else:
+        cmd += ["--size", "1048576", "--tmpfs", "/tmp"]  # a Python installed under /tmp is bound below
     for r in roots:
         cmd += ["--ro-bind", str(r), str(r)]
     for m in masked_paths(roots + [Path("/usr")], hidden):
         cmd += (["--tmpfs", str(m)] if m.is_dir() and not m.is_symlink() else ["--ro-bind", "/dev/null", str(m)])
     cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--size", str(int(scratch_mb) * 2**20), "--tmpfs", "/scratch",
-            "--symlink", "scratch", "/tmp",
             "--ro-bind", str(grader_dir), "/grader",
             "--ro-bind", str(submission), f"/submission/{submission.name}",
             "--remount-ro", "/", "--chdir", "/scratch"]

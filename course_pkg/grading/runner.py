@@ -588,7 +588,7 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
             "scratch": str(scratch), "memory_mb": limits.memory_mb,
             "fsize_mb": limits.output_mb, "deny_read": [] if mode == "bwrap" else [str(p) for p in deny_read],
             "landlock": limits.landlock, "audit_hook": limits.audit_hook, "source_kind": sub.kind,
-            "filename": submission.name, "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
+            "filename": sub.path.name[-200:], "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
             "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name]}
                           for ex in plan.exercises if ex.name in todo],
             "todo": todo,
