@@ -1,12 +1,14 @@
-"""The grader's side: start a sandboxed child per submission, read its outputs, judge them.
+"""The grader's side: start an isolated child per submission, read its outputs, judge them.
 
-Learner code never runs in this process. The child (``sandbox.py``) reports raw outputs as plain
-data on a pipe; this module decodes them without executing anything (``decode_value``) and
-decides every case with ``Exercise.judge`` against the reference outputs computed here. A child
-that hangs (past ``timeout`` seconds in one cell or one exercise) is killed with its whole
-process group; a child that dies (crash, ``os._exit``, the memory limit) is started again for
-the exercises that are left, skipping the cell or exercise that killed it, so one misbehaving
-answer costs only its own marks.
+Learner code never runs in this process. The child (``sandbox.py``, in the bubblewrap sandbox of
+:mod:`.isolation`) reports raw outputs as plain data on a pipe; this module accepts the records
+only in the order the child sends them (:class:`_Protocol`), caps each output by its logical size
+(:func:`logical_bytes`), decodes it without executing anything (``decode_value``) and decides
+every case with ``Exercise.judge`` against the reference outputs computed here. The grader's own
+clock stops a cell or an exercise after ``timeout`` seconds and a whole file after
+``submission_timeout``; the child's whole process tree is killed. A child that dies (crash,
+``os._exit``, the memory limit) is started again for the exercises that are left, skipping the
+cell or exercise that killed it, so one misbehaving answer costs only its own marks.
 """
 
 from __future__ import annotations
