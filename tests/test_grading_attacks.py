@@ -83,6 +83,8 @@ attempt("unix socket", lambda: unix(SOCKET_PATH))
 attempt("abstract unix socket", lambda: unix(ABSTRACT))
 attempt("signal grader", lambda: os.kill(GRADER_PID, 0))
 attempt("fill the disk", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * 8_000_000) for i in range(4)])
+attempt("fill shared memory", lambda: [open(f"/dev/shm/f{i}", "wb").write(b"x" * 8_000_000) for i in range(4)])
+attempt("write dev", lambda: open("/dev/pwned", "w").write("pwned"))
 if os.fork() == 0:  # a process that would outlive the sandbox
     time.sleep(60)
     os._exit(0)
@@ -126,7 +128,7 @@ def test_kernel_isolation_holds_without_the_audit_hook(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "attacker" / "output.txt").read_text()
     assert "PROBE DONE" in text, text
     attacks = [line for line in text.splitlines() if line.startswith("ATTACK ")]
-    assert len(attacks) == 13, text
+    assert len(attacks) == 15, text
     assert not [a for a in attacks if "SUCCEEDED" in a], text
     assert "instructor secret" not in text and "def softmax_weights" not in text
     assert decoy.read_text() == "untouched"

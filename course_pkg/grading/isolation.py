@@ -7,7 +7,8 @@ Modes:
   file system holds only ``/usr`` (system libraries), the Python installation the grader runs on
   (with every copy of ``course_pkg`` in it masked), the grader's child script and the exercise
   framework (``core.py`` alone, no solution), the learner's own copied file at ``/submission``,
-  and a size-capped tmpfs at ``/scratch`` (also ``/tmp`` and ``HOME``). Everything else (the
+  and a size-capped tmpfs at ``/scratch`` (also ``/tmp`` and ``HOME``; ``/dev/shm`` has the same cap,
+  everything else is read-only). Everything else (the
   course's solutions, the checkout and its ``.git``, classmates' files, other learners' jobs, the
   output folder, the instructor's home) is not in its view at all. There is no network device
   but a down loopback, so no connection and no DNS; the whole process tree dies when the grader
@@ -178,6 +179,7 @@ def bwrap_command(python: str, *, grader_dir: Path, submission: Path, scratch_mb
     for m in masked_paths(roots + [Path("/usr")], hidden):
         cmd += (["--tmpfs", str(m)] if m.is_dir() and not m.is_symlink() else ["--ro-bind", "/dev/null", str(m)])
     cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--size", str(int(scratch_mb) * 2**20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--ro-bind", str(grader_dir), "/grader",
             "--ro-bind", str(submission), f"/submission/{submission.name}",
             "--remount-ro", "/", "--chdir", "/scratch"]
