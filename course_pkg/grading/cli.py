@@ -16,10 +16,15 @@ What is graded
 * A SUBMISSION is a chapter notebook (``.ipynb``), a ``.py`` file of solutions, or a folder of
   them. In a folder, each file directly inside is one learner (id = file name without extension)
   and each sub-folder is one learner (id = folder name) whose files are all graded, one chapter per
-  file (a second file for the same chapter is skipped with a note).
+  file (a second file for the same chapter is skipped with a note). Ids that collide get ``-2``,
+  ``-3``...; links are never followed.
 * The chapter: ``--chapter chNN`` if given (it wins); else a notebook's metadata
   ``{"course": {"chapter": "chNN"}}`` or a ``.py`` file's line ``CHAPTER = "chNN"``; else the file
-  name, ``NN_anything`` or ``chNN_anything`` (``01_attention.ipynb`` is ``ch01``).
+  name, ``NN_anything`` or ``chNN_anything`` (``01_attention.ipynb`` is ``ch01``; Colab's
+  ``Copy of 01_attention.ipynb`` too); else the contents (``from course_pkg.exercises import
+  chNN``, Colab's export header, or the exercise names the file defines).
+* Colab's File > Download > .py export is graded as it is: its ``!pip``/``%magic`` lines are
+  skipped, and ``import course_pkg`` / ``ex.name.check(fn)`` run against a harmless stand-in.
 * In a notebook only the code cells tagged ``exercise`` run, in order (if no cell is tagged, the
   cells that define an exercise's name at top level; a note says so). A ``.py`` file runs top to
   bottom, one top-level statement at a time (its ``__name__`` is ``"submission"``, so a
