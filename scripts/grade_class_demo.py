@@ -65,13 +65,16 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per cell and per exercise")
     p.add_argument("--misbehave", action="store_true", help="add a hanging, a crashing and a copying learner")
+    p.add_argument("--unsafe-no-isolation", action="store_true",
+                   help="run without the bubblewrap sandbox (to compare its cost)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="grade-demo-") as tmp:
         folder = Path(tmp) / "class"
         build_class(folder, args.chapter, args.learners, args.misbehave)
         n = len(list(folder.iterdir()))
         t0 = time.monotonic()
-        grade([folder], Path(tmp) / "out", limits=Limits(timeout=args.timeout), jobs=args.jobs)
+        isolation = "none" if args.unsafe_no_isolation else "auto"
+        grade([folder], Path(tmp) / "out", limits=Limits(timeout=args.timeout, isolation=isolation), jobs=args.jobs)
         seconds = time.monotonic() - t0
     print(f"\nRESULT: {n} submissions of {args.chapter} graded in {seconds:.1f} s with --jobs {args.jobs} "
           f"({seconds / n:.2f} s per submission)")

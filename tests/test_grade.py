@@ -23,6 +23,7 @@ from course_pkg import exercises
 from course_pkg.exercises.core import ValueCodecError, decode_value, encode_value
 from course_pkg.grade import grade, main
 from course_pkg.grading import samples, sandbox
+from course_pkg.grading.isolation import bwrap_problem
 from course_pkg.grading.report import LearnerResult
 from course_pkg.grading.runner import PACKAGE_DIR, Limits, chapter_exercises, verdict
 from course_pkg.grading.submissions import SubmissionError, chapter_from_name, discover, load
@@ -36,6 +37,9 @@ AP_SELF = '''def attention_pool(query, keys, values):
     return weights @ values, weights
 '''
 SOLUTIONS_FILE = PACKAGE_DIR / "exercises" / "solutions" / f"{CH}.py"
+# The kernel sandbox where this machine has it (CI installs bubblewrap); else the rest is still tested.
+KERNEL = bwrap_problem() is None
+ISOLATION = "auto" if KERNEL else "none"
 
 
 def _digest(path: Path) -> str:
@@ -160,11 +164,11 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Class:
         "import os\nos.kill(os.getppid(), 0)\nreturn weights @ values"))))
     # files that cannot be graded at all
     (c.subs / "broken.ipynb").write_text("{ not json")
-    (c.subs / "mystery.py").write_text("def softmax_weights(s):\n    return s\n")
+    (c.subs / "mystery.py").write_text("def helper(s):\n    return s\n")
 
     c.victim_digest = _digest(victim)
     t0 = time.monotonic()
-    results = grade([c.subs], c.out, limits=Limits(timeout=8, memory_mb=1024), jobs=2, echo=c.log.append)
+    results = grade([c.subs], c.out, limits=Limits(timeout=8, memory_mb=1024, isolation=ISOLATION), jobs=2, echo=c.log.append)
     c.seconds = time.monotonic() - t0
     c.results = {r.learner: r for r in results}
     return c
@@ -222,7 +226,7 @@ def test_every_shipped_chapter_is_not_attempted(tmp_path: Path) -> None:
     for nb in chapters:
         (tmp_path / "class").mkdir(exist_ok=True)
         (tmp_path / "class" / nb.name).write_bytes(nb.read_bytes())
-    results = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60), jobs=2, echo=lambda s: None)
+    results = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60, isolation=ISOLATION), jobs=2, echo=lambda s: None)
     assert len(results) == len(chapters)
     for r in results:
         (sub,) = r.submissions
@@ -239,7 +243,7 @@ def test_reference_solutions_of_every_chapter_score_full_marks(tmp_path: Path) -
     for ch in chapters:
         samples.write_notebook(tmp_path / "class" / "sam" / f"{ch[2:]}_answers.ipynb", ch,
                                samples.solution_sources(ch))
-    (r,) = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60), jobs=2, echo=lambda s: None)
+    (r,) = grade([tmp_path / "class"], tmp_path / "out", limits=Limits(timeout=60, isolation=ISOLATION), jobs=2, echo=lambda s: None)
     assert [s.chapter for s in r.submissions] == chapters
     failing = [f"{e.id}: {e.feedback}" for e in r.exercises if e.status != "passed"]
     assert not failing, "\n\n".join(failing)
@@ -314,31 +318,40 @@ def test_forging_the_result_channel_costs_that_exercise(graded_class: Class) -> 
 
 
 def test_writing_outside_the_scratch_folder_is_refused(graded_class: Class) -> None:
+    """In the kernel sandbox the other learners' files and the decoy are not in view: an attempt
+    fails (a missing file inside the sandbox) and costs the exercise; without it, the audit hook
+    refuses. Either way nothing outside changes."""
     c = graded_class
     r = c.results["write_outside"]
-    _zero(r, "weighted_average", "forbidden", "for writing")
+    if KERNEL:
+        _zero(r, "weighted_average", "failed", "No such file")
+    else:
+        _zero(r, "weighted_average", "forbidden", "for writing")
     _others_pass(r, "weighted_average")
     assert _digest(c.subs / "good_py.py") == c.victim_digest  # another learner's file is untouched
     assert c.results["good_py"].score == len(NAMES)
-    r = c.results["write_at_load"]  # at load time: costs the exercise the cell names
-    _zero(r, "attention_pool", "forbidden", "decoy.txt")
-    _others_pass(r, "attention_pool")
+    r = c.results["write_at_load"]  # at load time: the cell fails, the rest is graded
+    if KERNEL:
+        assert r.score == len(NAMES) and any("No such file" in n for n in r.all_notes())
+    else:
+        _zero(r, "attention_pool", "forbidden", "decoy.txt")
     assert c.decoy.read_text() == "untouched"
     r = c.results["remove_course_file"]
     _zero(r, "weighted_average", "forbidden", "os.remove")
     _others_pass(r, "weighted_average")
 
 
-@pytest.mark.parametrize("learner, name, fragment", [
-    ("ref_import", "softmax_weights", "importing course_pkg.exercises.solutions"),
-    ("ref_wrapper", "weighted_average", "importing course_pkg.exercises.solutions"),
-    ("ref_source", "weighted_average", "the course's own files"),
-    ("ref_copy", "weighted_average", "a copy of the course's own files"),
+@pytest.mark.parametrize("learner, name, status, fragment", [
+    ("ref_import", "softmax_weights", "forbidden", "course's own code (course_pkg.exercises.solutions"),
+    ("ref_wrapper", "weighted_average", "failed", "not available while grading"),
+    # the files are not in the sandbox's view at all; the audit hook words the refusal
+    ("ref_source", "weighted_average", "forbidden", "the course's own files"),
+    ("ref_copy", "weighted_average", "forbidden", "a copy of the course's own files"),
 ])
-def test_handing_back_the_reference_gets_no_marks(graded_class: Class, learner: str, name: str,
+def test_handing_back_the_reference_gets_no_marks(graded_class: Class, learner: str, name: str, status: str,
                                                  fragment: str) -> None:
     r = graded_class.results[learner]
-    _zero(r, name, "forbidden", fragment)
+    _zero(r, name, status, fragment)
     _others_pass(r, name)
 
 
@@ -370,6 +383,7 @@ def test_gradebook_csv(graded_class: Class) -> None:
     assert by["hang"][f"{CH}.weighted_average"] == "0" and by["hang"][f"{CH}.softmax_weights"] == "1"
     assert by["hang"]["status"] == "flagged" and "timed out" in by["hang"]["notes"]
     assert by["ref_import"]["status"] == "flagged" and "course_pkg" in by["ref_import"]["notes"]
+    assert {r["max_score"] for r in rows} == {str(len(NAMES))}  # the same for everyone, errors included
     assert by["broken"]["status"] == "error"
 
 
@@ -428,7 +442,7 @@ def test_landlock_alone_stops_writes_and_programs(tmp_path: Path) -> None:
     src = _with(weighted_average=_fn("weighted_average", f"open({str(decoy)!r}, 'w')\nreturn weights @ values"),
                 softmax_weights=_fn("softmax_weights", "import subprocess\nsubprocess.run(['/bin/true'])\n"
                                                        "return torch.softmax(scores, -1)"))
-    r = _grade_one(tmp_path, src, Limits(timeout=30, audit_hook=False))
+    r = _grade_one(tmp_path, src, Limits(timeout=30, audit_hook=False, isolation="none"))
     assert r.submissions[0].sandbox["landlock"].startswith("applied")
     assert decoy.read_text() == "untouched"
     _zero(r, "weighted_average", "failed", "PermissionError")
@@ -440,28 +454,10 @@ def test_audit_hook_alone_refuses_writes(tmp_path: Path) -> None:
     decoy = tmp_path / "decoy.txt"
     decoy.write_text("untouched")
     src = _with(weighted_average=_fn("weighted_average", f"open({str(decoy)!r}, 'w')\nreturn weights @ values"))
-    r = _grade_one(tmp_path, src, Limits(timeout=30, landlock=False))
+    r = _grade_one(tmp_path, src, Limits(timeout=30, landlock=False, isolation="none"))
     assert r.submissions[0].sandbox["landlock"] == "disabled"
     assert decoy.read_text() == "untouched"
     _zero(r, "weighted_average", "forbidden", "for writing")
-
-
-def test_integrity_check_flags_a_write_that_got_through(tmp_path: Path) -> None:
-    """With both layers off (as if the learner had found a way round them), the grader still notices
-    that a protected file changed and flags the learner."""
-    victim = tmp_path / "subs" / "other.py"
-    samples.write_py(victim, CH, samples.solution_sources(CH))
-    src = _with(weighted_average=_fn("weighted_average", f"open({str(victim)!r}, 'a').write('#')\n"
-                                                          "return weights @ values"),
-                attention_pool=f"from course_pkg.exercises.solutions.{CH} import attention_pool\n")
-    sub = samples.write_notebook(tmp_path / "subs" / "learner.ipynb", CH, src, metadata_chapter=CH)
-    results = grade([sub, victim], tmp_path / "out", limits=Limits(timeout=30, landlock=False, audit_hook=False),
-                    jobs=1, echo=lambda s: None)
-    learner = next(r for r in results if r.learner == "learner")
-    assert learner.status == "flagged"
-    assert any("protected files changed" in n for n in learner.all_notes())
-    # with the import let through, the answer is still recognised as the course's own code
-    _zero(learner, "attention_pool", "forbidden", "not the learner's own code", "course_pkg.exercises.solutions")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -608,8 +604,8 @@ def test_discover_errors(tmp_path: Path) -> None:
     (tmp_path / "y").mkdir()
     (tmp_path / "x" / "sam.py").write_text("")
     (tmp_path / "y" / "sam.ipynb").write_text("")
-    with pytest.raises(SubmissionError, match="same learner id: sam"):
-        discover([tmp_path / "x", tmp_path / "y"])
+    found = discover([tmp_path / "x", tmp_path / "y"])  # the same id twice: made unique, never refused
+    assert [n for n, _ in found] == ["sam", "sam-2"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(SubmissionError, match="no .ipynb or .py submission was found"):
         discover([tmp_path / "empty"])
@@ -634,7 +630,8 @@ def test_cli_errors_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_cli_grades_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sub = samples.write_py(tmp_path / "zoe.py", CH, samples.solution_sources(CH))
-    assert main([str(sub), "--out", str(tmp_path / "o"), "--jobs", "1"]) == 0
+    unsafe = [] if KERNEL else ["--unsafe-no-isolation"]
+    assert main([str(sub), "--out", str(tmp_path / "o"), "--jobs", "1", *unsafe]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^zoe\s+1\s+1\s+1\s+3/3\s+ok$", out, re.MULTILINE), out
     assert json.loads((tmp_path / "o" / "zoe" / "results.json").read_text())["score"] == 3.0

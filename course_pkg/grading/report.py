@@ -7,7 +7,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from .runner import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
 
@@ -20,10 +20,19 @@ class LearnerResult(ScoreTotals):
     submissions: list[SubmissionResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: Optional[str] = None  # nothing of this learner could be graded
+    columns: list[str] = field(default_factory=list)  # every exercise id of the graded chapters
 
     @property
     def exercises(self) -> list[ExerciseResult]:
         return [e for s in self.submissions for e in s.exercises]
+
+    @property
+    def max_score(self) -> float:
+        """One point per exercise of every chapter graded in the batch (the same for every learner,
+        so totals compare), or of the learner's own files when no columns are set."""
+        if self.columns:
+            return float(len(self.columns))
+        return sum(e.max_score for e in self.exercises)
 
     @property
     def status(self) -> str:
@@ -31,12 +40,14 @@ class LearnerResult(ScoreTotals):
         files changed while it ran); ``error`` (a file could not be graded at all)."""
         if self.error or any(s.error for s in self.submissions) or not self.submissions:
             return "error"
-        if any(s.flagged or s.sandbox.get("tampered") for s in self.submissions):
+        if any(s.flagged for s in self.submissions):
             return "flagged"
         return "ok"
 
     def all_notes(self) -> list[str]:
-        notes = list(self.notes)
+        notes = ([self.error] if self.error else []) + list(self.notes)
+        if not self.error and not self.submissions:
+            notes.append("nothing was graded")
         for s in self.submissions:
             if s.error:
                 notes.append(f"{s.path.name}: {s.error.splitlines()[0]}")
@@ -59,6 +70,29 @@ def exercise_columns(chapters: list[str]) -> list[str]:
     return [ex.id for ch in chapters for ex in chapter_exercises(ch)]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: object) -> str:
+    """A text cell that a spreadsheet shows as text: one starting like a formula (``= + - @``, tab,
+    carriage return) gets a leading apostrophe (OWASP's advice for CSV injection)."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class Scrubber:
+    """Replaces the instructor's absolute paths (keys) in learner-visible text by short names (values)."""
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        self.table = sorted(((k.rstrip("/"), v) for k, v in table.items() if k.rstrip("/")),
+                            key=lambda kv: -len(kv[0]))
+
+    def __call__(self, text: str) -> str:
+        for path, name in self.table:
+            text = text.replace(path, name)
+        return text
+
+
 def write_gradebook(path: Path, results: list[LearnerResult], columns: list[str]) -> None:
     """``learner, <one column per exercise id>, total, max_score, status, notes``; an exercise of a
     chapter the learner did not hand in is left empty."""
@@ -67,26 +101,36 @@ def write_gradebook(path: Path, results: list[LearnerResult], columns: list[str]
         w.writerow(["learner", *columns, "total", "max_score", "status", "notes"])
         for r in results:
             scores = {e.id: e for e in r.exercises}
-            w.writerow([r.learner, *(_fmt(scores[c].score) if c in scores else "" for c in columns),
-                        _fmt(r.score), _fmt(r.max_score), r.status, " | ".join(r.all_notes())])
+            w.writerow([csv_cell(r.learner), *(_fmt(scores[c].score) if c in scores else "" for c in columns),
+                        _fmt(r.score), _fmt(r.max_score), r.status, csv_cell(" | ".join(r.all_notes()))])
 
 
-def gradescope_json(r: LearnerResult, seconds: float) -> dict:
+def gradescope_json(r: LearnerResult, seconds: float, scrub: Optional[Scrubber] = None) -> dict:
     """Gradescope's autograder ``results.json`` (score, execution_time, output, tests with name,
     score, max_score, status "passed"/"failed", output, visibility), plus ``max_score`` and
-    ``extra_data`` with the grader's own status of each exercise."""
+    ``extra_data`` with the grader's own status of each exercise. Every exercise of the graded
+    chapters is a test (one not handed in scores 0). ``scrub`` cleans the instructor's paths out of
+    the learner-visible texts."""
+    clean = scrub or (lambda t: t)
     tests = []
-    for number, e in enumerate(r.exercises, start=1):
+    done = {e.id: e for e in r.exercises}
+    ids = list(r.columns) + [e.id for e in r.exercises if e.id not in r.columns]
+    for number, ex_id in enumerate(ids, start=1):
+        e = done.get(ex_id)
+        if e is None:
+            tests.append({"name": ex_id, "number": str(number), "score": 0.0, "max_score": 1.0,
+                          "status": "failed", "output": f"[x] {ex_id}: not handed in", "visibility": "visible"})
+            continue
         tests.append({
             "name": f"{e.id}: {e.title}" if e.title else e.id,
             "number": str(number),
             "score": float(round(e.score, 4)),
             "max_score": float(e.max_score),
             "status": "passed" if e.status == "passed" else "failed",
-            "output": e.feedback,
+            "output": clean(e.feedback),
             "visibility": "visible",
         })
-    notes = r.all_notes()
+    notes = [clean(n) for n in r.all_notes()]
     output = f"Score: {_fmt(r.score)} / {_fmt(r.max_score)}"
     if notes:
         output += "\n" + "\n".join(f"- {n}" for n in notes)
@@ -103,19 +147,22 @@ def gradescope_json(r: LearnerResult, seconds: float) -> dict:
             "status": r.status,
             "files": [s.path.name for s in r.submissions],
             "exercises": {e.id: e.status for e in r.exercises},
-            "sandbox": {s.path.name: s.sandbox for s in r.submissions},
+            "sandbox": {s.path.name: {k: v for k, v in s.sandbox.items() if k != "memory_limit"}
+                        for s in r.submissions},
         },
     }
 
 
-def write_learner(out: Path, r: LearnerResult) -> Path:
-    """``OUT/<learner>/results.json`` and ``OUT/<learner>/output.txt`` (the learner's captured output)."""
+def write_learner(out: Path, r: LearnerResult, scrub: Optional[Scrubber] = None) -> Path:
+    """``OUT/<learner>/results.json`` and ``OUT/<learner>/output.txt`` (the learner's captured
+    output), both learner-visible, so cleaned with ``scrub``."""
+    clean = scrub or (lambda t: t)
     folder = out / r.learner
     folder.mkdir(parents=True, exist_ok=True)
     seconds = sum(s.seconds for s in r.submissions)
     path = folder / "results.json"
-    path.write_text(json.dumps(gradescope_json(r, seconds), indent=2), encoding="utf-8")
-    text = "".join(f"===== {s.path.name} =====\n{s.output}\n" for s in r.submissions)
+    path.write_text(json.dumps(gradescope_json(r, seconds, scrub), indent=2), encoding="utf-8")
+    text = "".join(f"===== {s.path.name} =====\n{clean(s.output)}\n" for s in r.submissions)
     (folder / "output.txt").write_text(text, encoding="utf-8")
     return path
 

@@ -1,20 +1,24 @@
-"""The grader's side: start a sandboxed child per submission, read its outputs, judge them.
+"""The grader's side: start an isolated child per submission, read its outputs, judge them.
 
-Learner code never runs in this process. The child (``sandbox.py``) reports raw outputs as plain
-data on a pipe; this module decodes them without executing anything (``decode_value``) and
-decides every case with ``Exercise.judge`` against the reference outputs computed here. A child
-that hangs (past ``timeout`` seconds in one cell or one exercise) is killed with its whole
-process group; a child that dies (crash, ``os._exit``, the memory limit) is started again for
-the exercises that are left, skipping the cell or exercise that killed it, so one misbehaving
-answer costs only its own marks.
+Learner code never runs in this process. The child (``sandbox.py``, in the bubblewrap sandbox of
+:mod:`.isolation`) reports raw outputs as plain data on a pipe; this module accepts the records
+only in the order the child sends them (:class:`_Protocol`), caps each output by its logical size
+(:func:`logical_bytes`), decodes it without executing anything (``decode_value``) and decides
+every case with ``Exercise.judge`` against the reference outputs computed here. The grader's own
+clock stops a cell or an exercise after ``timeout`` seconds and a whole file after
+``submission_timeout``; the child's whole process tree is killed. A child that dies (crash,
+``os._exit``, the memory limit) is started again for the exercises that are left, skipping the
+cell or exercise that killed it, so one misbehaving answer costs only its own marks.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from typing import Any, Optional, Sequence
 
 from ..exercises import Exercise, all_exercises
 from ..exercises.core import CaseResult, CheckResult, ValueCodecError, decode_value, encode_value
+from .isolation import NOBODY, bwrap_command, drop_to_nobody, kill_nobody_processes
 from .submissions import Submission, mentions
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
@@ -53,12 +58,17 @@ _JUDGE_LOCK = threading.Lock()  # judging re-seeds torch's global generator (Cas
 class Limits:
     """What one submission may use. ``timeout``: seconds for each cell and each exercise;
     ``memory_mb``: address space the learner's code may add to Python + torch; ``output_mb``: the
-    largest file it may write (its captured output included)."""
+    largest file it may write (its captured output included); ``submission_timeout``: seconds for a
+    whole file, restarts included; ``scratch_mb``: size of the sandbox's scratch folder;
+    ``isolation``: ``"auto"`` (bubblewrap, or refuse), ``"bwrap"``, ``"uid"`` or ``"none"``."""
 
     timeout: float = 60.0
     memory_mb: int = 4096
     output_mb: int = 64
     startup_timeout: float = 180.0
+    submission_timeout: float = 900.0  # all runs of one file together, by the grader's clock
+    scratch_mb: int = 256  # the sandbox's scratch tmpfs
+    isolation: str = "auto"  # see course_pkg.grading.isolation: auto, bwrap, uid, none
     landlock: bool = True
     audit_hook: bool = True  # turned off only by tests that prove the other layers on their own
 
@@ -180,15 +190,63 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
             results.append(CaseResult(case.name, False, f"the output could not be sent to the grader "
                                                         f"({o['encode_error']})"))
         else:
+            data = o.get("output")
+            size = logical_bytes(data)
+            if size is None or size > MAX_OUTPUT_BYTES:
+                what = "is malformed" if size is None else f"holds {size} bytes once expanded"
+                results.append(CaseResult(case.name, False, f"the output {what}; the grader reads at most "
+                                                            f"{MAX_OUTPUT_BYTES // 2**20} MB per case"))
+                continue
             try:
-                got = decode_value(o.get("output"))
-            except ValueCodecError as exc:
+                got = decode_value(data)
+            except (ValueCodecError, MemoryError, RecursionError) as exc:
                 results.append(CaseResult(case.name, False, f"the output could not be read ({exc})"))
                 continue
             with _JUDGE_LOCK:
-                results.append(ex.judge(case, got))
+                try:
+                    results.append(ex.judge(case, got))
+                except (MemoryError, RecursionError) as exc:
+                    results.append(CaseResult(case.name, False, f"the output could not be compared "
+                                                                f"({type(exc).__name__})"))
     status = "passed" if all(r.passed for r in results) else "failed"
     return CheckResult(ex.id, status, results)
+
+
+MAX_OUTPUT_BYTES = 64 * 2**20
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "complex64": 8, "complex128": 16,
+             "uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "bool": 1}
+
+
+def logical_bytes(data: Any, max_nodes: int = 1_000_000) -> Optional[int]:
+    """The bytes an encoded output takes once decoded, counting every tensor by its *logical* size
+    (``numel * itemsize``, so an ``expand``ed tensor of 4 stored bytes counts as what comparing it
+    would allocate); None for data that is not an encoded value or is too large to walk."""
+    total = 0
+    stack = [(data, 0)]
+    nodes = 0
+    while stack:
+        d, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes or depth > 70 or not isinstance(d, dict):
+            return None
+        tag, v = d.get("t"), d.get("v")
+        if tag == "tensor":
+            shape = d.get("shape")
+            if not isinstance(shape, list) or len(shape) > 32 or not all(_int(n) and n >= 0 for n in shape):
+                return None
+            total += math.prod(shape) * _ITEMSIZE.get(str(d.get("dtype")), 16)
+        elif tag in ("tuple", "list") and isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+        elif tag == "dict" and isinstance(v, list):
+            for pair in v:
+                if not (isinstance(pair, list) and len(pair) == 2):
+                    return None
+                stack.extend((x, depth + 1) for x in pair)
+        elif isinstance(v, str):
+            total += len(v)
+        if total > 2**62:
+            return total
+    return total
 
 
 def _describe_violations(violations: Sequence[dict]) -> str:
@@ -207,18 +265,19 @@ def _describe_violations(violations: Sequence[dict]) -> str:
 @dataclass
 class _Run:
     events: list[dict]
-    ended: str  # "finished", "timeout", "exit", "corrupt", "too_much_output"
+    ended: str  # "finished", "timeout", "budget", "exit", "corrupt", "too_much_output"
     returncode: Optional[int]
     phase: tuple  # ("startup",), ("unit", i), ("loaded",), ("exercise", name), ("between",)
+    how: str = ""  # the isolation mode it ran in
 
 
-def _child_env(scratch: Path) -> dict[str, str]:
+def _child_env(scratch: str) -> dict[str, str]:
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch),
-        "XDG_CACHE_HOME": str(scratch / ".cache"),
-        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "XDG_CACHE_HOME": scratch + "/.cache",
+        "MPLCONFIGDIR": scratch + "/.matplotlib",
         "MPLBACKEND": "Agg",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -242,32 +301,151 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _run_child(job: dict, workdir: Path, limits: Limits, max_stream: int = 512 * 2**20) -> _Run:
-    scratch = Path(job["scratch"])
+def _int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class _Protocol:
+    """Accepts the child's records only in the order the child sends them by itself.
+
+    start, ready, then for each unit to run (in order) ``unit i`` and ``unit_end i``, then
+    ``loaded``, then for each exercise to run (in order) ``exercise name``, its cases ``0, 1, ...``
+    (a ``not_attempted`` outcome ends them) and ``exercise_end name``, then ``finished``. A record out
+    of this order (a forged or repeated one) is refused: the channel is then treated as corrupt."""
+
+    def __init__(self, units: Sequence[int], exercises: Sequence[tuple[str, int]]) -> None:
+        self.units = list(units)
+        self.exercises = list(exercises)
+        self.state = "startup"  # startup, started, between_units, in_unit, loaded, in_exercise, finished
+        self.unit_i = 0  # index into self.units of the next unit
+        self.ex_i = 0
+        self.case_i = 0
+        self.cases_done = False
+
+    def accept(self, ev: dict) -> bool:
+        kind = ev.get("ev")
+        violations = ev.get("violations", [])
+        if not isinstance(violations, list) or len(violations) > 1000:
+            return False
+        st = self.state
+        if kind == "start":
+            ok = st == "startup"
+            self.state = "started" if ok else st
+            return ok
+        if kind == "ready":
+            if st != "started":
+                return False
+            self.state = "between_units"
+            return True
+        if kind == "unit":
+            if st != "between_units" or self.unit_i >= len(self.units) or ev.get("i") != self.units[self.unit_i]:
+                return False
+            self.state = "in_unit"
+            return True
+        if kind == "unit_end":
+            if st != "in_unit" or ev.get("i") != self.units[self.unit_i]:
+                return False
+            self.unit_i += 1
+            self.state = "between_units"
+            return True
+        if kind == "loaded":
+            if st != "between_units" or self.unit_i != len(self.units):
+                return False
+            self.state = "loaded"
+            return True
+        if kind == "exercise":
+            if st != "loaded" or self.ex_i >= len(self.exercises) or ev.get("name") != self.exercises[self.ex_i][0]:
+                return False
+            self.state, self.case_i, self.cases_done = "in_exercise", 0, False
+            return True
+        if kind == "case":
+            name, n = self.exercises[self.ex_i] if self.ex_i < len(self.exercises) else ("", 0)
+            outcome = ev.get("outcome")
+            if (st != "in_exercise" or self.cases_done or ev.get("name") != name or ev.get("i") != self.case_i
+                    or self.case_i >= n or not isinstance(outcome, dict)):
+                return False
+            self.case_i += 1
+            self.cases_done = bool(outcome.get("not_attempted"))
+            return True
+        if kind == "exercise_end":
+            if st != "in_exercise" or ev.get("name") != self.exercises[self.ex_i][0]:
+                return False
+            if ev.get("missing") or ev.get("foreign"):
+                if self.case_i:
+                    return False
+            elif not self.cases_done and self.case_i != self.exercises[self.ex_i][1]:
+                return False
+            self.ex_i += 1
+            self.state = "loaded"
+            return True
+        if kind == "finished":
+            if st != "loaded" or self.ex_i != len(self.exercises):
+                return False
+            self.state = "finished"
+            return True
+        return False
+
+
+def _prepare_grader_dir(workdir: Path) -> Path:
+    """Copies of the child script and of the exercise framework (no solution), readable by the child."""
+    gdir = workdir / "grader"
+    gdir.mkdir(exist_ok=True)
+    shutil.copyfile(SANDBOX, gdir / "sandbox.py")
+    shutil.copyfile(CORE, gdir / "course_grade_core.py")
+    for f in gdir.iterdir():
+        f.chmod(0o644)
+    gdir.chmod(0o755)
+    return gdir
+
+
+def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: Path, budget_end: float,
+               max_stream: int = 512 * 2**20, max_line: int = 128 * 2**20) -> _Run:
+    """Run the child once for ``job`` in isolation ``mode``; read and check its records."""
+    gdir = workdir / "grader"
     read_fd, write_fd = os.pipe()
-    job = dict(job, result_fd=write_fd)
-    job_path = workdir / f"job-{time.monotonic_ns()}.json"
+    inside = mode == "bwrap"
+    scratch = "/scratch" if inside else job["scratch"]
+    job = dict(job, result_fd=write_fd, scratch=scratch,
+               core_path="/grader/course_grade_core.py" if inside else str(gdir / "course_grade_core.py"))
+    job_path = gdir / "job.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
+    job_path.chmod(0o644)
+    script = "/grader/sandbox.py" if inside else str(gdir / "sandbox.py")
+    job_arg = "/grader/job.json" if inside else str(job_path)
+    argv = [sys.executable, "-I", "-B", script, job_arg]
+    preexec = None
+    if mode == "bwrap":
+        argv = bwrap_command(sys.executable, grader_dir=gdir, submission=submission, scratch_mb=limits.scratch_mb,
+                             hidden=[PACKAGE_DIR]) + argv[1:]
+    elif mode == "uid":
+        preexec = drop_to_nobody
+    units = [i for i in range(len(job["units"])) if i not in set(job["skip_units"])]
+    exercises = [(e["name"], len(e["cases"])) for e in job["exercises"] if e["name"] in job["todo"]]
+    protocol = _Protocol(units, exercises)
     with open(workdir / "stdout.txt", "ab") as out, open(workdir / "stderr.txt", "ab") as err:
         try:
-            proc = subprocess.Popen([sys.executable, "-I", "-B", str(SANDBOX), str(job_path)], cwd=scratch,
-                                    env=_child_env(scratch), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    pass_fds=(write_fd,), start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=job["scratch"] if not inside else "/", env=_child_env(scratch),
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(write_fd,),
+                                    start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509
         finally:
             os.close(write_fd)
     events: list[dict] = []
     phase: tuple = ("startup",)
-    deadline = time.monotonic() + limits.startup_timeout
+    deadline = min(time.monotonic() + limits.startup_timeout, budget_end)
     buf = bytearray()
     total = 0
     ended = "exit"
+
+    def restart_clock() -> float:  # the grader's own clock: only accepted steps start a new period
+        return min(time.monotonic() + limits.timeout, budget_end)
+
     try:
         # Read until the child closes the pipe (it exits): a "finished" record proves nothing by itself,
         # since learner code can write to the pipe too.
         while ended == "exit":
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                ended = "timeout"
+                ended = "budget" if deadline >= budget_end else "timeout"
                 break
             ready, _, _ = select.select([read_fd], [], [], min(remaining, 1.0))
             if not ready:
@@ -280,26 +458,29 @@ def _run_child(job: dict, workdir: Path, limits: Limits, max_stream: int = 512 *
                 ended = "too_much_output"
                 break
             buf += chunk
-            while b"\n" in buf:
+            if b"\n" not in chunk and len(buf) > max_line:
+                ended = "too_much_output"
+                break
+            while ended == "exit" and b"\n" in buf:
                 line, _, rest = bytes(buf).partition(b"\n")
                 buf = bytearray(rest)
                 try:
                     ev = json.loads(line)
-                    if not isinstance(ev, dict) or not isinstance(ev.get("ev"), str):
-                        raise ValueError("not an event")
-                except ValueError:
+                except (ValueError, RecursionError, MemoryError):
+                    ev = None
+                if not isinstance(ev, dict) or not protocol.accept(ev):
                     ended = "corrupt"
                     break
                 events.append(ev)
                 kind = ev["ev"]
                 if kind == "ready":
-                    phase, deadline = ("between",), time.monotonic() + limits.timeout
+                    phase, deadline = ("between",), restart_clock()
                 elif kind == "unit":
-                    phase, deadline = ("unit", ev.get("i")), time.monotonic() + limits.timeout
+                    phase, deadline = ("unit", ev["i"]), restart_clock()
                 elif kind == "loaded":
-                    phase = ("loaded",)
+                    phase, deadline = ("loaded",), restart_clock()
                 elif kind == "exercise":
-                    phase, deadline = ("exercise", ev.get("name")), time.monotonic() + limits.timeout
+                    phase, deadline = ("exercise", ev["name"]), restart_clock()
                 elif kind in ("unit_end", "exercise_end"):
                     phase = ("between",)
         if ended == "exit":
@@ -309,17 +490,15 @@ def _run_child(job: dict, workdir: Path, limits: Limits, max_stream: int = 512 *
                 ended = "timeout"
         if ended == "exit" and buf:
             ended = "corrupt"  # a last record without its newline
-        if ended == "exit" and proc.returncode == 0 and events and events[-1]["ev"] == "finished":
+        if ended == "exit" and proc.returncode == 0 and protocol.state == "finished":
             ended = "finished"
     finally:
         os.close(read_fd)
         if proc.poll() is None:
             _kill(proc)
-        try:
-            job_path.unlink()
-        except OSError:
-            pass
-    return _Run(events, ended, proc.returncode, phase)
+        if mode == "uid":
+            kill_nobody_processes()
+    return _Run(events, ended, proc.returncode, phase, mode)
 
 
 def _death(run: _Run, limits: Limits, stderr_tail: str) -> str:
@@ -328,11 +507,15 @@ def _death(run: _Run, limits: Limits, stderr_tail: str) -> str:
         if run.phase == ("startup",):
             return f"the sandbox did not start within {limits.startup_timeout:g} s"
         return f"it ran for more than {limits.timeout:g} s and was stopped"
+    if run.ended == "budget":
+        return f"the submission used up its time budget ({limits.submission_timeout:g} s in all) and was stopped"
     if run.ended == "corrupt":
-        return "it wrote to the grader's result channel (the channel's data was corrupted)"
+        return "it wrote to the grader's result channel (records out of order or corrupted)"
     if run.ended == "too_much_output":
         return "it sent more output than the grader accepts"
     rc = run.returncode
+    if rc is not None and 128 < rc < 128 + 65 and "bwrap" in run.how:  # bwrap reports a signal as 128 + n
+        rc = 128 - rc
     if rc is not None and rc < 0:
         try:
             name = signal.Signals(-rc).name
@@ -362,13 +545,28 @@ def _tail(path: Path, limit: int) -> str:
 # Grading one submission
 # ------------------------------------------------------------------------------------------------------
 def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroot: Path,
-                     deny_read: Sequence[str]) -> SubmissionResult:
-    """Grade one file (already loaded by :func:`~course_pkg.grading.submissions.load`)."""
+                     deny_read: Sequence[str], mode: str = "bwrap") -> SubmissionResult:
+    """Grade one file (already loaded by :func:`~course_pkg.grading.submissions.load`) in isolation
+    ``mode`` (see :mod:`~course_pkg.grading.isolation`)."""
     started = time.monotonic()
+    budget_end = started + limits.submission_timeout
     result = SubmissionResult(sub.learner, sub.path, plan.chapter, notes=list(sub.notes))
-    workdir = Path(tempfile.mkdtemp(prefix=f"{sub.learner[:40]}-", dir=workroot))
+    workdir = Path(tempfile.mkdtemp(prefix="sub-", dir=workroot))
     scratch = workdir / "scratch"
     scratch.mkdir()
+    copy_dir = workdir / "submission"
+    copy_dir.mkdir()
+    submission = copy_dir / ("notebook.ipynb" if sub.kind == "notebook" else "submission.py")
+    if sub.units:  # the learner's code units, as the sandbox runs them (the original is never in view)
+        submission.write_text("\n\n".join(u.source for u in sub.units), encoding="utf-8")
+    else:
+        submission.write_text("", encoding="utf-8")
+    _prepare_grader_dir(workdir)
+    if mode == "uid":
+        os.chown(scratch, NOBODY, NOBODY)
+        for d in (workroot, workdir, copy_dir):
+            d.chmod(0o711)
+        submission.chmod(0o644)
     names = plan.names
     unit_mentions = [mentions(u, names) for u in sub.units]
 
@@ -383,16 +581,21 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
     attempts = 0
     while todo and attempts < len(sub.units) + len(names) + 2:
         attempts += 1
+        if time.monotonic() >= budget_end:
+            why = f"the submission used up its time budget ({limits.submission_timeout:g} s in all)"
+            for n in todo:
+                final.setdefault(n, ("timeout", why))
+            break
         job = {
-            "scratch": str(scratch), "core_path": str(CORE), "memory_mb": limits.memory_mb,
-            "fsize_mb": limits.output_mb, "deny_read": [str(p) for p in deny_read],
+            "scratch": str(scratch), "memory_mb": limits.memory_mb,
+            "fsize_mb": limits.output_mb, "deny_read": [] if mode == "bwrap" else [str(p) for p in deny_read],
             "landlock": limits.landlock, "audit_hook": limits.audit_hook, "source_kind": sub.kind,
-            "filename": sub.path.name, "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
+            "filename": sub.path.name[-200:], "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
             "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name]}
                           for ex in plan.exercises if ex.name in todo],
             "todo": todo,
         }
-        run = _run_child(job, workdir, limits)
+        run = _run_child(job, workdir, limits, mode, submission, budget_end)
         progressed = False
         current_unit: Optional[int] = None
         for ev in run.events:
@@ -400,10 +603,13 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
             violations = [v for v in ev.get("violations", []) if isinstance(v, dict)]
             if kind == "ready":
                 result.sandbox = {k: ev.get(k) for k in ("landlock", "audit_hook", "memory_limit")}
+                result.sandbox["isolation"] = mode
             elif kind == "unit":
                 current_unit = ev.get("i")
             elif kind == "unit_end" and isinstance(ev.get("i"), int) and 0 <= ev["i"] < len(sub.units):
-                unit_info.setdefault(ev["i"], {"error": ev.get("error"), "violations": violations})
+                error = ev.get("error")
+                unit_info.setdefault(ev["i"], {"error": str(error)[:4000] if error else None,
+                                               "violations": violations})
                 current_unit = None
             elif kind in ("case", "exercise_end") and ev.get("name") in outcomes:
                 name = ev["name"]
@@ -415,7 +621,8 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
                     if ev.get("missing"):
                         final[name] = ("missing", f"no function or class named {name} was found")
                     elif ev.get("foreign"):
-                        final[name] = ("forbidden", f"the answer is not the learner's own code: {ev['foreign']}")
+                        final[name] = ("forbidden", f"the answer is not the learner's own code: "
+                                                    f"{str(ev['foreign'])[:300]}")
                     else:
                         final[name] = ("judge", "")
             elif violations and current_unit is not None:
@@ -423,6 +630,10 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
         if run.ended != "finished":
             why = _death(run, limits, _tail(workdir / "stderr.txt", 4000))
             phase = run.phase
+            if run.ended == "budget":
+                for n in names:
+                    final.setdefault(n, ("timeout", why))
+                break
             if phase == ("startup",):
                 result.error = f"the sandbox could not start: {why}"
                 tail = _tail(workdir / "stderr.txt", 1500).strip()

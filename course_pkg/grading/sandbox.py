@@ -8,12 +8,14 @@ so no reference solution is ever in this process's memory. In order, it
 1. reads the job (the learner's code units, each exercise's name, kind and case arguments as
    plain data, the limits), sets the core-dump and file-size limits, imports torch;
 2. sets the address-space limit (what torch needs plus the learner's budget);
-3. locks the process down: Landlock (Linux >= 5.13), where the kernel has it, so that files can
-   be created, written or removed only inside the scratch folder, no program can be executed, no
-   TCP connection made and no signal sent outside the process; then an audit hook
-   (``sys.addaudithook``, which cannot be removed) that refuses imports of ``course_pkg``, reads of
-   the course's files, writes outside the scratch folder, new processes, signals, ``ctypes``,
-   ``gc`` referrer walks, changing resource limits and rewriting functions' code;
+3. locks the process down from the inside, as a second layer behind the kernel's isolation
+   (bubblewrap, set up by the grader, see ``isolation.py``): Landlock (Linux >= 5.13), where the
+   kernel has it, so that files can be created, written or removed only inside the scratch folder,
+   no program can be executed, no TCP connection made and no signal sent outside the process; then
+   an audit hook (``sys.addaudithook``) that turns reads of the course's files, writes outside the
+   scratch folder, new processes, signals, ``ctypes``, ``gc`` referrer walks and resource-limit
+   changes into refusals with a friendly message (it is no security boundary: PEP 578 says so);
+   ``import course_pkg`` gives a harmless stand-in (``ex.name.check(fn)`` prints a line);
 4. runs the learner's units (notebook cells tagged ``exercise``, or a .py file's top-level
    statements) one by one in a module called ``submission``, with ``math``, ``torch``, ``nn`` and
    ``F`` already imported; a unit that raises is reported and the next one runs;
@@ -98,6 +100,8 @@ def run_exercise(core: Any, exercise_id: str, kind: str, cases: list[tuple[str, 
 
 def _foreign(answer: Any, core_name: str, course_dirs: tuple) -> str | None:
     """Why ``answer`` is not the learner's own code, or None."""
+    if type(answer) is _StandIn:
+        return f"it is the course's own code ({object.__getattribute__(answer, '_course_path')})"
     try:
         module = getattr(answer, "__module__", None)
     except BaseException:  # noqa: BLE001
@@ -257,14 +261,14 @@ def _refuse(kind: str, detail: str, exc_type: type = PermissionError, _log: list
     raise exc_type(f"the grader does not allow this: {detail}")
 
 
-_WATCHED = (frozenset({"open", "import", "object.__setattr__"}) | _PROCESS_EVENTS | _SIGNAL_EVENTS
+_WATCHED = (frozenset({"open"}) | _PROCESS_EVENTS | _SIGNAL_EVENTS
             | _INTROSPECTION_EVENTS | _LIMIT_EVENTS | _NETWORK_EVENTS | frozenset(_PATH_WRITE_EVENTS))
 
 
 def _make_audit_hook(scratch: str, deny_read: tuple, allow_read: frozenset, pid: int) -> Callable[[str, tuple], None]:
     """The hook's whole policy lives in default arguments, here and in its helpers: immutable values
-    and functions bound when it is made (rebinding a function's ``__defaults__`` or ``__code__`` is
-    itself refused), so replacing module globals does not change it."""
+    and functions bound when it is made, so replacing module globals does not change it. It only
+    makes refusals readable; the kernel (bubblewrap, Landlock) is what enforces them."""
 
     def course_grade_audit_hook(event: str, args: tuple, _scratch: str = scratch, _deny_read: tuple = deny_read,
                                 _allow_read: frozenset = allow_read,
@@ -274,7 +278,7 @@ def _make_audit_hook(scratch: str, deny_read: tuple, allow_read: frozenset, pid:
                                 _signals: frozenset = _SIGNAL_EVENTS, _intro: frozenset = _INTROSPECTION_EVENTS,
                                 _limits: frozenset = _LIMIT_EVENTS, _net: frozenset = _NETWORK_EVENTS,
                                 _path_writes: tuple = tuple(_PATH_WRITE_EVENTS.items()),
-                                _ImportError: type = ImportError, _str: type = str, _int: type = int,
+                                _str: type = str, _int: type = int,
                                 _len: Any = len, _any: Any = any, _isinstance: Any = isinstance,
                                 _sep: str = os.sep) -> None:
         if event.startswith("ctypes."):
@@ -304,15 +308,7 @@ def _make_audit_hook(scratch: str, deny_read: tuple, allow_read: frozenset, pid:
                     _refuse("introspection", f"reading {path} (another process)")
             return
         if event == "import":
-            name = args[0] if args and _isinstance(args[0], _str) else ""
-            if name == "course_pkg" or name.startswith("course_pkg."):
-                _refuse("course code", f"importing {name} (graded code may not use the course's own code)",
-                        _ImportError)
-            return
-        if event == "object.__setattr__":
-            if _len(args) > 1 and args[1] in ("__code__", "__defaults__", "__kwdefaults__"):
-                _refuse("introspection", f"setting a function's {args[1]}")
-            return
+            return  # course_pkg resolves to the harmless stand-in (_StandInFinder)
         for name, positions in _path_writes:
             if name == event:
                 if event in ("os.symlink", "os.link"):
@@ -336,6 +332,71 @@ def _make_audit_hook(scratch: str, deny_read: tuple, allow_read: frozenset, pid:
             _refuse("network", event)
 
     return course_grade_audit_hook
+
+
+# -- a harmless stand-in for the course package ------------------------------------------------------------
+_STANDIN_NOTE = "the grader runs the checks itself"
+
+
+class _StandIn:
+    """What any ``course_pkg`` name is while grading: ``ex.name.check(fn)``, ``hint()``,
+    ``solution()``, ``seed_everything(0)`` or a plot call print a line or do nothing and return
+    None; the course's solutions and references are not available (calling them raises)."""
+
+    def __init__(self, path: str) -> None:
+        object.__setattr__(self, "_course_path", path)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return _StandIn(f"{object.__getattribute__(self, '_course_path')}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        path = object.__getattribute__(self, "_course_path")
+        last = path.rsplit(".", 1)[-1]
+        if ".solutions" in path or last in ("reference", "solution_source", "expected"):
+            raise PermissionError(f"{path} is not available while grading (graded code may not use the "
+                                  "course's own code)")
+        if last in ("check", "test"):
+            print(f"[grader] {path}(...) skipped: {_STANDIN_NOTE}")
+        elif last in ("hint", "solution"):
+            print(f"[grader] {path}() is not available while grading")
+        return None
+
+    def __repr__(self) -> str:
+        return f"<stand-in for {object.__getattribute__(self, '_course_path')} while grading>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _install_standin() -> None:
+    """Make every ``import course_pkg...`` give stand-in modules (a meta path finder put first)."""
+    import importlib.abc
+    import importlib.machinery
+    import types
+
+    class StandInModule(types.ModuleType):
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__") and name.endswith("__"):
+                raise AttributeError(name)
+            return _StandIn(f"{self.__name__}.{name}")
+
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+            if fullname == "course_pkg" or fullname.startswith("course_pkg."):
+                return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+            return None
+
+        def create_module(self, spec: Any) -> Any:
+            module = StandInModule(spec.name, "a stand-in for the course package while grading")
+            module.__path__ = []
+            return module
+
+        def exec_module(self, module: Any) -> None:
+            return None
+
+    sys.meta_path.insert(0, Finder())
 
 
 # -- loading the learner's code -------------------------------------------------------------------------------
@@ -427,6 +488,7 @@ def main(argv: list[str]) -> None:
     namespace = module.__dict__
     namespace.update({"math": math, "torch": torch, "nn": nn, "F": F})
 
+    _install_standin()
     memory_limit = _set_memory_limit(job)
     scratch = os.path.realpath(job["scratch"])
     landlock = _landlock(scratch) if job.get("landlock", True) else "disabled"

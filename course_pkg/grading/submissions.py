@@ -27,7 +27,10 @@ from typing import Optional, Sequence
 
 SUFFIXES = (".ipynb", ".py")
 _CHAPTER = re.compile(r"ch\d{2}")
-_FILE_CHAPTER = re.compile(r"^(?:ch)?(\d{2})(?:[_\-. ]|$)", re.IGNORECASE)
+_FILE_CHAPTER = re.compile(r"^(?:copy[ _]of[ _])?(?:ch)?(\d{2})(?:[_\-. ]|$)", re.IGNORECASE)
+_IMPORT_CHAPTER = re.compile(r"course_pkg\.exercises\s+import\s+(ch\d{2})\b|course_pkg\.exercises\.(ch\d{2})\b")
+_COLAB_HEADER = re.compile(r"^\s*(?:#.*\n)*\s*[\"']{3}\s*(?:copy[ _]of[ _])?(?:ch)?(\d{2})[_\-. ]",
+                           re.IGNORECASE)
 _PY_CHAPTER = re.compile(r"""^CHAPTER\s*(?::\s*str\s*)?=\s*["'](ch\d{2})["']\s*(?:#.*)?$""", re.MULTILINE)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -58,17 +61,37 @@ class Submission:
     notes: list[str] = field(default_factory=list)
 
 
+RESERVED_IDS = frozenset({"gradebook.csv", "gradebook"})  # names the output folder uses itself
+MAX_FILE_BYTES = 20 * 2**20
+
+
 def learner_id(name: str) -> str:
     """A learner id safe as a folder name (letters, digits, ``._-``; no leading dot)."""
     safe = _SAFE_ID.sub("_", name).lstrip(".") or "learner"
     return safe[:100]
 
 
+def _unique(ids: Sequence[str]) -> list[str]:
+    """The same ids with ``-2``, ``-3``... added where two are equal (ignoring case, as some file systems
+    do) or one is a name the output folder uses itself."""
+    taken = {r.lower() for r in RESERVED_IDS}
+    out = []
+    for name in ids:
+        candidate, n = name, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{name}-{n}"
+        taken.add(candidate.lower())
+        out.append(candidate)
+    return out
+
+
 def discover(paths: Sequence[str | Path]) -> list[tuple[str, list[Path]]]:
     """``[(learner, [files...])]`` for the command line's SUBMISSION arguments, in order.
 
-    Raises :class:`SubmissionError` for a path that does not exist, a file of another type, or two
-    learners with the same id."""
+    Learner ids that collide (after making them safe as folder names, ignoring case) or that clash
+    with the output folder's own files get ``-2``, ``-3``... added. Raises :class:`SubmissionError`
+    for a path that does not exist, a file of another type, or nothing to grade at all."""
     learners: list[tuple[str, list[Path]]] = []
     for raw in paths:
         p = Path(raw)
@@ -83,40 +106,83 @@ def discover(paths: Sequence[str | Path]) -> list[tuple[str, list[Path]]]:
         for entry in sorted(p.iterdir()):
             if entry.name.startswith((".", "_")):
                 continue
+            if entry.is_symlink():  # a link may point anywhere (the solutions, a classmate): never followed
+                learners.append((learner_id(entry.stem if entry.suffix in SUFFIXES else entry.name), []))
+                continue
             if entry.is_file() and entry.suffix in SUFFIXES:
                 learners.append((learner_id(entry.stem), [entry]))
             elif entry.is_dir():
-                files = sorted(f for f in entry.iterdir() if f.is_file() and f.suffix in SUFFIXES
-                               and not f.name.startswith("."))
+                try:
+                    files = sorted(f for f in entry.iterdir() if f.suffix in SUFFIXES and not f.name.startswith(".")
+                                   and not f.is_symlink() and f.is_file())
+                except OSError:
+                    files = []
                 learners.append((learner_id(entry.name), files))
-    seen: dict[str, int] = {}
-    for name, _ in learners:
-        seen[name] = seen.get(name, 0) + 1
-    dupes = sorted(n for n, c in seen.items() if c > 1)
-    if dupes:
-        raise SubmissionError(f"several submissions have the same learner id: {', '.join(dupes)}; "
-                              "rename the files or put each learner's files in a folder of their own")
     if not learners:
         raise SubmissionError("no .ipynb or .py submission was found in " + ", ".join(map(str, paths)))
-    return learners
+    ids = _unique([name for name, _ in learners])
+    return [(new, files) for new, (_, files) in zip(ids, learners)]
 
 
 def chapter_from_name(path: Path) -> Optional[str]:
-    """``01_attention.ipynb`` or ``ch01_x.py`` -> ``"ch01"``; None otherwise."""
+    """``01_attention.ipynb``, ``ch01_x.py`` or Colab's ``Copy of 01_attention.ipynb`` -> ``"ch01"``;
+    None otherwise."""
     m = _FILE_CHAPTER.match(path.stem)
     return f"ch{m.group(1)}" if m else None
 
 
 def _cell_source(cell: dict) -> str:
+    """A cell's source as one string; parts that are not strings are left out."""
     src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
+    if isinstance(src, list):
+        return "".join(x for x in src if isinstance(x, str))
+    return src if isinstance(src, str) else ""
+
+
+def _cell_tags(cell: dict) -> list:
+    meta = cell.get("metadata")
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    return tags if isinstance(tags, list) else []
+
+
+def chapter_from_contents(text: str, known: dict[str, list[str]]) -> Optional[str]:
+    """The chapter a file's text names: ``from course_pkg.exercises import chNN``, Colab's export
+    header (a docstring starting ``01_attention.ipynb``), else the chapter most of whose exercise
+    names the file defines (``def name``/``class name``) when exactly one chapter leads."""
+    m = _IMPORT_CHAPTER.search(text)
+    if m:
+        return m.group(1) or m.group(2)
+    m = _COLAB_HEADER.match(text)
+    if m:
+        return f"ch{m.group(1)}"
+    counts = {}
+    for ch, names in known.items():
+        n = sum(1 for name in names if re.search(rf"^\s*(?:def|class)\s+{re.escape(name)}\b", text, re.MULTILINE))
+        if n:
+            counts[ch] = n
+    if counts:
+        best = max(counts.values())
+        leaders = [ch for ch, n in counts.items() if n == best]
+        if len(leaders) == 1:
+            return leaders[0]
+    return None
+
+
+def strip_magics(source: str) -> str:
+    """IPython lines (``!pip ...``, ``%matplotlib ...``; kept by Colab's .py export) become ``pass``."""
+    lines = source.split("\n")
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            lines[i] = line[: len(line) - len(stripped)] + "pass  # IPython magic skipped by the grader"
+    return "\n".join(lines)
 
 
 def _defines(source: str, names: set[str]) -> set[str]:
     """The exercise names a cell defines at top level (by parsing, or by a regex if it does not parse)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         found = set()
         for name in names:
             if re.search(rf"^(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*=", source, re.MULTILINE):
@@ -133,12 +199,27 @@ def _defines(source: str, names: set[str]) -> set[str]:
 
 
 def load(learner: str, path: Path, chapter_override: Optional[str], known: dict[str, list[str]]) -> Submission:
-    """Read one file: decide its chapter and cut it into units. Problems are recorded, not raised.
+    """Read one file: decide its chapter and cut it into units. Problems are recorded, never raised
+    (whatever the file holds: bad JSON, wrong types, nesting that exhausts the parser's memory or
+    recursion).
 
     ``known`` maps each chapter with exercises to its exercise names."""
     kind = "notebook" if path.suffix == ".ipynb" else "py"
+    try:
+        return _load(learner, path, chapter_override, known, kind)
+    except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - one bad file never stops the batch
+        sub = Submission(learner, path, kind)
+        sub.problem = f"{path.name} could not be read ({type(exc).__name__}{': ' + str(exc)[:200] if str(exc) else ''})"
+        return sub
+
+
+def _load(learner: str, path: Path, chapter_override: Optional[str], known: dict[str, list[str]],
+          kind: str) -> Submission:
     sub = Submission(learner, path, kind)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            sub.problem = f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB"
+            return sub
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         sub.problem = f"{path.name} could not be read ({type(exc).__name__}: {exc})"
@@ -154,7 +235,7 @@ def load(learner: str, path: Path, chapter_override: Optional[str], known: dict[
             sub.problem = f"{path.name} is not a valid notebook ({exc})"
             return sub
         meta = nb.get("metadata", {})
-        course = meta.get("course", {}) if isinstance(meta, dict) else {}
+        course = meta.get("course") if isinstance(meta, dict) else None
         declared = course.get("chapter") if isinstance(course, dict) else None
         if declared is not None and not (isinstance(declared, str) and _CHAPTER.fullmatch(declared)):
             sub.notes.append(f"ignored the notebook's metadata course.chapter={declared!r} (expected 'chNN')")
@@ -163,6 +244,9 @@ def load(learner: str, path: Path, chapter_override: Optional[str], known: dict[
         m = _PY_CHAPTER.search(text)
         declared = m.group(1) if m else None
     found = declared or chapter_from_name(path)
+    if not found:
+        code = text if kind == "py" else "\n".join(_cell_source(c) for c in nb["cells"] if isinstance(c, dict))
+        found = chapter_from_contents(code, known)
     if chapter_override:
         if found and found != chapter_override:
             sub.notes.append(f"{path.name} looks like {found} but was graded as {chapter_override} (--chapter)")
@@ -181,8 +265,7 @@ def load(learner: str, path: Path, chapter_override: Optional[str], known: dict[
     if kind == "notebook":
         cells = [(i, c) for i, c in enumerate(nb["cells"], start=1)
                  if isinstance(c, dict) and c.get("cell_type") == "code"]
-        tagged = [(i, c) for i, c in cells
-                  if "exercise" in ((c.get("metadata") or {}).get("tags") or [])]
+        tagged = [(i, c) for i, c in cells if "exercise" in _cell_tags(c)]
         if not tagged:
             tagged = [(i, c) for i, c in cells if _defines(_cell_source(c), names)]
             if tagged:
@@ -193,6 +276,7 @@ def load(learner: str, path: Path, chapter_override: Optional[str], known: dict[
                 sub.notes.append("no cell is tagged 'exercise' and none defines an exercise's name")
         sub.units = [Unit(f"cell {i}", _cell_source(c)) for i, c in tagged]
     else:
+        text = strip_magics(text)  # Colab's "Download .py" keeps !pip and %magic lines
         try:
             tree = ast.parse(text, filename=path.name)
         except SyntaxError as exc:
