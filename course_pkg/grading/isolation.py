@@ -20,6 +20,11 @@ Modes:
   of that uid is killed after each run.
 * ``"none"``: the child runs as the grader's own user with only Landlock (where the kernel has it)
   and the audit hook. Only with an explicit ``--unsafe-no-isolation``.
+
+What still needs a container or a virtual machine around the grader, even in ``"bwrap"`` mode: limits
+on resources across processes (there is no cgroup here, so a fork bomb or the whole machine's memory or
+CPU is stopped only by the time limits and the per-process memory limit), protection from kernel bugs,
+and hiding bubblewrap's own arguments (``/proc/1/cmdline`` shows the paths it mounts, not their contents).
 """
 
 from __future__ import annotations
