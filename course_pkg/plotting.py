@@ -141,8 +141,10 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
     if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
         FigureCanvasAgg(fig)
+    from .figure_text import text_metadata  # the smallest text's size, read by the book's browser test
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata=text_metadata(fig, dpi))
     return buf.getvalue()
 
 
