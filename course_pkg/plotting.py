@@ -160,5 +160,11 @@ def enable_notebook_display() -> bool:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "display_formatter"):
         return False
-    shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+    try:  # the inline backend installs its own PNG formatter when it loads: let it load now, then replace it
+        import matplotlib_inline.backend_inline  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type(Figure, figure_png)  # figure_png records the figure's smallest text size (figure_text)
+    shell.events.register("post_execute", lambda: png.for_type(Figure, figure_png))  # after %matplotlib
     return True

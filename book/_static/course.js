@@ -4,6 +4,9 @@
  * 2. Accessible names the theme and the widgets leave out (axe-core, tests/test_browser.py): the colour-mode
  *    button is named "Color mode" but shows the current mode's icon, whose title is its visible text; an
  *    ipywidgets slider handle (role="slider") has no name, so it gets its widget's label ("patch size").
+ * 3. The references list (docutils: role="list") holds entries with role="doc-biblioentry", a role that
+ *    DPUB-ARIA 1.1 deprecated in favour of "listitem"; assistive tech and axe-core then see a formula in an
+ *    entry as a stray child of the list (aria-required-children). The entries become list items.
  *
  * 1.
  * The ipywidgets html-manager still typesets HTML widgets through the MathJax 2 API,
@@ -70,4 +73,13 @@
     nameSliders();
   }).observe(document.documentElement, {attributes: true, attributeFilter: ["data-mode"], childList: true,
                                         subtree: true});
+
+  // ---- 3. references entries as list items -------------------------------------------------------------
+  function citationsAsListItems() {
+    document.querySelectorAll('.citation-list > [role="doc-biblioentry"]').forEach(function (c) {
+      c.setAttribute("role", "listitem");
+    });
+  }
+  citationsAsListItems();
+  document.addEventListener("DOMContentLoaded", citationsAsListItems);
 })();
