@@ -382,10 +382,15 @@ _OVERFLOW = """() => {
     const cells = [...art.querySelectorAll('.cell')];
     const found = new Map();
     for (const el of art.querySelectorAll('*')) {
-        if (el.closest('.course-scroll')) continue;
+        if (el.closest('.course-scroll, mjx-assistive-mml')) continue;  // MathJax's off-screen MathML copy
         const r = el.getBoundingClientRect();
-        if (r.width === 0 || r.height === 0 || (r.right <= right && r.left >= left)) continue;
+        if (r.width === 0 || r.height === 0) continue;
+        // its box sticks out of the column, or it is a scroll box whose content needs sideways scrolling
+        // (more than 4 px: MathJax's glyph boxes overhang theirs by a pixel or two)
         const cs = getComputedStyle(el);
+        const scrolls = cs.overflowX !== 'visible' && el.clientWidth > 0 && cs.display === 'block';
+        const hidden = scrolls ? el.scrollWidth - el.clientWidth : 0;
+        if (r.right <= right && r.left >= left && hidden <= 4) continue;
         if (cs.visibility === 'hidden' || cs.display === 'none') continue;
         const cell = el.closest('.cell');
         const block = el.closest('pre, mjx-container, .math, table, img, p, li, dl, h1, h2, h3, h4') || el;
@@ -398,7 +403,7 @@ _OVERFLOW = """() => {
             what = `${block.tagName.toLowerCase()} "${(block.innerText || block.getAttribute('src') || '')
                 .replace(/\\s+/g, ' ').slice(0, 60)}"`;
         }
-        const over = Math.round(Math.max(r.right - right, left - r.left));
+        const over = Math.round(Math.max(r.right - right, left - r.left, hidden));
         found.set(what, Math.max(found.get(what) || 0, over));
     }
     return [Math.round(right - left - 2), [...found].map(([w, px]) => `${w} sticks out by ${px} px`)];
