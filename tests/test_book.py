@@ -74,6 +74,17 @@ def test_landing_and_references_pages(built_book: dict) -> None:
     assert "How the exercises work" in intro and "Colab" in intro
     refs = (html / "book" / "references.html").read_text()
     assert "attention is all you need" in refs.lower()
+    # one style: the list is labelled author-year, as the text cites ({cite:p} with author_year)
+    labels = re.findall(r'<span class="fn-bracket">\[</span>(.*?)<span class="fn-bracket">\]</span>', refs)
+    labels = [re.sub(r"<[^>]+>", "", label) for label in labels]
+    assert labels and all(re.fullmatch(r"[^,]+(?: et al\.| and [^,]+)?, \d{4}[a-z]?", lb) for lb in labels), labels
+    assert "Vaswani et al., 2017" in labels and "Rabe and Staats, 2021" in labels
+    # maths in a reference is typeset, never shown as raw dollars
+    entries = re.search(r'<div role="list" class="citation-list">(.*?)</section>', refs, re.S)
+    assert entries, "no bibliography list on the references page"
+    text = re.sub(r"<[^>]+>", "", entries.group(1))
+    assert "$" not in text, [line for line in text.splitlines() if "$" in line]
+    assert r'<span class="math notranslate nohighlight">\(O(n^2)\)</span>' in refs
 
 
 # ------------------------------------------------------------------------------------------------
