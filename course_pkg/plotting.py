@@ -203,8 +203,11 @@ def figure_png(fig: Figure, dpi: int = 100, pad_inches: float = 0.1) -> bytes:
 
     if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
         FigureCanvasAgg(fig)
+    from .figure_text import text_metadata  # the smallest text's size, read by the book's browser test
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad_inches)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad_inches,
+                metadata=text_metadata(fig, dpi))
     return buf.getvalue()
 
 
@@ -220,5 +223,11 @@ def enable_notebook_display() -> bool:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "display_formatter"):
         return False
-    shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+    try:  # the inline backend installs its own PNG formatter when it loads: let it load now, then replace it
+        import matplotlib_inline.backend_inline  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type(Figure, figure_png)  # figure_png records the figure's smallest text size (figure_text)
+    shell.events.register("post_execute", lambda: png.for_type(Figure, figure_png))  # after %matplotlib
     return True

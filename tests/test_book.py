@@ -3,6 +3,7 @@ executed figures, launch buttons and the exercises' feedback."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,3 +74,90 @@ def test_landing_and_references_pages(built_book: dict) -> None:
     assert "How the exercises work" in intro and "Colab" in intro
     refs = (html / "book" / "references.html").read_text()
     assert "attention is all you need" in refs.lower()
+    # one style: the list is labelled author-year, as the text cites ({cite:p} with author_year)
+    labels = re.findall(r'<span class="fn-bracket">\[</span>(.*?)<span class="fn-bracket">\]</span>', refs)
+    labels = [re.sub(r"<[^>]+>", "", label) for label in labels]
+    assert labels and all(re.fullmatch(r"[^,]+(?: et al\.| and [^,]+)?, \d{4}[a-z]?", lb) for lb in labels), labels
+    assert "Vaswani et al., 2017" in labels and "Rabe and Staats, 2021" in labels
+    # maths in a reference is typeset, never shown as raw dollars
+    entries = re.search(r'<div role="list" class="citation-list">(.*?)</section>', refs, re.S)
+    assert entries, "no bibliography list on the references page"
+    text = re.sub(r"<[^>]+>", "", entries.group(1))
+    assert "$" not in text, [line for line in text.splitlines() if "$" in line]
+    assert r'<span class="math notranslate nohighlight">\(O(n^2)\)</span>' in refs
+
+
+# ------------------------------------------------------------------------------------------------
+# A build never publishes an error message
+# ------------------------------------------------------------------------------------------------
+# stderr output that may appear in a chapter without being an error, as (regex, why) pairs. Empty today:
+# every chapter runs with a clean stderr. Add an entry only with the reason it is harmless.
+KNOWN_HARMLESS_STDERR: tuple[tuple[str, str], ...] = ()
+# An exception report inside ordinary output: "SomethingError: ...", "[Errno -2] ...", a traceback header.
+_ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(Error|Exception|Warning): |\[Errno -?\d+\]")
+
+
+def _output_text(output: dict) -> str:
+    if output["output_type"] == "stream":
+        text = output.get("text", "")
+    else:
+        data = output.get("data", {})
+        text = data.get("text/plain", "") or data.get("text/html", "") or data.get("text/markdown", "")
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+def _harmless(text: str) -> bool:
+    return bool(KNOWN_HARMLESS_STDERR) and all(
+        any(re.search(rx, line) for rx, _why in KNOWN_HARMLESS_STDERR) for line in text.splitlines() if line.strip())
+
+
+def chapter_errors(nb: dict) -> list[str]:
+    """What an executed notebook would publish as an error: error outputs, stderr that is not known to be
+    harmless, and exception reports printed to stdout or returned as output."""
+    found = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        first = "".join(cell.get("source", "")).strip().splitlines()[:1]
+        where = f"cell {i} ({first[0][:60] if first else ''})"
+        for output in cell.get("outputs", []):
+            kind = output["output_type"]
+            if kind == "error":
+                found.append(f"{where}: {output.get('ename')}: {output.get('evalue', '')[:200]}")
+                continue
+            text = _output_text(output)
+            if kind == "stream" and output.get("name") == "stderr" and not _harmless(text):
+                found.append(f"{where}: stderr: {text.strip()[:300]}")
+            elif _ERROR_TEXT.search(text):
+                line = next(ln for ln in text.splitlines() if _ERROR_TEXT.search(ln))
+                found.append(f"{where}: prints an error: {line.strip()[:300]}")
+    return found
+
+
+def test_chapter_errors_are_found() -> None:
+    """The check below can fail: each kind of published error is reported, plain output is not."""
+    cell = {"source": "x = 1", "cell_type": "code"}
+    def nb(*outputs: dict) -> dict:
+        return {"cells": [dict(cell, outputs=list(outputs))]}
+    assert chapter_errors(nb({"output_type": "stream", "name": "stdout", "text": "loss 0.25\n"})) == []
+    assert chapter_errors(nb({"output_type": "stream", "name": "stdout",
+                              "text": 'raise ValueError(f"bad {x}")\n'})) == []
+    assert chapter_errors(nb({"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": []}))
+    assert chapter_errors(nb({"output_type": "stream", "name": "stderr", "text": "UserWarning: slow\n"}))
+    assert chapter_errors(nb({"output_type": "stream", "name": "stdout",
+                              "text": "reason: (URLError: [Errno -2] Name or service not known)\n"}))
+    assert chapter_errors(nb({"output_type": "execute_result", "execution_count": 1,
+                              "data": {"text/plain": "Traceback (most recent call last):\n ..."}, "metadata": {}}))
+
+
+@pytest.mark.slow
+def test_no_chapter_publishes_an_error_or_stderr(built_book: dict) -> None:
+    executed = Path(built_book["html"]).parent / "jupyter_execute"
+    notebooks = {str(p.relative_to(executed).with_suffix("")): p for p in executed.rglob("*.ipynb")}
+    assert sorted(notebooks) == sorted(CHAPTERS), f"executed notebooks {sorted(notebooks)} != chapters {CHAPTERS}"
+    bad = {name: chapter_errors(json.loads(path.read_text())) for name, path in sorted(notebooks.items())}
+    bad = {name: errs for name, errs in bad.items() if errs}
+    assert not bad, "chapters that would publish an error:\n" + "\n".join(
+        f"{name}:\n    " + "\n    ".join(errs) for name, errs in bad.items())
+    for chapter in CHAPTERS:
+        html = (Path(built_book["html"]) / f"{chapter}.html").read_text()
+        for css in ("output stderr", "output error", "output traceback"):
+            assert f'class="{css}' not in html and f' {css}' not in html, f"{chapter} shows a {css} block"

@@ -1,16 +1,30 @@
-"""A real browser on the built book: chapter 6's explorers work on the static page, with no kernel.
+"""A real browser on the built book: every page, as a reader opens it.
 
-Headless Debian Chromium, driven by Playwright, opens the chapter as a reader would (served over HTTP from
-127.0.0.1), waits for the widgets to render from the widget state saved in the page, moves each slider with
-the keyboard and the mouse and clicks the head selector, and checks that the picture changes, and changes to
-the right frame: the bytes of the ``<img>`` the browser shows are compared with the PNG buffers saved in the
-page's widget state.
+Headless Debian Chromium, driven by Playwright, opens each page of the built book (served over HTTP from
+127.0.0.1) at 1280 px wide and checks:
 
-The page loads require.js and ``@jupyter-widgets/html-manager`` from jsDelivr (``nb_ipywidgets_js`` in
-``_config.yml``). This machine has no internet, so every request to ``https://cdn.jsdelivr.net/npm/<pkg>@<ver>/
-<path>`` is answered from ``node_modules/<pkg>/<path>``, the same files installed from npm by ``.ci/run``
-(the version must match, and the integrity hashes on the page must accept them). Any other outside request is
-aborted and logged; the log is part of every failure message.
+* **No console errors and no failed requests** on any page (any ``console.error``, uncaught page error,
+  failed request or HTTP status >= 400; a request outside 127.0.0.1 that the npm mirror below cannot answer).
+* **Chapter 6's explorers work on the static page**, with no kernel: the widgets render from the widget state
+  saved in the page; moving each slider with the keyboard and the mouse and clicking the head selector changes
+  the picture to the right frame (the bytes of the ``<img>`` shown are compared with the PNG buffers saved in
+  the widget state).
+* **Widget fallbacks** with the CDN blocked: each widget shows its first frame as an image and one line saying
+  the page needs its scripts (``course_pkg/widget_fallback.py``); with the scripts loaded the stand-in is
+  hidden; progress bars are static lines of text.
+* **Accessibility**: axe-core finds no serious or critical violation; every figure ``<img>`` has alt text
+  (not a file name).
+* **Column fit**: no element sticks out of the article column except inside an intended scroll box
+  (``.course-scroll``).
+* **Figure text at 9 px or more**: each executed figure's PNG records the size of its smallest text in PNG
+  pixels (``course:min_text_px``, written by ``course_pkg.figure_text``); scaled by the rendered width over
+  the natural width, it must be >= 9 CSS px.
+
+The pages load require.js, the html-manager and MathJax from jsDelivr (``_config.yml``). This machine has no
+internet, so every request to ``https://cdn.jsdelivr.net/npm/<pkg>@<ver>/<path>`` is answered from
+``node_modules/<pkg>/<path>``, the same files installed from npm by ``.ci/run`` (the version must match, and
+the integrity hashes on the page must accept them); axe-core comes from there too (``test_tools`` in
+``_config.yml``). Any other outside request is aborted and logged; the log is part of every failure message.
 
 Under ``CI=true`` a missing browser, Playwright or npm folder is a failure; elsewhere the test skips and says
 what is missing. Screenshots go to ``$COURSE_SCREENSHOTS`` (default: the test's temporary folder).
@@ -31,10 +45,13 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 CHAPTER = "book/06_vision_transformers.html"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -71,21 +88,27 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(built_book: dict) -> Iterator[str]:
-    """The built book over HTTP on 127.0.0.1 (a random free port); yields the chapter's URL."""
+def server(built_book: dict) -> Iterator[str]:
+    """The built book over HTTP on 127.0.0.1 (a random free port); yields the site's base URL."""
     html = Path(built_book["html"])
     page = html / CHAPTER
     if not page.is_file():
         pytest.fail(f"the build made no {CHAPTER} (return code {built_book['returncode']}); build log tail:\n"
                     + built_book["log"][-3000:], pytrace=False)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(html)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(html)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{CHAPTER}"
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     finally:
-        server.shutdown()
-        server.server_close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def site(server: str) -> str:
+    """Chapter 6's URL (its explorers)."""
+    return server + CHAPTER
 
 
 # ------------------------------------------------------------------------------------------------
@@ -225,6 +248,7 @@ def test_explorers_work_in_a_real_browser(site: str, built_book: dict, tmp_path:
             page.on("console", lambda m: log.add(f"console.{m.type}: {m.text}"))
             page.on("pageerror", lambda e: log.add(f"page error: {e}"))
             page.on("requestfailed", lambda r: log.add(f"request failed: {r.url} ({r.failure})"))
+            page.on("response", lambda r: r.status >= 400 and log.add(f"HTTP {r.status}: {r.url}"))
             page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]).*"), _route_cdn(nm, log))
             page.goto(site, wait_until="load")
 
@@ -298,5 +322,332 @@ def test_explorers_work_in_a_real_browser(site: str, built_book: dict, tmp_path:
             page.screenshot(path=str(shots / "page.png"), full_page=False)
         finally:
             browser.close()
-    errors = [line for line in log.lines if line.startswith("page error") and "widget" in line.lower()]
-    assert not errors, f"widget errors on the page\n{log}"
+    errors = _problems(log)
+    assert not errors, "errors on the page:\n  " + "\n  ".join(errors) + f"\n{log}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Every page: errors, fallbacks, accessibility, column fit, figure text
+# ------------------------------------------------------------------------------------------------
+def _toc_pages() -> list[str]:
+    files = [TOC["root"]]
+    for part in TOC.get("parts", [{"chapters": TOC.get("chapters", [])}]):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+# Every page of the site: the table of contents, plus the pages Sphinx makes itself.
+PAGES = [f"{f}.html" for f in _toc_pages()] + ["genindex.html", "search.html"]
+MIN_FIGURE_TEXT_PX = 9.0
+PROBLEM_PREFIXES = ("page error", "console.error", "request failed", "HTTP ", "NOT SERVED", "aborted")
+
+
+def _problems(log: _Log) -> list[str]:
+    """The log lines that are errors: console errors, page errors, failed or refused requests."""
+    return [line for line in log.lines if line.startswith(PROBLEM_PREFIXES)]
+
+
+def _axe_path(nm: Path) -> Path:
+    url = CONFIG.get("test_tools", {}).get("axe_core", "")
+    m = CDN.match(url)
+    assert m and m.group(1) == "axe-core", f"_config.yml test_tools.axe_core should be a jsDelivr URL, got {url!r}"
+    pkg = nm / "axe-core"
+    manifest = pkg / "package.json"
+    if not manifest.is_file():
+        _missing(f"axe-core is not installed in {nm} (.ci/run installs axe-core@{m.group(2)} with npm)")
+    installed = json.loads(manifest.read_text())["version"]
+    assert installed == m.group(2), f"node_modules has axe-core {installed}, _config.yml pins {m.group(2)}"
+    return pkg / m.group(3)
+
+
+_WAIT_FOR_WIDGETS = """async () => {
+    const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length;
+    for (let i = 0; i < 300; i++) {
+        const done = document.querySelectorAll('.widget-subarea .jupyter-widgets').length >= views;
+        const mj = window.MathJax;
+        const math = !(mj && mj.startup && mj.startup.promise) || await Promise.race([
+            mj.startup.promise.then(() => true), new Promise(r => setTimeout(() => r(false), 50))]);
+        if (done && math) return views;
+        await new Promise(r => setTimeout(r, 100));
+    }
+    return -views;
+}"""
+
+# Which elements stick out of the article column, grouped by the cell (or block) they belong to.
+_OVERFLOW = """() => {
+    const art = document.querySelector('article.bd-article') || document.querySelector('main');
+    const box = art.getBoundingClientRect();
+    const left = box.left + parseFloat(getComputedStyle(art).paddingLeft) - 1;
+    const right = box.right - parseFloat(getComputedStyle(art).paddingRight) + 1;
+    const cells = [...art.querySelectorAll('.cell')];
+    const found = new Map();
+    for (const el of art.querySelectorAll('*')) {
+        if (el.closest('.course-scroll, mjx-assistive-mml')) continue;  // MathJax's off-screen MathML copy
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        // its box sticks out of the column, or it is a scroll box whose content needs sideways scrolling
+        // (more than 4 px: MathJax's glyph boxes overhang theirs by a pixel or two)
+        const cs = getComputedStyle(el);
+        const scrolls = cs.overflowX !== 'visible' && el.clientWidth > 0 && cs.display === 'block';
+        const hidden = scrolls ? el.scrollWidth - el.clientWidth : 0;
+        if (r.right <= right && r.left >= left && hidden <= 4) continue;
+        if (cs.visibility === 'hidden' || cs.display === 'none') continue;
+        const cell = el.closest('.cell');
+        const block = el.closest('pre, mjx-container, .math, table, img, p, li, dl, h1, h2, h3, h4') || el;
+        let what;
+        if (cell) {
+            const src = (cell.querySelector('.cell_input pre') || {}).innerText || '';
+            const part = el.closest('.cell_output') ? 'output' : 'code';
+            what = `code cell ${cells.indexOf(cell) + 1} (${src.split('\\n')[0].slice(0, 50)}...): ${part}`;
+        } else {
+            what = `${block.tagName.toLowerCase()} "${(block.innerText || block.getAttribute('src') || '')
+                .replace(/\\s+/g, ' ').slice(0, 60)}"`;
+        }
+        const over = Math.round(Math.max(r.right - right, left - r.left, hidden));
+        found.set(what, Math.max(found.get(what) || 0, over));
+    }
+    return [Math.round(right - left - 2), [...found].map(([w, px]) => `${w} sticks out by ${px} px`)];
+}"""
+
+# Every <img> in the article: where it comes from, its alt text and its natural and rendered widths.
+_IMAGES = """() => [...(document.querySelector('article.bd-article') || document).querySelectorAll('img')]
+    .filter(i => i.offsetParent !== null).map(i => ({
+        src: i.getAttribute('src').slice(0, 200), alt: i.getAttribute('alt'), title: i.getAttribute('title'),
+        natural: i.naturalWidth, rendered: i.getBoundingClientRect().width, complete: i.complete,
+        widget: !!i.closest('.widget-subarea'), fallback: !!i.closest('.course-widget-fallback'),
+        cell: [...document.querySelectorAll('.cell')].indexOf(i.closest('.cell')) + 1}))"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright Python package is not installed (pip install playwright; no browser download "
+                 "is needed, the test drives Debian's chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def visits(server: str, browser: Any, built_book: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Each page opened once with the CDN served from npm: its log, axe-core's findings, what sticks out of
+    the column and its images. ``{page: {...}}``; a full-page screenshot of each goes to the screenshot
+    folder."""
+    nm = _node_modules()
+    axe = _axe_path(nm)
+    shots = Path(os.environ.get("COURSE_SCREENSHOTS", tmp_path_factory.mktemp("shots")))
+    shots.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name in PAGES:
+        if not (Path(built_book["html"]) / name).is_file():
+            out[name] = {"missing": True}
+            continue
+        log = _Log()
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.on("console", lambda m, log=log: log.add(f"console.{m.type}: {m.text}"))
+            page.on("pageerror", lambda e, log=log: log.add(f"page error: {e}"))
+            page.on("requestfailed", lambda r, log=log: log.add(f"request failed: {r.url} ({r.failure})"))
+            page.on("response", lambda r, log=log: r.status >= 400 and log.add(f"HTTP {r.status}: {r.url}"))
+            page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]).*"), _route_cdn(nm, log))
+            page.goto(server + name, wait_until="load")
+            views = page.evaluate(_WAIT_FOR_WIDGETS)
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(shots / (Path(name).stem + ".png")), full_page=True)
+            width, overflow = page.evaluate(_OVERFLOW)
+            images = page.evaluate(_IMAGES)
+            fallbacks_shown = page.evaluate(
+                "() => [...document.querySelectorAll('.course-widget-fallback')]"
+                ".filter(f => f.checkVisibility()).length")
+            page.add_script_tag(path=str(axe))
+            axe_result = page.evaluate("""async () => {
+                const r = await axe.run(document, {resultTypes: ['violations']});
+                return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v =>
+                    `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}x: ` +
+                    v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(' | ') + ')');
+            }""")
+        finally:
+            page.close()
+        out[name] = {"log": log, "views": views, "width": width, "overflow": overflow, "images": images,
+                     "axe": axe_result, "fallbacks_shown": fallbacks_shown}
+    return out
+
+
+def _report(per_page: dict[str, list[str]]) -> str:
+    return "\n".join(f"{page}:\n    " + "\n    ".join(items) for page, items in per_page.items() if items)
+
+
+def test_every_page_of_the_site_is_checked(built_book: dict) -> None:
+    html = Path(built_book["html"])
+    built = {str(p.relative_to(html)) for p in html.rglob("*.html")
+             if not str(p.relative_to(html)).startswith(("_static", "_sources", "_images"))}
+    unchecked = sorted(built - set(PAGES) - {"index.html"})  # index.html only redirects to the first page
+    assert not unchecked, f"pages built but not opened by this test: {unchecked}"
+    missing = sorted(set(PAGES) - built)
+    assert not missing, f"pages the test expects but the build did not make: {missing}"
+
+
+def test_no_console_errors_or_failed_requests_on_any_page(visits: dict) -> None:
+    bad = {}
+    for name, v in visits.items():
+        if v.get("missing"):
+            bad[name] = ["the page was not built"]
+            continue
+        bad[name] = _problems(v["log"])
+        if v["views"] < 0:
+            bad[name].append(f"only part of its {-v['views']} widgets rendered within 30 s")
+    assert not any(bad.values()), "errors in the browser:\n" + _report(bad)
+
+
+def test_widgets_hide_their_stand_in_once_rendered(visits: dict) -> None:
+    shown = {name: v["fallbacks_shown"] for name, v in visits.items() if v.get("fallbacks_shown")}
+    assert not shown, f"widget stand-ins still visible although the widgets rendered: {shown}"
+
+
+def test_axe_finds_no_serious_or_critical_violation(visits: dict) -> None:
+    bad = {name: v["axe"] for name, v in visits.items() if not v.get("missing")}
+    assert not any(bad.values()), "axe-core, serious and critical violations:\n" + _report(bad)
+
+
+_FILE_NAME = re.compile(r"(^|/)[^/\s]+\.(png|jpe?g|gif|svg|webp)$", re.I)
+
+
+def test_every_figure_has_alt_text(visits: dict) -> None:
+    """Executed figures and widget stand-ins need alt text that says something (myst-nb's default alt is the
+    image's file name); a widget's own images need alt or a title (the Image widget's ``tooltip``)."""
+    bad: dict[str, list[str]] = {}
+    for name, v in visits.items():
+        for img in v.get("images", []):
+            text = (img["alt"] or "").strip() or ((img["title"] or "").strip() if img["widget"] else "")
+            if not text or _FILE_NAME.search(text):
+                where = "widget image" if img["widget"] else f"code cell {img['cell']}" if img["cell"] else "image"
+                bad.setdefault(name, []).append(f"{where}: {img['src'][:80]} has alt={img['alt']!r}")
+    hint = 'give the cell the metadata {"mystnb": {"image": {"alt": "what the figure shows"}}}'
+    assert not bad, f"figures without alt text ({hint}; myst-nb puts it on every image the cell outputs):\n" \
+        + _report(bad)
+
+
+def test_nothing_is_wider_than_the_article_column(visits: dict) -> None:
+    bad = {name: v["overflow"] for name, v in visits.items() if v.get("overflow")}
+    width = next((v["width"] for v in visits.values() if "width" in v), "?")
+    assert not bad, (f"elements wider than the {width} px article column (wrap code under the book's line "
+                     "length, split long equations, draw figures for the column, or put a deliberately wide "
+                     "element in a <div class=\"course-scroll\">):\n" + _report(bad))
+
+
+def test_figure_text_is_at_least_9_px(visits: dict, built_book: dict) -> None:
+    """Each figure's smallest text, as rendered: ``course:min_text_px`` (PNG pixels, recorded when the figure
+    was saved) x rendered width / natural width."""
+    from course_pkg.figure_text import KEY_PX, read_text_metadata
+
+    html = Path(built_book["html"])
+    bad: dict[str, list[str]] = {}
+    for name, v in visits.items():
+        for img in v.get("images", []):
+            src = img["src"]
+            if src.startswith("data:") or img["fallback"]:
+                continue  # a widget stand-in repeats a widget frame, checked as the widget's own image
+            if img["widget"]:
+                where = "widget frame"
+                png = None
+            else:
+                where = f"code cell {img['cell']}" if img["cell"] else "image"
+                path = (html / name).parent / src.split("?")[0]
+                png = path.read_bytes() if path.is_file() else None
+            if png is None and img["widget"]:
+                continue  # widget frames are blob: URLs; their PNGs are checked in the explorer test's state
+            meta = read_text_metadata(png) if png else {}
+            if KEY_PX not in meta:
+                bad.setdefault(name, []).append(f"{where} ({src}): the PNG records no text size ({KEY_PX}); "
+                                                "display figures through course_pkg (plotting.figure_png)")
+                continue
+            scale = img["rendered"] / img["natural"] if img["natural"] else 0.0
+            px = float(meta[KEY_PX]) * scale
+            if px < MIN_FIGURE_TEXT_PX:
+                bad.setdefault(name, []).append(
+                    f"{where} ({src}): smallest text {float(meta[KEY_PX]):.1f} px in a {img['natural']} px "
+                    f"wide PNG shown {img['rendered']:.0f} px wide -> {px:.1f} px (< {MIN_FIGURE_TEXT_PX:g})")
+    assert not bad, "figure text smaller than 9 px on the page:\n" + _report(bad)
+
+
+def test_progress_bars_are_static_text(built_book: dict) -> None:
+    """Every tqdm bar that a chapter displayed while it ran is a line of text on its page, not a widget."""
+    from course_pkg.widget_fallback import PROGRESS_CLASS, progress_text
+
+    html = Path(built_book["html"])
+    executed = html.parent / "jupyter_execute"
+    bad, seen = [], 0
+    for nb_path in sorted(executed.rglob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        state = nb.get("metadata", {}).get("widgets", {}).get(
+            "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+        bars = []
+        for cell in nb["cells"]:
+            for output in cell.get("outputs", []):
+                view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+                if view and view["model_id"] in state and progress_text(state, view["model_id"]) is not None:
+                    bars.append(view["model_id"])
+        if not bars:
+            continue
+        page = html / nb_path.relative_to(executed).with_suffix(".html")
+        text = page.read_text(encoding="utf-8")
+        lines = re.findall(rf'<div class="[^"]*{PROGRESS_CLASS}[^"]*">.*?<pre>(.*?)</pre>', text, re.S)
+        seen += len(lines)
+        if len(lines) != len(bars) or not all("%|" in ln for ln in lines):
+            bad.append(f"{page.name}: {len(bars)} progress bars ran, {len(lines)} text lines shown: {lines}")
+        for model_id in bars:
+            if f'"model_id": "{model_id}"' in text:
+                bad.append(f"{page.name}: progress bar {model_id} is still a widget")
+    assert not bad, "\n".join(bad)
+    assert seen, "no chapter showed a progress bar: this test checks nothing (chapters 2, 4 and 6 have one)"
+
+
+def test_widget_fallbacks_show_with_the_cdn_blocked(server: str, browser: Any, built_book: dict,
+                                                     tmp_path: Path) -> None:
+    """With every outside request refused (a firewall, a CDN outage), each widget shows its first frame and
+    one line saying it needs the page's scripts."""
+    html = Path(built_book["html"])
+    shots = Path(os.environ.get("COURSE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    pages = [p for p in PAGES if (html / p).is_file()
+             and 'type="application/vnd.jupyter.widget-view+json"' in (html / p).read_text(encoding="utf-8")]
+    assert CHAPTER in pages, f"{CHAPTER} has no widget: nothing to fall back from"
+    bad: dict[str, list[str]] = {}
+    for name in pages:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+            page.goto(server + name, wait_until="load")
+            page.wait_for_timeout(1500)
+            found = page.evaluate("""() => [...document.querySelectorAll(
+                    'script[type="application/vnd.jupyter.widget-view+json"]')].map(s => {
+                const f = s.parentElement.querySelector('.course-widget-fallback');
+                if (!f) return {missing: true};
+                const imgs = [...f.querySelectorAll('img')];
+                const note = f.querySelector('.course-widget-fallback-note');
+                return {visible: f.checkVisibility(), images: imgs.length,
+                        loaded: imgs.every(i => i.complete && i.naturalWidth > 0 && i.checkVisibility()),
+                        alt: imgs.every(i => (i.alt || '').trim().length > 0),
+                        note: note && note.checkVisibility() ? note.innerText : ''};
+            })""")
+            for i, f in enumerate(found):
+                problems = (["no stand-in"] if f.get("missing") else
+                            [k for k, ok in (("hidden", f["visible"]), ("no image", f["images"] > 0),
+                                             ("image not shown", f["loaded"]), ("no alt", f["alt"]),
+                                             ("no note about the scripts", "scripts" in f["note"])) if not ok])
+                if problems:
+                    bad.setdefault(name, []).append(f"widget {i + 1}: " + ", ".join(problems))
+            first = page.locator(".course-widget-fallback").first
+            if first.count():
+                first.scroll_into_view_if_needed()
+                first.screenshot(path=str(shots / f"fallback_{Path(name).stem}.png"))
+        finally:
+            page.close()
+    assert not bad, "widget stand-ins with the CDN blocked:\n" + _report(bad)
