@@ -172,8 +172,8 @@ class CheckResult:
     def summary(self) -> str:
         """A few lines of feedback for a learner."""
         if self.status == "not_attempted":
-            return (f"[ ] {self.exercise_id}: not attempted yet. Replace the "
-                    "`raise NotImplementedError` line with your code, then run this cell again.")
+            return (f"[ ] {self.exercise_id}: not attempted yet.\n"
+                    "    Replace `raise NotImplementedError` with your code, then run this cell again.")
         if self.status == "passed":
             return f"[ok] {self.exercise_id}: correct, all {len(self.cases)} cases pass."
         if self.status == "error":
