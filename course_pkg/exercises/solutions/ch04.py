@@ -50,6 +50,6 @@ def se_ablation(features: torch.Tensor, labels: torch.Tensor, params: dict) -> t
     def accuracy(g: torch.Tensor) -> float:
         scaled = features * g[:, :, None, None]                            # (B, C, H, W) scale
         logits = scaled.mean(dim=(2, 3)) @ params["head_w"].T + params["head_b"]  # (B, K)
-        return (logits.argmax(dim=1) == labels).float().mean().item()      # fraction of right answers
+        return (logits.argmax(dim=1) == labels).sum().item() / len(labels)  # fraction of right answers
 
     return accuracy(gates), accuracy(torch.ones_like(gates))               # with SE, SE switched off
