@@ -65,7 +65,7 @@ def cbam_order_gap(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, conv_w: 
 
     def pointing(m: torch.Tensor) -> float:                               # (B, 1, H, W) map -> hit rate
         peak = m.flatten(1).argmax(dim=1)                                 # (B,) flat index of each peak
-        return masks.flatten(1)[torch.arange(len(peak)), peak].float().mean().item()
+        return masks.flatten(1)[torch.arange(len(peak)), peak].sum().item() / len(peak)
 
     y = x * channel_gates(x)                  # the paper's order: channel first...
     map_cf = spatial(y)                       # ...then the spatial map, computed on the refined features
