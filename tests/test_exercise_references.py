@@ -44,10 +44,39 @@ def _patch_self_attention(p: torch.Tensor) -> tuple:
     return attention.scaled_dot_product_attention(p, p, p)
 
 
+def _attention_entropy(maps: torch.Tensor) -> torch.Tensor:
+    return torch.distributions.Categorical(probs=maps.flatten(1)).entropy()  # normalises the map itself
+
+
 # -- chapter 4 -------------------------------------------------------------------------------------------
 class _SE(SqueezeExcitation):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__(channels, reduction)
+
+
+def _se_ablation(features: torch.Tensor, labels: torch.Tensor, params: dict) -> tuple:
+    """The package's SqueezeExcitation with the case's weights, then pooling and the head; the ablation is a
+    forward hook that replaces the gate's output with ones."""
+    c, hidden = params["w1"].shape[1], params["w1"].shape[0]
+    se = SqueezeExcitation(c, hidden_channels=hidden)
+    with torch.no_grad():
+        se.fc1.weight.copy_(params["w1"][:, :, None, None])
+        se.fc1.bias.copy_(params["b1"])
+        se.fc2.weight.copy_(params["w2"][:, :, None, None])
+        se.fc2.bias.copy_(params["b2"])
+
+    def accuracy() -> float:
+        with torch.no_grad():
+            logits = F.linear(F.adaptive_avg_pool2d(se(features), 1).flatten(1), params["head_w"], params["head_b"])
+        return float(torch.eq(logits.max(dim=1).indices, labels).double().mean())
+
+    normal = accuracy()
+    handle = se.gate.register_forward_hook(lambda module, inputs, output: torch.ones_like(output))
+    try:
+        ablated = accuracy()
+    finally:
+        handle.remove()
+    return normal, ablated
 
 
 # -- chapter 5 -------------------------------------------------------------------------------------------
@@ -84,6 +113,31 @@ class _CBAM(nn.Module):
         return m.eval()(x)
 
 
+def _cbam_order_gap(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, conv_w: torch.Tensor,
+                    conv_b: torch.Tensor, masks: torch.Tensor) -> tuple:
+    """The package's CBAM parts (paper variant: no MLP bias, no BatchNorm), applied in both orders."""
+    k = conv_w.shape[-1]
+    m = cbam.CBAM(x.shape[1], kernel_size=k, hidden_channels=w1.shape[0], mlp_bias=False, spatial_norm=False)
+    with torch.no_grad():
+        m.channel.fc1.weight.copy_(w1[:, :, None, None])
+        m.channel.fc2.weight.copy_(w2[:, :, None, None])
+        m.spatial.conv.weight.copy_(conv_w)
+        m.spatial.conv.bias.copy_(conv_b)
+        out_cf = m.spatial(m.channel(x))
+        map_cf = m.spatial.last_map
+        out_sf = m.channel(m.spatial(x))
+        map_sf = m.spatial.last_map
+
+    def score(maps: torch.Tensor) -> float:
+        hits = 0
+        for b in range(len(maps)):
+            i, j = torch.unravel_index(maps[b].argmax(), maps[b].shape)
+            hits += bool(masks[b, i, j])
+        return hits / len(maps)
+
+    return score(map_cf), score(map_sf), float(torch.linalg.vector_norm(out_cf - out_sf) / torch.linalg.vector_norm(out_cf))
+
+
 # -- chapter 6 -------------------------------------------------------------------------------------------
 def _count_patches(img_size: int, patch_size: int, in_chans: int = 3) -> tuple:
     per_side = len(range(0, img_size - patch_size + 1, patch_size))
@@ -105,6 +159,28 @@ class _Block(vit.Block):
         super().__init__(dim, num_heads, mlp_ratio)
 
 
+def _train_attention_pool(tokens: torch.Tensor, labels: torch.Tensor, init: dict, steps: int, lr: float) -> tuple:
+    """nn.Linear layers holding the initial values, and a hand-written SGD update."""
+    d, k = tokens.shape[-1], init["head_w"].shape[0]
+    score, head = nn.Linear(d, 1, bias=False), nn.Linear(d, k)
+    with torch.no_grad():
+        score.weight.copy_(init["query"][None])
+        head.weight.copy_(init["head_w"])
+        head.bias.copy_(init["head_b"])
+    params = [score.weight, head.weight, head.bias]
+    losses = torch.empty(steps)
+    for step in range(steps):
+        weights = score(tokens).squeeze(-1).softmax(dim=1)
+        loss = F.cross_entropy(head(torch.bmm(weights[:, None], tokens)[:, 0]), labels)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(lr * g)
+        losses[step] = loss.detach()
+    with torch.no_grad():
+        return score(tokens).squeeze(-1).softmax(dim=1), losses
+
+
 INDEPENDENT: dict[str, Callable[..., Any]] = {
     "ch01.softmax_weights": lambda s: torch.softmax(s, dim=-1),
     "ch01.weighted_average": lambda w, v: torch.einsum("...n,nd->...d", w, v),
@@ -116,16 +192,20 @@ INDEPENDENT: dict[str, Callable[..., Any]] = {
     "ch03.spatial_weighting": lambda f, m: torch.einsum("bchw,bhw->bchw", f, m),
     "ch03.channel_weighting": lambda f, w: torch.einsum("bchw,bc->bchw", f, w),
     "ch03.patch_self_attention": _patch_self_attention,
+    "ch03.attention_entropy": _attention_entropy,
     "ch04.squeeze": lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1),
     "ch04.excitation": lambda z, w1, b1, w2, b2: torch.sigmoid(F.linear(F.relu(F.linear(z, w1, b1)), w2, b2)),
     "ch04.SEBlock": _SE,
+    "ch04.se_ablation": _se_ablation,
     "ch05.channel_attention": _channel_attention,
     "ch05.spatial_map": _spatial_map,
     "ch05.CBAMBlock": _CBAM,
+    "ch05.cbam_order_gap": _cbam_order_gap,
     "ch06.count_patches": _count_patches,
     "ch06.patchify": _patchify,
     "ch06.embed_patches": _embed_patches,
     "ch06.EncoderBlock": _Block,
+    "ch06.train_attention_pool": _train_attention_pool,
 }
 
 ALL = all_exercises()

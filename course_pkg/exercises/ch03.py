@@ -3,14 +3,17 @@
 1. ``spatial_weighting``: a spatial map (one weight per position) applied to every channel.
 2. ``channel_weighting``: channel weights (one weight per channel) applied at every position.
 3. ``patch_self_attention``: every patch attends to every patch (global context).
+4. ``attention_entropy``: interpret a map: how spread out is it (0 = one position, log(H*W) = even)?
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import register
-from .core import Case, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
+from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
 from .solutions import ch03 as ref
 
 
@@ -99,5 +102,110 @@ patch_self_attention = register(Exercise(
                            torch.softmax(p @ p.transpose(-2, -1) / p.shape[-1] ** 0.5, -2)),
                 "sum to one", "softmax over the wrong axis"),
         Mistake(lambda p: torch.softmax(p @ p.transpose(-2, -1), -1) @ p, "tuple", "returns only the output"),
+    ],
+))
+
+
+# -- attention_entropy: properties any right answer has, checked before the values -----------------------
+def _entropy_properties(out: object, args: tuple) -> None:
+    (maps,) = args
+    if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.shape == maps.shape[:1]):
+        return  # the structure check has explained it
+    n = maps.shape[1] * maps.shape[2]
+    flat = maps.flatten(1)
+    if not torch.isfinite(out).all():
+        b = int((~torch.isfinite(out)).nonzero()[0])
+        zeros = int((flat[b] == 0).sum())
+        raise CheckFailure(f"the entropy of map {b} is {out[b].item()}" + (
+            f"; that map has {zeros} positions of weight 0, and 0 * log(0) gives NaN in floating point. "
+            "In an entropy 0 * log(0) counts as 0: use torch.special.xlogy(p, p) for p * log(p), or "
+            "p * torch.log(p.clamp_min(1e-12))." if zeros else "."))
+    log_n = math.log(n)
+    for b in range(len(flat)):
+        row, got = flat[b], out[b].item()
+        if torch.all(row == row[0]) and row[0] > 0 and not math.isclose(got, log_n, rel_tol=1e-4):
+            if math.isclose(got, math.log2(n), rel_tol=1e-4):
+                extra = f" ({got:.4g} = log2({n}): use the natural logarithm, torch.log, for nats)"
+            elif math.isclose(got, -log_n, rel_tol=1e-4):
+                extra = ": check the minus sign, H = -sum p log p"
+            else:
+                extra = " (read the map as a distribution first: divide it by its sum)"
+            raise CheckFailure(f"map {b} is constant: it spreads its weight evenly over all {n} positions, so its "
+                               f"entropy is log({n}) = {log_n:.4g} nats, but got {got:.4g}{extra}.")
+        if int((row != 0).sum()) == 1 and abs(got) > 1e-5:
+            raise CheckFailure(f"map {b} has a single nonzero position: all its weight is in one place, so its "
+                               f"entropy is 0, but got {got:.4g}. Normalise by dividing by the map's sum "
+                               "(a softmax over the map's values would give every position some weight).")
+    p = flat / flat.sum(dim=1, keepdim=True)
+    keys = torch.sort(p, dim=1).values
+    for i in range(len(p)):
+        for j in range(i):
+            if torch.allclose(keys[i], keys[j], atol=1e-6) and not math.isclose(out[i].item(), out[j].item(),
+                                                                                rel_tol=1e-4, abs_tol=1e-6):
+                raise CheckFailure(f"maps {j} and {i} put the same weights on their positions, up to a scale and "
+                                   f"a reordering, but get entropies {out[j].item():.4g} and {out[i].item():.4g}: "
+                                   "the entropy must not depend on the map's scale or on where each weight is. "
+                                   "Divide each map by its sum over the H * W positions first.")
+    if (out < -1e-5).any():
+        raise CheckFailure(f"an entropy is never negative (it is -sum p log p with 0 <= p <= 1), but map "
+                           f"{int((out < -1e-5).nonzero()[0])} gets {out.min().item():.4g}: check the minus sign.")
+    if (out > log_n * (1 + 1e-4) + 1e-5).any():
+        raise CheckFailure(f"the entropy of a distribution over {n} positions is at most log({n}) = {log_n:.4g}, "
+                           f"but got {out.max().item():.4g}: divide each map by its sum before taking p log p.")
+
+
+def _constant_and_spot() -> tuple:
+    spot = torch.zeros(4, 4)
+    spot[1, 2] = 1.0
+    return (torch.stack([torch.full((4, 4), 0.3), spot]),)
+
+
+def _scaled_and_moved() -> tuple:
+    m = torch.rand(1, 3, 5)
+    return (torch.cat([m, 5 * m, m.flip(-1).flip(-2), m * 0.01]),)
+
+
+attention_entropy = register(Exercise(
+    id="ch03.attention_entropy",
+    title="Interpreting a map: its entropy",
+    reference=ref.attention_entropy,
+    cases=[
+        Case("a constant map and a single spot", _constant_and_spot,
+             "a constant map has entropy log(H * W); a map with one nonzero position has entropy 0"),
+        Case("the same map scaled and moved", _scaled_and_moved,
+             "a map, 5 times the map, the map flipped and 0.01 times the map: all four have the same entropy"),
+        Case("random maps, 8 x 8", lambda: (torch.rand(3, 8, 8),),
+             "a random map in [0, 1) is close to even: its entropy is about log(64) - 0.19"),
+        Case("sharp and soft maps", lambda: (torch.sigmoid(4 * torch.randn(2, 6, 7)),),
+             "maps of shape (B, H, W) give one entropy per map, shape (B,), in nats"),
+    ],
+    hints=[
+        "Read each map as a probability distribution over its H * W positions: flatten it to (B, H * W) and "
+        "divide by its sum, so each row sums to one.",
+        "The entropy is H = -sum_i p_i log p_i, in nats (natural log). A position of weight 0 contributes 0, "
+        "but 0 * log(0) is NaN in floating point: torch.special.xlogy(p, p) computes p * log(p) with 0 for p = 0.",
+        "p = attn_map.flatten(1); p = p / p.sum(dim=1, keepdim=True); return -torch.special.xlogy(p, p).sum(dim=1).",
+    ],
+    properties=[_entropy_properties],
+    mistakes=[
+        Mistake(lambda m: -torch.special.xlogy(m.flatten(1), m.flatten(1)).sum(1), "by its sum",
+                "does not normalise the map", "divide each map by its sum first: the entropy is that of a "
+                "distribution, so it must not change when the map is scaled."),
+        Mistake(lambda m: -((m.flatten(1) / m.flatten(1).sum(1, keepdim=True))
+                            * (m.flatten(1) / m.flatten(1).sum(1, keepdim=True)).log()).sum(1),
+                "0 * log(0)", "p * log(p) gives NaN where p = 0"),
+        Mistake(lambda m: -(torch.special.xlogy(m.flatten(1) / m.flatten(1).sum(1, keepdim=True),
+                                                m.flatten(1) / m.flatten(1).sum(1, keepdim=True)) / math.log(2)).sum(1),
+                "natural logarithm", "log base 2 (bits instead of nats)"),
+        Mistake(lambda m: -torch.special.xlogy(torch.softmax(m.flatten(1), 1), torch.softmax(m.flatten(1), 1)).sum(1),
+                "single nonzero position", "normalises with a softmax instead of dividing by the sum",
+                "a softmax over the map's values is not the map's own distribution (exp(0) = 1 gives empty "
+                "positions weight): divide the map by its sum."),
+        Mistake(lambda m: torch.special.xlogy(m.flatten(1) / m.flatten(1).sum(1, keepdim=True),
+                                              m.flatten(1) / m.flatten(1).sum(1, keepdim=True)).sum(1),
+                "minus sign", "forgets the minus sign"),
+        Mistake(lambda m: -torch.special.xlogy(m / m.sum(-1, keepdim=True), m / m.sum(-1, keepdim=True)).sum(-1),
+                "expected shape", "one entropy per row of the map instead of per map",
+                "flatten each map to its H * W positions first (attn_map.flatten(1)): one entropy per map, (B,)."),
     ],
 ))

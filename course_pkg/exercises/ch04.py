@@ -6,6 +6,7 @@
    ``self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1)`` (with bias): 1x1 convolutions on
    the squeezed ``(B, C, 1, 1)`` map, exactly like the chapter's ``course_pkg.SqueezeExcitation`` (a 1x1
    convolution on a 1 x 1 map is a fully connected layer; this layout loads torchvision's and timm's SE weights).
+4. ``se_ablation``: an ablation: a tiny SE classifier's accuracy with its gates, and with every gate set to 1.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from . import register
-from .core import Case, Exercise, Mistake, check_in_unit_interval
+from .core import Case, CheckFailure, Exercise, Mistake, check_in_unit_interval
 from .solutions import ch04 as ref
 
 
@@ -153,5 +154,104 @@ SEBlock = register(Exercise(
         Mistake(_SELinear, "wrong shapes", "nn.Linear layers instead of 1x1 convolutions",
                 "build fc1 and fc2 as nn.Conv2d(..., kernel_size=1), as in the chapter's SqueezeExcitation "
                 "(their weights have shape (out, in, 1, 1)); squeeze with keepdim=True so they apply directly."),
+    ],
+))
+
+
+# -- se_ablation ------------------------------------------------------------------------------------------
+def _se_classifier(c: int, b: int, hidden: int, k: int, *, distractor: bool = False, open_gates: bool = False):  # type: ignore[no-untyped-def]
+    """A case: features, labels and the parameters of a tiny SE classifier.
+
+    ``distractor``: channel 0 carries the label, channel 1 loud noise, the head reads both and the SE gate
+    (hand-set, as training would) closes channel 1. ``open_gates``: every gate is sigmoid(10), about 1."""
+    def make() -> tuple:
+        labels = torch.randint(0, k, (b,))
+        x = torch.randn(b, c, 4, 4) * 0.5
+        params = {"w1": torch.randn(hidden, c) * 0.3, "b1": torch.zeros(hidden), "w2": torch.randn(c, hidden) * 0.3,
+                  "b2": torch.zeros(c), "head_w": torch.randn(k, c), "head_b": torch.randn(k) * 0.5}
+        if distractor:
+            x[:, 0] += (labels.float() * 2 - 1)[:, None, None]        # the signal: +1 or -1
+            x[:, 1] += 3 * torch.randn(b)[:, None, None]                # loud noise
+            params["head_w"] = torch.zeros(k, c)
+            params["head_w"][1, :2] = 1.0                               # class 1 when channels 0 + 1 are high
+            params["head_w"][0, :2] = -1.0
+            params["head_b"] = torch.tensor([0.2, -0.2])
+            params["b2"] = torch.tensor([4.0, -6.0] + [0.0] * (c - 2))  # keep channel 0, close channel 1
+        if open_gates:
+            params["w2"] = torch.zeros(c, hidden)
+            params["b2"] = torch.full((c,), 10.0)
+        return x, labels, params
+    return make
+
+
+def _no_sigmoid(features: torch.Tensor, labels: torch.Tensor, params: dict) -> tuple[float, float]:
+    """Mistake: the gates are the excitation's raw outputs, without the sigmoid."""
+    z = features.mean(dim=(2, 3))
+    gates = torch.relu(z @ params["w1"].T + params["b1"]) @ params["w2"].T + params["b2"]
+
+    def accuracy(g: torch.Tensor) -> float:
+        logits = (features * g[:, :, None, None]).mean(dim=(2, 3)) @ params["head_w"].T + params["head_b"]
+        return (logits.argmax(dim=1) == labels).sum().item() / len(labels)
+    return accuracy(gates), accuracy(torch.ones_like(gates))
+
+
+def _accuracies(out: object, args: tuple) -> None:
+    features, labels, params = args
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        return  # the structure check explains it
+    b = len(labels)
+    values = []
+    for i, v in enumerate(out):
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return
+        if not 0.0 <= v <= 1.0:
+            raise CheckFailure(f"output[{i}] = {v:.4g} is not an accuracy in [0, 1]: divide the number of correct "
+                               f"predictions by the number of images ({b}).")
+        if abs(v * b - round(v * b)) > 1e-4:
+            raise CheckFailure(f"output[{i}] = {v:.4g} is not a whole number of images out of {b}: the prediction "
+                               "is the class with the largest logit (logits.argmax(dim=1)), compared with labels.")
+        values.append(float(v))
+    gates_open = torch.all(params["b2"] >= 10) and torch.all(params["w2"] == 0)
+    if gates_open and abs(values[0] - values[1]) > 1e-6:
+        raise CheckFailure(f"every gate here is sigmoid(10) = 0.99995, so setting the gates to 1 changes nothing, "
+                           f"yet the accuracies are {values[0]:.4g} and {values[1]:.4g}: the ablation replaces each "
+                           "gate by 1 (the block passes the features unchanged), not by 0 or by 0.5.")
+
+
+se_ablation = register(Exercise(
+    id="ch04.se_ablation",
+    title="An ablation: what does the SE gate do for the classifier?",
+    reference=ref.se_ablation,
+    cases=[
+        Case("SE closes a noisy channel", _se_classifier(4, 32, 2, 2, distractor=True),
+             "the gates keep channel 0 (the signal) and close channel 1 (noise); with every gate replaced by 1 "
+             "(the block passes the features unchanged) the head hears the noise too"),
+        Case("gates wide open", _se_classifier(6, 24, 3, 3, open_gates=True),
+             "every gate is about 1: switching SE off changes nothing"),
+        Case("an input-dependent gate", _se_classifier(8, 40, 4, 3),
+             "features (B, C, H, W), labels (B,), params w1 (C/r, C), b1, w2 (C, C/r), b2, head_w (K, C), head_b (K,)"),
+    ],
+    hints=[
+        "Compute the gates once, as in the excitation exercise: z = features.mean(dim=(2, 3)), then "
+        "gates = sigmoid(relu(z @ w1.T + b1) @ w2.T + b2), shape (B, C).",
+        "Write one helper accuracy(gates): scale the features by gates[:, :, None, None], average over H and W, "
+        "apply the head (@ head_w.T + head_b), take argmax(dim=1) and compare with labels; the fraction is "
+        "(pred == labels).float().mean().item().",
+        "Return (accuracy(gates), accuracy(torch.ones_like(gates))): the ablation replaces every gate by 1.",
+    ],
+    properties=[_accuracies],
+    mistakes=[
+        Mistake(lambda x, y, p: (ref.se_ablation(x, y, p)[0],
+                                 ((p["head_b"].expand(len(y), -1)).argmax(1) == y).float().mean().item()),
+                "not by 0", "switches SE off by setting the gates to 0",
+                "a gate of 0 silences its channel; the ablation removes the gate: replace every gate by 1."),
+        Mistake(lambda x, y, p: tuple(v * len(y) for v in ref.se_ablation(x, y, p)), "divide the number of correct",
+                "counts the correct predictions instead of the fraction"),
+        Mistake(lambda x, y, p: tuple(reversed(ref.se_ablation(x, y, p))), "output[0] is",
+                "returns (ablated, with SE)", "the order is (accuracy with SE, accuracy with the gates set to 1)."),
+        Mistake(_no_sigmoid, "output[0] is", "forgets the sigmoid (gates outside (0, 1))",
+                "the gates are sigmoid(...) of the excitation, each in (0, 1), as in the SE block."),
     ],
 ))

@@ -3,6 +3,8 @@
 1. ``channel_attention``: a shared MLP on the average- and max-pooled descriptors -> ``(B, C)`` weights.
 2. ``spatial_map``: [mean; max] across channels -> a k x k convolution -> sigmoid -> ``(B, H, W)``.
 3. ``CBAMBlock``: the module (``self.fc1``, ``self.fc2``, ``self.conv``): channel, then spatial.
+4. ``cbam_order_gap``: swap CBAM's order (spatial, then channel) and compare: where each order's spatial map
+   points (the pointing game) and how much the outputs differ.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from .core import Case, Exercise, Mistake, check_in_unit_interval
+from .core import Case, CheckFailure, Exercise, Mistake, check_in_unit_interval
 from .solutions import ch05 as ref
 
 
@@ -148,5 +150,148 @@ CBAMBlock = register(Exercise(
         Mistake(_SpatialFirst, "channel attention first", "spatial attention before channel attention"),
         Mistake(_SpatialOnInput, "values differ", "computes the spatial map on the input, not on the refined map"),
         Mistake(_NoPadding, "raised", "no padding: the map shrinks and no longer fits the features"),
+    ],
+))
+
+
+# -- cbam_order_gap ---------------------------------------------------------------------------------------
+def _blob(h: int, w: int, i: int, j: int) -> torch.Tensor:
+    """A 3 x 3 square of ones centred on (i, j) in an h x w map of zeros."""
+    m = torch.zeros(h, w)
+    m[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2] = 1.0
+    return m
+
+
+def _distractor_case(b: int, c: int, h: int, w: int):  # type: ignore[no-untyped-def]
+    """Channel 0 holds a target square (the mask), channel 1 a brighter distractor square elsewhere; the channel
+    MLP closes channel 1, and the spatial convolution sums [max] over a 3 x 3 window."""
+    def make() -> tuple:
+        x = torch.randn(b, c, h, w) * 0.1
+        masks = torch.zeros(b, h, w, dtype=torch.bool)
+        for n in range(b):
+            ti, tj = int(torch.randint(1, h - 1, ())), int(torch.randint(1, w // 2 - 1, ()))
+            di, dj = int(torch.randint(1, h - 1, ())), int(torch.randint(w // 2 + 2, w - 1, ()))
+            x[n, 0] += 2.0 * _blob(h, w, ti, tj)          # the target
+            x[n, 1] += 4.0 * _blob(h, w, di, dj)          # a brighter distractor, in another channel
+            masks[n] = _blob(h, w, ti, tj).bool()
+        w1 = torch.zeros(2, c)
+        w1[0, 1] = 1.0                                     # the MLP reads channel 1's descriptors...
+        w2 = torch.zeros(c, 2)
+        w2[1, 0] = -8.0                                    # ...and closes that channel
+        conv_w = torch.zeros(1, 2, 3, 3)
+        conv_w[0, 1] = 0.2                                 # the map follows the local max over channels
+        return x, w1, w2, conv_w, torch.zeros(1), masks
+    return make
+
+
+def _random_cbam_case(b: int, c: int, hidden: int, h: int, w: int, k: int, *, equal_gates: bool = False):  # type: ignore[no-untyped-def]
+    def make() -> tuple:
+        x = torch.randn(b, c, h, w)
+        w1, w2 = torch.randn(hidden, c) * 0.5, torch.randn(c, hidden) * 0.5
+        if equal_gates:
+            w2 = torch.zeros(c, hidden)                    # every channel gate is sigmoid(0) = 0.5
+        conv_w = torch.randn(1, 2, k, k) * 0.3
+        conv_b = torch.zeros(1) if equal_gates else torch.randn(1)
+        return x, w1, w2, conv_w, conv_b, torch.rand(b, h, w) < 0.4
+    return make
+
+
+def _order_properties(out: object, args: tuple) -> None:
+    x, w1, w2, conv_w, conv_b, masks = args
+    if not (isinstance(out, (tuple, list)) and len(out) == 3):
+        return  # the structure check explains it
+    values = []
+    for v in out:
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return
+        values.append(float(v))
+    b = len(x)
+    for i, name in enumerate(["score_channel_first", "score_spatial_first"]):
+        v = values[i]
+        if not 0.0 <= v <= 1.0 or abs(v * b - round(v * b)) > 1e-4:
+            raise CheckFailure(f"output[{i}] ({name}) = {v:.4g} is not a pointing-game score, a fraction of the "
+                               f"{b} images: count the images whose spatial map peaks inside the mask, divide by {b}.")
+    if not (values[2] >= 0.0 and values[2] < float("inf")):
+        raise CheckFailure(f"output[2] (gap) = {values[2]:.4g} must be a finite norm ratio, >= 0.")
+    if torch.all(w2 == 0) and torch.all(conv_b == 0) and values[0] != values[1]:
+        raise CheckFailure(f"here every channel gate is sigmoid(0) = 0.5 and the convolution has no bias, so the "
+                           "channel step only halves the features and cannot move the spatial map's peak; yet the "
+                           f"scores are {values[0]:.4g} and {values[1]:.4g}. Score each order's own spatial map, "
+                           "found with argmax over the H * W positions (flatten(1).argmax(dim=1)).")
+
+
+def _order_scores_same_map(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: the spatial-first score uses the spatial map of the refined features (the paper's order)."""
+    cf, _, gap = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
+    return cf, cf, gap
+
+
+def _order_unravel_with_height(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: the peak's row and column from the flat index with H instead of W."""
+    h = x.shape[2]
+
+    def gates(t):  # type: ignore[no-untyped-def]
+        def mlp(v):  # type: ignore[no-untyped-def]
+            return F.relu(v @ w1.T) @ w2.T
+        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+
+    def spatial(t):  # type: ignore[no-untyped-def]
+        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
+        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+
+    def pointing(m):  # type: ignore[no-untyped-def]
+        peak = m.flatten(1).argmax(1)
+        rows, cols = (peak // h).clamp(max=masks.shape[1] - 1), peak % h
+        return masks[torch.arange(len(peak)), rows, cols].float().mean().item()
+
+    y = x * gates(x)
+    _, _, gap = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
+    return pointing(spatial(y)), pointing(spatial(x)), gap
+
+
+def _order_absolute_gap(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: the gap is ||out_cf - out_sf||, not divided by ||out_cf||."""
+    cf, sf, gap = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
+    y = x * torch.sigmoid(F.relu(x.mean((2, 3)) @ w1.T) @ w2.T + F.relu(x.amax((2, 3)) @ w1.T) @ w2.T)[:, :, None, None]
+    pooled = torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], 1)
+    out_cf = y * torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+    return cf, sf, gap * out_cf.norm().item()
+
+
+cbam_order_gap = register(Exercise(
+    id="ch05.cbam_order_gap",
+    title="Does CBAM's order matter? Swap it and compare",
+    reference=ref.cbam_order_gap,
+    cases=[
+        Case("a bright distractor in another channel", _distractor_case(6, 4, 7, 10),
+             "channel first, the MLP closes the distractor's channel before the spatial map is computed, so the "
+             "map peaks on the target; spatial first, the map sees the raw input, where the distractor is brightest"),
+        Case("equal channel gates", _random_cbam_case(5, 6, 3, 8, 8, 3, equal_gates=True),
+             "with every channel gate 0.5 and no convolution bias, both orders' maps peak at the same place"),
+        Case("a random CBAM, 7x7 kernel", _random_cbam_case(5, 8, 2, 9, 11, 7),
+             "x (B, C, H, W), w1 (C/r, C), w2 (C, C/r), conv_w (1, 2, k, k), conv_b (1,), masks (B, H, W) bool; "
+             "returns (score_channel_first, score_spatial_first, gap)"),
+    ],
+    hints=[
+        "Reuse your channel_attention and spatial_map (or write them inline). Paper's order: y = x * "
+        "channel_attention(x, w1, w2)[:, :, None, None]; map_cf = spatial_map(y, conv_w, conv_b); "
+        "out_cf = y * map_cf[:, None].",
+        "Swapped order: map_sf = spatial_map(x, conv_w, conv_b); z = x * map_sf[:, None]; "
+        "out_sf = z * channel_attention(z, w1, w2)[:, :, None, None]. "
+        "The gap is ((out_cf - out_sf).norm() / out_cf.norm()).item().",
+        "The pointing game: peak = m.flatten(1).argmax(dim=1) is each map's flat peak index; "
+        "hits = masks.flatten(1)[torch.arange(B), peak]; the score is hits.float().mean().item(). "
+        "Return (score of map_cf, score of map_sf, gap).",
+    ],
+    properties=[_order_properties],
+    mistakes=[
+        Mistake(_order_scores_same_map, "output[1] is", "scores the paper's map for both orders",
+                "in the swapped order the spatial map is computed on the raw input x, before any channel gate."),
+        Mistake(_order_unravel_with_height, "output[0] is", "finds the peak's row and column with H instead of W",
+                "a flat index i over an H x W map is row i // W, column i % W (or index masks.flatten(1))."),
+        Mistake(_order_absolute_gap, "output[2] is", "the gap is not divided by ||out_cf||",
+                "the gap is relative: ||out_cf - out_sf|| / ||out_cf||."),
     ],
 ))

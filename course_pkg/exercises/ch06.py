@@ -6,6 +6,8 @@
 4. ``EncoderBlock``: one pre-norm encoder layer (an ``nn.Module``) with the submodules ``norm1``, ``attn``
    (an ``nn.ModuleDict`` with ``qkv`` and ``proj``), ``norm2`` and ``mlp`` (with ``fc1`` and ``fc2``): the
    parameter names of timm's ViT blocks.
+5. ``train_attention_pool``: train a tiny attention-pooling classifier with SGD on toy data where the right
+   attention is known, and return what it learned; checked by properties of the training run.
 
 How answers are run: ``.check`` runs the answer in the notebook, and the batch grader runs all your exercise
 cells together, in order, in one namespace (with ``math``, ``torch``, ``nn`` and ``F``), without the chapter's
@@ -17,6 +19,8 @@ must return three Python ints: ``196.0`` is not accepted for ``196`` (use ``//``
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -273,5 +277,175 @@ EncoderBlock = register(Exercise(
         Mistake(_DefaultEpsBlock, "forward output values differ", "LayerNorm with PyTorch's default eps 1e-5",
                 "both LayerNorms need eps=1e-6, as in timm's ViT (nn.LayerNorm(dim, eps=1e-6)); PyTorch's "
                 "default 1e-5 changes the outputs slightly."),
+    ],
+))
+
+
+# -- train_attention_pool: a training run, judged by what any right run shows ---------------------------
+def _marked_tokens(b: int, n: int, d: int, k: int = 2):  # type: ignore[no-untyped-def]
+    """Toy data: in each sequence one token is marked (feature 0 = 2, all others 0) and its feature 1 says the
+    class (+1 or -1); the other tokens' feature 1 is a random +-1. Only the marked token tells the class."""
+    def make() -> tuple:
+        labels = torch.randint(0, k, (b,))
+        where = torch.randint(0, n, (b,))
+        tokens = torch.randn(b, n, d) * 0.5
+        tokens[:, :, 0] = 0.0
+        tokens[:, :, 1] = torch.randint(0, 2, (b, n)).float() * 2 - 1
+        rows = torch.arange(b)
+        tokens[rows, where, 0] = 2.0
+        tokens[rows, where, 1] = labels.float() * 2 - 1
+        init = {"query": torch.zeros(d), "head_w": torch.randn(k, d) * 0.5, "head_b": torch.zeros(k)}
+        return tokens, labels, init, 40, 1.0
+    return make
+
+
+def _sgd_losses(tokens: torch.Tensor, labels: torch.Tensor, init: dict, lr: float, steps: int,
+                accumulate: bool = False) -> list[float]:
+    """The checker's own first losses of the run, written independently of the reference."""
+    params = [init["query"].double().clone().requires_grad_(), init["head_w"].double().clone().requires_grad_(),
+              init["head_b"].double().clone().requires_grad_()]
+    t = tokens.double()
+    losses, total = [], [torch.zeros_like(p) for p in params]
+    for _ in range(steps):
+        q, w, b = params
+        pooled = torch.einsum("bn,bnd->bd", torch.softmax(torch.einsum("bnd,d->bn", t, q), dim=1), t)
+        loss = F.cross_entropy(F.linear(pooled, w, b), labels)
+        grads = torch.autograd.grad(loss, params)
+        total = [tt + g for tt, g in zip(total, grads)] if accumulate else list(grads)
+        with torch.no_grad():
+            params = [(p - lr * g).requires_grad_() for p, g in zip(params, total)]
+        losses.append(loss.item())
+    return losses
+
+
+def _shape_of_losses(out: object, args: tuple) -> None:
+    if isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], (list, tuple)):
+        raise CheckFailure("output[1] is a Python list of losses; return it as a tensor: torch.tensor(losses).")
+
+
+def _training_properties(out: object, args: tuple) -> None:
+    tokens, labels, init, steps, lr = args
+    weights, losses = out
+    b, n, _ = tokens.shape
+    if not (torch.isfinite(weights).all() and torch.isfinite(losses).all()):
+        raise CheckFailure("the weights or the losses contain NaN or inf: the training diverged.")
+    sums = weights.sum(dim=-1)
+    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+        raise CheckFailure(f"each row of the attention weights should sum to one over the {n} tokens of its "
+                           f"sequence, but the sums are {[round(v, 4) for v in sums[:4].tolist()]}: take the "
+                           "softmax of tokens @ query over the tokens (dim=-1), not over the batch.")
+    first = _sgd_losses(tokens, labels, init, lr, 3)
+    got = [float(v) for v in losses[:3]]
+    if not math.isclose(got[0], first[0], rel_tol=1e-4):
+        raise CheckFailure(f"the first loss is {got[0]:.5g}, but the loss of the initial parameters is "
+                           f"{first[0]:.5g}: record each step's loss before its update, and compute it as "
+                           "F.cross_entropy(pooled @ head_w.T + head_b, labels) with pooled = the attention-weighted "
+                           "sum of the tokens.")
+    if not math.isclose(got[1], first[1], rel_tol=1e-4):
+        raise CheckFailure(f"the second loss is {got[1]:.5g}, but one SGD step of size lr = {lr:g} from the initial "
+                           f"parameters gives {first[1]:.5g}: update every parameter (query, head_w, head_b) by "
+                           "-lr * its gradient, once per step (torch.optim.SGD(params, lr=lr), then "
+                           "optimizer.step()).")
+    if not math.isclose(got[2], first[2], rel_tol=1e-4):
+        stale = _sgd_losses(tokens, labels, init, lr, 3, accumulate=True)[2]
+        why = (" That is what you get when the gradients add up from step to step: call optimizer.zero_grad() "
+               "before each loss.backward()." if math.isclose(got[2], stale, rel_tol=1e-4) else "")
+        raise CheckFailure(f"the first two losses are right but the third is {got[2]:.5g} instead of "
+                           f"{first[2]:.5g}: the second update is wrong.{why}")
+    if not losses[-1] < 0.5 * losses[0]:
+        raise CheckFailure(f"the loss went from {float(losses[0]):.4g} to {float(losses[-1]):.4g} in {steps} "
+                           "steps: it should fall below half its start.")
+    marked = tokens[..., 0].argmax(dim=-1)
+    mass = weights[torch.arange(b), marked].mean().item()
+    if mass < 0.5:
+        raise CheckFailure(f"the returned attention puts on average {mass:.3f} of its weight on the marked token "
+                           f"(uniform attention gives 1/{n} = {1 / n:.3f}), but the trained query puts more than "
+                           "half of it there: return the weights of the trained query, computed after the loop.")
+
+
+def _train_no_zero_grad(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
+    """Mistake: forgets optimizer.zero_grad(), so the gradients of every step add up."""
+    query = init["query"].clone().requires_grad_()
+    head_w = init["head_w"].clone().requires_grad_()
+    head_b = init["head_b"].clone().requires_grad_()
+    optimizer = torch.optim.SGD([query, head_w, head_b], lr=lr)
+    losses = []
+    for _ in range(steps):
+        pooled = (torch.softmax(tokens @ query, dim=-1)[..., None] * tokens).sum(dim=1)
+        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        return torch.softmax(tokens @ query, dim=-1), torch.tensor(losses)
+
+
+def _train_weights_before(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
+    """Mistake: returns the attention weights computed before the loop (the initial, uniform ones)."""
+    _, losses = ref.train_attention_pool(tokens, labels, init, steps, lr)
+    return torch.softmax(tokens @ init["query"], dim=-1), losses
+
+
+def _train_softmax_over_batch(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
+    """Mistake: the softmax runs over the batch (dim 0) instead of the tokens."""
+    query = init["query"].clone().requires_grad_()
+    head_w = init["head_w"].clone().requires_grad_()
+    head_b = init["head_b"].clone().requires_grad_()
+    optimizer = torch.optim.SGD([query, head_w, head_b], lr=lr)
+    losses = []
+    for _ in range(steps):
+        pooled = (torch.softmax(tokens @ query, dim=0)[..., None] * tokens).sum(dim=1)
+        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        return torch.softmax(tokens @ query, dim=0), torch.tensor(losses)
+
+
+def _train_no_step(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
+    """Mistake: computes the gradients but never updates the parameters."""
+    query = init["query"].clone().requires_grad_()
+    head_w = init["head_w"].clone().requires_grad_()
+    head_b = init["head_b"].clone().requires_grad_()
+    losses = []
+    for _ in range(steps):
+        pooled = (torch.softmax(tokens @ query, dim=-1)[..., None] * tokens).sum(dim=1)
+        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
+        loss.backward()
+        losses.append(loss.item())
+    with torch.no_grad():
+        return torch.softmax(tokens @ query, dim=-1), torch.tensor(losses)
+
+
+train_attention_pool = register(Exercise(
+    id="ch06.train_attention_pool",
+    title="Train attention to find the token that matters",
+    reference=ref.train_attention_pool,
+    cases=[
+        Case("6 tokens, 3 features", _marked_tokens(96, 6, 3),
+             "the query starts at zero (uniform attention); training should move the weight to the marked token"),
+        Case("8 tokens, 4 features", _marked_tokens(128, 8, 4), "the same task with more distractors", seed=2),
+    ],
+    hints=[
+        "Copy the initial tensors and make them trainable: query = init['query'].clone().requires_grad_() (the same "
+        "for head_w and head_b), then optimizer = torch.optim.SGD([query, head_w, head_b], lr=lr).",
+        "Each step: weights = torch.softmax(tokens @ query, dim=-1) (B, N); pooled = (weights[..., None] * tokens)"
+        ".sum(1) (B, D); loss = F.cross_entropy(pooled @ head_w.T + head_b, labels); then optimizer.zero_grad(), "
+        "loss.backward(), optimizer.step(), and keep loss.item().",
+        "After the loop, under torch.no_grad(), recompute weights = torch.softmax(tokens @ query, dim=-1) and return "
+        "(weights, torch.tensor(losses)).",
+    ],
+    shape_hints=[_shape_of_losses],
+    properties=[_training_properties],
+    compare_values=False,
+    mistakes=[
+        Mistake(_train_no_zero_grad, "optimizer.zero_grad()", "forgets optimizer.zero_grad()"),
+        Mistake(_train_weights_before, "computed after the loop", "returns the weights from before training"),
+        Mistake(_train_softmax_over_batch, "over the tokens", "softmax over the batch instead of the tokens"),
+        Mistake(_train_no_step, "one SGD step", "never calls optimizer.step()"),
+        Mistake(lambda *a: (ref.train_attention_pool(*a)[0], ref.train_attention_pool(*a)[1].tolist()),
+                "torch.tensor(losses)", "returns the losses as a list"),
     ],
 ))

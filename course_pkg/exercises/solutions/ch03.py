@@ -23,3 +23,14 @@ def patch_self_attention(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     scores = patches @ patches.transpose(-2, -1) / math.sqrt(d)   # (..., N, N): every patch vs every patch
     weights = torch.softmax(scores, dim=-1)                          # each row sums to one
     return weights @ patches, weights                                # (..., N, D), (..., N, N)
+
+
+def attention_entropy(attn_map: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of each spatial map read as a distribution over its positions.
+
+    ``attn_map (B, H, W)``, non-negative (a sigmoid map, a softmax map...) -> ``(B,)``, each in
+    ``[0, log(H * W)]``: 0 when all the weight sits at one position, ``log(H * W)`` when it is spread evenly.
+    """
+    p = attn_map.flatten(1)                        # (B, H*W): one row per map
+    p = p / p.sum(dim=1, keepdim=True)             # each map now sums to one: a distribution
+    return -torch.special.xlogy(p, p).sum(dim=1)   # -sum p log p, with 0 * log 0 counted as 0

@@ -34,3 +34,22 @@ class SEBlock(nn.Module):
         s = x.mean(dim=(2, 3), keepdim=True)                  # (B, C, 1, 1)    squeeze
         w = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))  # (B, C, 1, 1)    excitation
         return x * w                                          # (B, C, H, W)    scale
+
+
+def se_ablation(features: torch.Tensor, labels: torch.Tensor, params: dict) -> tuple[float, float]:
+    """A tiny SE classifier's accuracy, and its accuracy with every SE gate replaced by 1.
+
+    The classifier: SE on ``features (B, C, H, W)`` (squeeze, ``w1 (C/r, C)``, ``b1``, ReLU, ``w2 (C, C/r)``,
+    ``b2``, sigmoid, scale), then global average pooling and a linear head ``head_w (K, C)``, ``head_b (K,)``;
+    the prediction is the class with the largest logit. ``labels (B,)``. Returns two Python floats in [0, 1].
+    """
+    z = features.mean(dim=(2, 3))                                          # (B, C) squeeze
+    hidden = torch.relu(z @ params["w1"].T + params["b1"])                 # (B, C/r)
+    gates = torch.sigmoid(hidden @ params["w2"].T + params["b2"])          # (B, C)   excitation
+
+    def accuracy(g: torch.Tensor) -> float:
+        scaled = features * g[:, :, None, None]                            # (B, C, H, W) scale
+        logits = scaled.mean(dim=(2, 3)) @ params["head_w"].T + params["head_b"]  # (B, K)
+        return (logits.argmax(dim=1) == labels).sum().item() / len(labels)  # fraction of right answers
+
+    return accuracy(gates), accuracy(torch.ones_like(gates))               # with SE, SE switched off

@@ -43,3 +43,35 @@ class CBAMBlock(nn.Module):
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         ms = torch.sigmoid(self.conv(pooled))                                  # (B, 1, H, W)
         return x * ms                                                          # then spatial
+
+
+def cbam_order_gap(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, conv_w: torch.Tensor,
+                   conv_b: torch.Tensor, masks: torch.Tensor) -> tuple[float, float, float]:
+    """CBAM in both orders: pointing-game scores of each order's spatial map, and how far the outputs differ.
+
+    ``x (B, C, H, W)``, the channel MLP ``w1 (C/r, C)``, ``w2 (C, C/r)`` (no biases), the spatial convolution
+    ``conv_w (1, 2, k, k)``, ``conv_b (1,)``, target ``masks (B, H, W)`` (bool). Returns Python floats
+    ``(score_channel_first, score_spatial_first, gap)``: a score is the fraction of images whose spatial map
+    peaks inside the mask; ``gap = ||out_cf - out_sf|| / ||out_cf||`` over the whole batch.
+    """
+    def channel_gates(t: torch.Tensor) -> torch.Tensor:                   # (B, C, H, W) -> (B, C, 1, 1)
+        def mlp(v: torch.Tensor) -> torch.Tensor:
+            return F.relu(v @ w1.T) @ w2.T
+        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+
+    def spatial(t: torch.Tensor) -> torch.Tensor:                         # (B, C, H, W) -> (B, 1, H, W)
+        pooled = torch.cat([t.mean(dim=1, keepdim=True), t.amax(dim=1, keepdim=True)], dim=1)
+        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+
+    def pointing(m: torch.Tensor) -> float:                               # (B, 1, H, W) map -> hit rate
+        peak = m.flatten(1).argmax(dim=1)                                 # (B,) flat index of each peak
+        return masks.flatten(1)[torch.arange(len(peak)), peak].sum().item() / len(peak)
+
+    y = x * channel_gates(x)                  # the paper's order: channel first...
+    map_cf = spatial(y)                       # ...then the spatial map, computed on the refined features
+    out_cf = y * map_cf
+    map_sf = spatial(x)                       # swapped: the spatial map sees the raw input
+    z = x * map_sf
+    out_sf = z * channel_gates(z)
+    gap = ((out_cf - out_sf).norm() / out_cf.norm()).item()
+    return pointing(map_cf), pointing(map_sf), gap

@@ -72,3 +72,33 @@ class EncoderBlock(nn.Module):
         x = x + self.attention(self.norm1(x))                                # tokens exchange information
         x = x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x))))      # each token transformed alone
         return x
+
+
+def train_attention_pool(tokens: torch.Tensor, labels: torch.Tensor, init: dict, steps: int,
+                         lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train an attention-pooling classifier with plain SGD from the given initial parameters.
+
+    The model: ``weights = softmax(tokens @ query)`` over the N tokens, ``pooled = weights @ tokens``,
+    ``logits = pooled @ head_w.T + head_b``; the loss is the cross-entropy. ``tokens (B, N, D)``,
+    ``labels (B,)``, ``init = {"query": (D,), "head_w": (K, D), "head_b": (K,)}``.
+    Returns the trained attention weights ``(B, N)`` on ``tokens`` and the loss of every step ``(steps,)``.
+    """
+    query = init["query"].clone().requires_grad_()          # copies: the caller's tensors stay as they are
+    head_w = init["head_w"].clone().requires_grad_()
+    head_b = init["head_b"].clone().requires_grad_()
+    optimizer = torch.optim.SGD([query, head_w, head_b], lr=lr)
+
+    def attend(t: torch.Tensor) -> torch.Tensor:            # (B, N, D) -> (B, N), rows sum to one
+        return torch.softmax(t @ query, dim=-1)
+
+    losses = []
+    for _ in range(steps):
+        pooled = (attend(tokens)[..., None] * tokens).sum(dim=1)    # (B, D): attention-weighted average
+        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
+        optimizer.zero_grad()                                       # forget the previous step's gradients
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())                                  # the loss before this step's update
+    with torch.no_grad():
+        weights = attend(tokens)                                    # the trained attention
+    return weights, torch.tensor(losses)
