@@ -155,9 +155,9 @@ def cli() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=KINDS, action="append", help="train only this kind (repeatable)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n-train", type=int, default=1500)
+    p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--n-val", type=int, default=300)
-    p.add_argument("--n-test", type=int, default=800)
+    p.add_argument("--n-test", type=int, default=600)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--widths", type=int, nargs=3, default=[8, 16, 32],
                    help="resnet_small's stage widths (half the default: the set trains on a shared CPU)")
@@ -167,6 +167,8 @@ def cli() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup-epochs", type=float, default=0.5)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: on a loaded, shared CPU two threads wait on each other)")
     p.add_argument("--device", default=None, help="default: the CPU (the bundled set was trained there)")
     p.add_argument("--all-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="the seeds the summary (mean +- sd) is taken over; kinds lacking one are left out")
@@ -178,6 +180,9 @@ def cli() -> None:
     if any(s < 0 for s in args.seeds):
         raise SystemExit(f"--seeds={args.seeds} must be non-negative integers")
     args.device = args.device or "cpu"
+    if args.threads < 1:
+        raise SystemExit(f"--threads={args.threads} must be a positive integer")
+    torch.set_num_threads(args.threads)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     specs = data_specs(args)

@@ -48,6 +48,12 @@ def test_deterministic_and_independent_of_n() -> None:
     assert not torch.equal(c.images, d.images)
 
 
+def test_harder_options_change_the_images() -> None:
+    a = make_textures(8, seed=0)
+    b = make_textures(8, seed=0, rotate=True, distractor_textures=("wood", "tissue"))
+    assert torch.equal(a.labels, b.labels) and not torch.equal(a.images, b.images)
+
+
 def test_device_argument() -> None:
     s = make_textures(2, seed=0, device="cpu")
     assert s.images.device.type == "cpu" and s.masks.device.type == "cpu"
@@ -75,12 +81,13 @@ def test_masks_mark_the_fur_object() -> None:
     assert not bare.masks.any() and torch.equal(bare.distractor_masks, s.distractor_masks)
 
 
-def test_mask_shapes_match_the_labels() -> None:
+@pytest.mark.parametrize("rotate", [False, True])
+def test_mask_shapes_match_the_labels(rotate: bool) -> None:
     """Rotation-free shape measures of each label's masks: area / (largest centre distance)^2 is pi for a
     disc, 2 for a square or a cross, 1.3 for a triangle; only the cross fills its convex hull by ~0.7."""
     from skimage.morphology import convex_hull_image
 
-    s = make_textures(200, seed=2, distractors=0)
+    s = make_textures(200, seed=2, distractors=0, rotate=rotate)
     ratio: dict[int, list[float]] = {k: [] for k in range(4)}
     solidity: dict[int, list[float]] = {k: [] for k in range(4)}
     areas: dict[int, list[float]] = {k: [] for k in range(4)}
@@ -161,6 +168,9 @@ def test_cat_on_grass_is_the_worked_example() -> None:
     ({"n": 2, "backgrounds": []}, r"backgrounds=\[\] is not valid"),
     ({"n": 2, "noise": -0.1}, r"noise=-0.1 is not valid"),
     ({"n": 2, "with_target": 1}, r"with_target=1 is not valid"),
+    ({"n": 2, "rotate": "yes"}, r"rotate='yes' is not valid"),
+    ({"n": 2, "distractor_textures": ["fur"]}, r"distractor_textures=\['fur'\] is not valid"),
+    ({"n": 2, "distractor_textures": []}, r"distractor_textures=\[\] is not valid"),
 ])
 def test_bad_arguments_are_named(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
