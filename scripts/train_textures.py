@@ -162,7 +162,7 @@ def cli() -> None:
     p.add_argument("--widths", type=int, nargs=3, default=[8, 16, 32],
                    help="resnet_small's stage widths (half the default: the set trains on a shared CPU)")
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=9)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -173,6 +173,8 @@ def cli() -> None:
     p.add_argument("--all-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="the seeds the summary (mean +- sd) is taken over; kinds lacking one are left out")
     p.add_argument("--out-dir", type=Path, default=bundled.CHECKPOINT_DIR)
+    p.add_argument("--summary-only", action="store_true",
+                   help="train nothing: recompute the seeds' summary from the manifest (after parallel runs)")
     args = p.parse_args()
     for name in ("n_train", "n_val", "n_test", "epochs", "batch_size"):
         if getattr(args, name) < 1:
@@ -185,10 +187,13 @@ def cli() -> None:
     torch.set_num_threads(args.threads)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    specs = data_specs(args)
+    if args.summary_only:
+        args.only, args.seeds = [], []
+    specs = data_specs(args) if args.seeds else {}
     sets = {k: make_textures(**v) for k, v in specs.items()}
-    print(f"data: {', '.join(f'{k} {len(v.labels)}' for k, v in sets.items())} images of "
-          f"{args.image_size} px ({time.perf_counter() - start:.0f} s)", flush=True)
+    if sets:
+        print(f"data: {', '.join(f'{k} {len(v.labels)}' for k, v in sets.items())} images of "
+              f"{args.image_size} px ({time.perf_counter() - start:.0f} s)", flush=True)
     for seed in args.seeds:            # seed-major: the three kinds of seed 0 first
         for kind in args.only or list(KINDS):
             e = train_one(kind, seed, args, sets)
