@@ -288,7 +288,7 @@ def plot_pointing_game(results: Union[Mapping[str, float], Mapping[str, Mapping[
     err = np.array([[s - lo, hi - s] for s, (lo, hi) in zip(scores, lo_hi)]).T
     ax.bar(x - 0.18, scores, width=0.36, yerr=err, capsize=3, color="tab:blue", label="score (peak on object)")
     ax.bar(x + 0.18, [float(r["chance"]) for _, r in items], width=0.36, color="lightgrey",
-           label="chance (mean object area)")
+           label="chance (random maps scored the same way)")
     for xi, s, (_, r) in zip(x, scores, items):
         ax.text(xi - 0.18, min(s + 0.03, 0.97), f"{s:.2f}", ha="center", va="bottom", fontsize=8)
         ax.text(xi + 0.18, float(r["chance"]) + 0.02, f"{float(r['chance']):.2f}", ha="center", va="bottom",
