@@ -83,9 +83,9 @@ class PatchEmbed(nn.Module):
         check_image_batch(x, self.in_chans, "x", owner, "in_chans", self.proj.weight.dtype)
         h, w = x.shape[-2:]
         if (h, w) != self.img_size:
-            raise ValueError(f"input size {h}x{w} (x of shape {tuple(x.shape)}) does not match the model's "
-                             f"img_size={self.img_size[0]}x{self.img_size[1]}; resize the image (the position "
-                             "embeddings are per patch)")
+            raise ValueError(f"input size {h}x{w} does not match the model's img_size={self.img_size[0]}x"
+                             f"{self.img_size[1]} (x has shape {tuple(x.shape)}); resize the image (the "
+                             "position embeddings are per patch)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
