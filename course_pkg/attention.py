@@ -56,7 +56,7 @@ __all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "c
 def causal_mask(n: int, device: Optional[Union[torch.device, str]] = None) -> torch.Tensor:
     """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep)."""
     if isinstance(n, bool) or not isinstance(n, numbers.Real):
-        raise TypeError(f"n={describe(n)} is a {type(n).__name__}; use an int, the sequence length "
+        raise TypeError(f"{describe(n, 'n')} is a {type(n).__name__}; use an int, the sequence length "
                         "(x.shape[1])")
     if not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n={n!r} is not a valid sequence length; use a positive integer")

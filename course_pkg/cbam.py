@@ -98,7 +98,10 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7, norm: bool = True) -> None:
         super().__init__()
-        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 \
+        if isinstance(kernel_size, (str, bool, float)) or kernel_size is None:
+            raise TypeError(f"kernel_size={kernel_size!r} is a {type(kernel_size).__name__}; use a positive "
+                            "odd int (7 in the paper)")
+        if not isinstance(kernel_size, int) or kernel_size < 1 \
                 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd integer (7 in the paper), got {kernel_size!r}; "
                              "an even kernel would shift the map by half a pixel")

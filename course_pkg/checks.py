@@ -35,12 +35,12 @@ def is_compiling() -> bool:
     return bool(torch.compiler.is_compiling())
 
 
-def describe(value: Any) -> str:
-    """A short description of ``value`` for a message: its repr if short, else its type."""
+def describe(value: Any, name: str) -> str:
+    """``name=value`` for a message if the value's repr is short, else ``name`` and its type (and shape)."""
     if isinstance(value, torch.Tensor):
-        return f"a Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+        return f"{name} (a Tensor of shape {tuple(value.shape)} and dtype {value.dtype})"
     text = repr(value)
-    return text if len(text) <= 60 else f"a {type(value).__name__}"
+    return f"{name}={text}" if len(text) <= 60 else f"{name} (a {_type_name(value)})"
 
 
 def _type_name(value: Any) -> str:
@@ -61,7 +61,7 @@ def positive_int(name: str, value: Any, hint: str = "") -> int:
     """
     extra = f"; {hint}" if hint else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}={describe(value)} is a {_type_name(value)}; use a positive int"
+        raise TypeError(f"{describe(value, name)} is a {_type_name(value)}; use a positive int"
                         f"{extra}")
     if not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}={value!r} is not valid; use a positive integer{extra}")
@@ -71,7 +71,7 @@ def positive_int(name: str, value: Any, hint: str = "") -> int:
 def check_probability(name: str, value: Any) -> float:
     """``value`` as a float if it is a probability in ``[0, 1)`` (a dropout rate), else an error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}={describe(value)} is a {_type_name(value)}; use a float in [0, 1)")
+        raise TypeError(f"{describe(value, name)} is a {_type_name(value)}; use a float in [0, 1)")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name}={value!r} is out of range; use a dropout probability in [0, 1)")
     return float(value)
@@ -89,7 +89,7 @@ def pair(value: Union[int, tuple[int, int], Any], name: str) -> tuple[int, int]:
         try:
             p = tuple(value)
         except TypeError:
-            raise TypeError(f"{name}={describe(value)} is a {_type_name(value)}; use a positive int or a "
+            raise TypeError(f"{describe(value, name)} is a {_type_name(value)}; use a positive int or a "
                             "pair of positive ints (H, W)") from None
     if len(p) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
                               for v in p):
