@@ -12,10 +12,25 @@ Two paths compute the same thing (nanoGPT style):
   a :func:`course_pkg.attention_maps.record_attention` block. Both read the weights at the same place,
   the layer's :class:`~course_pkg.attention_maps.AttentionTap` ``tap``.
 
-Mask convention (the same as ``torch.nn.functional.scaled_dot_product_attention``): a **boolean** mask is
-``True`` where a query may attend to a key (**True = keep**), ``False`` where it may not. A **floating**
-mask is added to the scores (use ``-inf`` to forbid a pair). ``torch.nn.MultiheadAttention`` uses the
-opposite boolean convention (True = ignore): pass ``~mask`` to it.
+Masks: one rule, checked on every call.
+
+* A **boolean** mask says which pairs may attend: **True = keep** (the query attends to that key),
+  False = forbid; as in ``torch.nn.functional.scaled_dot_product_attention``. ``causal_mask(n)`` builds
+  one. (``torch.nn.MultiheadAttention`` uses the opposite boolean convention, True = ignore: pass
+  ``~mask`` to it.)
+* A **floating** mask is an **additive bias** on the scores: ``0`` leaves a pair alone, ``-inf`` forbids
+  it, other values favour or penalise it. A float mask whose values are **all 0s and 1s** (with at least
+  one 1) is **refused** with a ``ValueError``: it is almost always a keep/drop mask built with
+  ``torch.ones``/``torch.tril`` in float, which as a bias would forbid nothing; convert it with
+  ``mask.bool()``. (This check reads the mask's values, so it waits for the device once per call with a
+  float mask; it is skipped while ``torch.compile`` traces.) An all-zero float mask is a zero bias.
+* Integer masks, lists and NumPy arrays are refused.
+* Shapes, in :class:`MultiHeadSelfAttention` (scores ``(B, H, N, N)``): a 2-D mask ``(N, N)`` is shared by
+  every sample and head; a **3-D mask is always per sample**, ``(B, N, N)`` (or ``(1, N, N)``), and is
+  applied to every head, whatever the number of heads (a per-head mask is 4-D, ``(1, H, N, N)``); a 4-D
+  mask broadcasts to ``(B, H, N, N)`` (e.g. ``(B, 1, N, N)``, ``(B, 1, 1, N)`` for padding).
+  :func:`attention_with_weights` has free leading dimensions, so there a mask follows PyTorch's
+  broadcasting against the scores ``(..., Nq, Nk)``.
 
 The layer's parameter names are timm's (``qkv`` packing ``[q; k; v]``, ``proj``), so a state dict of
 ``timm.layers.Attention`` (as used in ``timm.models.vision_transformer``) loads with ``strict=True``.
@@ -24,6 +39,7 @@ The layer's parameter names are timm's (``qkv`` packing ``[q; k; v]``, ``proj``)
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional, Union
 
 import torch
@@ -31,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention_maps import AttentionTap
-from .checks import positive_int
+from .checks import check_dtype_matches, check_probability, check_tensor, describe, is_compiling, positive_int
 
 __all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "check_mask",
            "scaled_dot_product_attention"]
@@ -39,26 +55,40 @@ __all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "c
 
 def causal_mask(n: int, device: Optional[Union[torch.device, str]] = None) -> torch.Tensor:
     """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Real):
+        raise TypeError(f"{describe(n, 'n')} is a {type(n).__name__}; use an int, the sequence length "
+                        "(x.shape[1])")
+    if not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n={n!r} is not a valid sequence length; use a positive integer")
-    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+    return torch.ones(int(n), int(n), dtype=torch.bool, device=device).tril()
+
+
+def _looks_like_keep_mask(mask: torch.Tensor) -> bool:
+    """True if a float mask holds only 0s and 1s and at least one 1 (one device sync)."""
+    is_one = mask == 1
+    return bool(((mask == 0) | is_one).all() & is_one.any())
 
 
 def check_mask(mask: Optional[torch.Tensor], target: tuple[int, ...], *, dtype: torch.dtype,
-               name: str = "mask") -> Optional[torch.Tensor]:
+               name: str = "mask", hint: str = "") -> Optional[torch.Tensor]:
     """Validate an attention mask against the scores' shape ``target`` and return it ready to use.
 
-    A boolean mask is returned as is; a floating mask is cast to ``dtype`` (the scores' dtype). Anything
-    else (an integer 0/1 mask, a mask that does not broadcast) raises a ``ValueError`` that says why.
+    A boolean mask is returned as is; a floating mask is cast to ``dtype`` (the scores' dtype). A list or
+    NumPy array raises ``TypeError``; an integer mask, a float mask of 0s and 1s (a keep/drop mask in the
+    wrong dtype) or a mask that does not broadcast to ``target`` raises ``ValueError`` that says why.
+    ``hint`` is appended to the shape message.
     """
     if mask is None:
         return None
     if not isinstance(mask, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor (bool: True = keep, or float: added to the scores) "
-                         f"or None, got a {type(mask).__name__}")
+        kind = type(mask).__name__
+        how = "torch.from_numpy(mask)" if kind == "ndarray" else "torch.tensor(mask, dtype=torch.bool)"
+        raise TypeError(f"{name} must be a torch.Tensor (bool: True = keep, or float: added to the scores) "
+                        f"or None, got a {kind}; convert it with {how}")
     if mask.dtype != torch.bool and not mask.is_floating_point():
         raise ValueError(f"{name} has dtype {mask.dtype}; use a bool mask (True = keep, as in "
-                         "F.scaled_dot_product_attention) or a float mask added to the scores (-inf = forbid)")
+                         "F.scaled_dot_product_attention): mask.bool(), or a float mask added to the "
+                         "scores (-inf = forbid)")
     try:
         broadcast = torch.broadcast_shapes(mask.shape, target)
     except RuntimeError:
@@ -66,8 +96,15 @@ def check_mask(mask: Optional[torch.Tensor], target: tuple[int, ...], *, dtype: 
     if broadcast != torch.Size(target):
         raise ValueError(f"{name} has shape {tuple(mask.shape)}, which does not broadcast to the attention "
                          f"scores' shape {tuple(target)}; use e.g. (Nq, Nk) = {tuple(target[-2:])}, "
-                         f"(B, 1, Nq, Nk) or the full {tuple(target)}")
-    return mask if mask.dtype == torch.bool else mask.to(dtype)
+                         f"(B, 1, Nq, Nk) or the full {tuple(target)}{hint}")
+    if mask.dtype == torch.bool:
+        return mask
+    if not is_compiling() and _looks_like_keep_mask(mask):
+        raise ValueError(f"{name} is a float ({mask.dtype}) mask of only 0s and 1s: it looks like a "
+                         "keep/drop mask, but a float mask is added to the scores (0 changes nothing), so "
+                         "nothing would be masked. Use mask.bool() (True = keep), or a float bias with "
+                         "-inf where a pair is forbidden")
+    return mask.to(dtype)
 
 
 def attention_with_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -93,6 +130,8 @@ def attention_with_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     The softmax subtracts each row's maximum first, so very large scores do not overflow.
     """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(t, name, "attention_with_weights", "(..., N, d)")
     if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
         raise ValueError(f"q, k and v must have at least 2 dimensions (..., N, d), got shapes "
                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
@@ -101,12 +140,28 @@ def attention_with_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same number of keys Nk (dim -2), got k {tuple(k.shape)} and "
                          f"v {tuple(v.shape)}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p={dropout_p!r} is out of range; use a probability in [0, 1)")
+    if not q.is_floating_point() or q.dtype != k.dtype or q.dtype != v.dtype:
+        raise ValueError(f"q, k and v must share one floating dtype, got dtypes q {q.dtype}, k {k.dtype}, "
+                         f"v {v.dtype}; convert them, e.g. with .float() for float32")
+    check_probability("dropout_p", dropout_p)
+    try:
+        lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"the leading dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and v "
+                         f"{tuple(v.shape)} do not broadcast; use e.g. (B, H, N, d) for all three") from None
+    target = (*lead, q.shape[-2], k.shape[-2])
+    mask = check_mask(mask, tuple(target), dtype=q.dtype)
+    return _attend(q, k, v, mask, dropout_p, scale)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
+            dropout_p: float, scale: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`attention_with_weights` without the checks (``mask`` already checked by the caller)."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
 
     scores = (q * scale) @ k.transpose(-2, -1)          # (..., Nq, Nk): how well each key matches each query
-    mask = check_mask(mask, tuple(scores.shape), dtype=scores.dtype)
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(scores.dtype)
     if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, float("-inf"))  # forbidden pairs get no weight at all
     elif mask is not None:
@@ -160,9 +215,8 @@ class MultiHeadSelfAttention(nn.Module):
             divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
             raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}; each head gets dim // num_heads "
                              f"channels, so use a num_heads that divides {dim} (e.g. {divisors})")
-        for name, p in (("attn_drop", attn_drop), ("proj_drop", proj_drop)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name}={p!r} is out of range; use a dropout probability in [0, 1)")
+        check_probability("attn_drop", attn_drop)
+        check_probability("proj_drop", proj_drop)
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -174,14 +228,29 @@ class MultiHeadSelfAttention(nn.Module):
         self.tap = AttentionTap("token")                   # where the weights (B, H, N, N) can be seen
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a torch.Tensor of shape (B, N, {self.dim}), got a {type(x).__name__}")
+        check_tensor(x, "x", "MultiHeadSelfAttention", f"(B, N, {self.dim})")
         if x.dim() != 3:
             raise ValueError(f"x has {x.dim()} dimensions (shape {tuple(x.shape)}); expected 3: (batch B, "
-                             f"tokens N, channels {self.dim}). Add a batch dimension with x.unsqueeze(0)")
+                             f"tokens N, channels {self.dim}). Add a batch dimension with x.unsqueeze(0); an "
+                             "image (B, C, H, W) must become tokens first (e.g. PatchEmbed)")
         if x.shape[-1] != self.dim:
             raise ValueError(f"x has last dimension {x.shape[-1]} (shape {tuple(x.shape)}) but this layer was built "
                              f"with dim={self.dim}; expected shape (B, N, {self.dim})")
+        check_dtype_matches(x, self.qkv.weight.dtype, "x", "MultiHeadSelfAttention")
+
+    def _check_mask(self, mask: Optional[torch.Tensor], B: int, N: int, dtype: torch.dtype
+                    ) -> Optional[torch.Tensor]:
+        """The mask as a tensor that broadcasts to ``(B, H, N, N)``: a 3-D mask is per sample."""
+        if isinstance(mask, torch.Tensor) and mask.dim() == 3:
+            if mask.shape[0] not in (1, B) or mask.shape[1:] != (N, N):
+                raise ValueError(
+                    f"mask has shape {tuple(mask.shape)}; a 3-D mask is read as one (N, N) mask per sample, "
+                    f"(B, N, N) = ({B}, {N}, {N}) or (1, {N}, {N}), and applied to every head. For one mask "
+                    f"per head use (1, H, N, N) = (1, {self.num_heads}, {N}, {N}); per sample and head "
+                    f"(B, H, N, N); a per-sample mask is also accepted as (B, 1, N, N) = mask.unsqueeze(1)")
+            mask = mask.unsqueeze(1)                          # (B, 1, N, N): the same for every head
+        return check_mask(mask, (B, self.num_heads, N, N), dtype=dtype,
+                          hint="; a 3-D mask is per sample (B, N, N)")
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
                 return_attention: bool = False) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -189,8 +258,10 @@ class MultiHeadSelfAttention(nn.Module):
 
         Args:
             x: tokens ``(B, N, C)``.
-            mask: optional mask broadcastable to ``(B, H, N, N)``, e.g. ``(N, N)`` or ``(B, 1, N, N)``;
-                bool True = keep (SDPA's convention), float = added to the scores.
+            mask: optional. Bool: True = keep (SDPA's convention); float: added to the scores (a float
+                mask of 0s and 1s is refused: use ``mask.bool()``). ``(N, N)`` for every sample and head,
+                ``(B, N, N)`` per sample (a 3-D mask is always per sample), or 4-D broadcastable to
+                ``(B, H, N, N)`` such as ``(B, 1, N, N)`` or ``(1, H, N, N)``.
             return_attention: also return the weights ``(B, H, N, N)`` (takes the explicit path).
 
         Returns:
@@ -199,7 +270,7 @@ class MultiHeadSelfAttention(nn.Module):
         self._check_input(x)
         B, N, C = x.shape
         H, hd = self.num_heads, self.head_dim
-        mask = check_mask(mask, (B, H, N, N), dtype=x.dtype)
+        mask = self._check_mask(mask, B, N, x.dtype)
 
         qkv = self.qkv(x)                                    # (B, N, 3C)
         qkv = qkv.reshape(B, N, 3, H, hd)                    # (B, N, 3, H, hd)
@@ -211,7 +282,7 @@ class MultiHeadSelfAttention(nn.Module):
         p = self.attn_drop.p if self.training else 0.0       # dropout on the weights only while training
         weights: Optional[torch.Tensor] = None
         if return_attention or self.tap.recording:            # the weights are wanted: explicit path
-            out, weights = attention_with_weights(q, k, v, mask, dropout_p=p)  # (B, H, N, hd), (B, H, N, N)
+            out, weights = _attend(q, k, v, mask, p, None)      # (B, H, N, hd), (B, H, N, N)
             weights = self.tap(weights)                       # record_attention sees them here
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, N, hd)

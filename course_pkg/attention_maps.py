@@ -213,9 +213,18 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
     Returns:
         (B, N, N) rollout matrix, rows summing to 1.
     """
+    if isinstance(attentions, torch.Tensor) or not isinstance(attentions, Sequence):
+        raise TypeError(f"attentions must be a list of tensors (B, heads, N, N), one per layer, got a "
+                        f"{type(attentions).__name__}; pass the list returned by "
+                        "model(x, return_attention=True) or list(record.of_kind('token').values())")
     if len(attentions) == 0:
-        raise ValueError("attentions is empty; pass the token maps recorded by record_attention, first "
-                         "layer first")
+        raise ValueError("attentions is empty; pass at least one map: the list returned by "
+                         "model(x, return_attention=True) or the token maps recorded by record_attention, "
+                         "first layer first")
+    for layer, att in enumerate(attentions):
+        if not isinstance(att, torch.Tensor):
+            raise TypeError(f"attentions[{layer}] is a {type(att).__module__.split('.')[0]}."
+                            f"{type(att).__name__}, not a torch.Tensor; convert it with torch.as_tensor")
     fuse = {"mean": lambda a: a.mean(dim=1), "max": lambda a: a.amax(dim=1), "min": lambda a: a.amin(dim=1)}
     if head_fusion not in fuse:
         raise ValueError(f"head_fusion={head_fusion!r} is not supported; use 'mean', 'max' or 'min'")
@@ -223,7 +232,9 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
         raise ValueError(f"discard_ratio={discard_ratio!r} must be in [0, 1)")
     first = attentions[0]
     if first.ndim != 4 or first.shape[-1] != first.shape[-2]:
-        raise ValueError(f"each attention map must have shape (B, heads, N, N), got {tuple(first.shape)}")
+        raise ValueError(f"attentions[0] has shape {tuple(first.shape)}; each attention map must have "
+                         "shape (B, heads, N, N) (add the missing dimensions, e.g. a[None, None] for one "
+                         "(N, N) map)")
     b, _, n, _ = first.shape
     eye = torch.eye(n, dtype=first.dtype, device=first.device)  # (N, N)
     rollout = eye.expand(b, n, n)  # (B, N, N)

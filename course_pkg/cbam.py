@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from .attention_maps import AttentionTap
+from .checks import check_dtype_matches, check_tensor
 from .squeeze_excite import ChannelMLP, check_feature_map
 
 __all__ = [
@@ -76,7 +77,8 @@ class ChannelAttention(ChannelMLP):
 
     def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The channel weights ``M_c(x)``, ``(B, C, 1, 1)`` in ``(0, 1)``."""
-        check_feature_map(x, self.channels, f"ChannelAttention(channels={self.channels})")
+        check_feature_map(x, self.channels, f"ChannelAttention(channels={self.channels})",
+                          self.fc1.weight.dtype)
         avg = x.mean(dim=(2, 3), keepdim=True)           # (B, C, 1, 1) average-pooled descriptor
         mx = x.amax(dim=(2, 3), keepdim=True)            # (B, C, 1, 1) max-pooled descriptor
         return self.gate(self.mlp(avg) + self.mlp(mx))   # (B, C, 1, 1) same MLP for both
@@ -96,7 +98,10 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7, norm: bool = True) -> None:
         super().__init__()
-        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 \
+        if isinstance(kernel_size, (str, bool, float)) or kernel_size is None:
+            raise TypeError(f"kernel_size={kernel_size!r} is a {type(kernel_size).__name__}; use a positive "
+                            "odd int (7 in the paper)")
+        if not isinstance(kernel_size, int) or kernel_size < 1 \
                 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd integer (7 in the paper), got {kernel_size!r}; "
                              "an even kernel would shift the map by half a pixel")
@@ -109,9 +114,13 @@ class SpatialAttention(nn.Module):
 
     def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial map ``M_s(x)``, ``(B, 1, H, W)`` in ``(0, 1)``."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"SpatialAttention expects a 4-D input (B, C, H, W), got {shape}")
+        check_tensor(x, "x", "SpatialAttention", "(B, C, H, W)")
+        if x.dim() != 4:
+            how = ("add a batch dimension with x.unsqueeze(0) for a single map" if x.dim() == 3
+                   else "pass a batch of shape (B, C, H, W)")
+            raise ValueError(f"SpatialAttention expects a 4-D input (B, C, H, W), got a {x.dim()}-D tensor "
+                             f"of shape {tuple(x.shape)}; {how}")
+        check_dtype_matches(x, self.conv.weight.dtype, "x", "SpatialAttention")
         pooled = torch.cat([x.mean(dim=1, keepdim=True),     # (B, 1, H, W) average over channels
                             x.amax(dim=1, keepdim=True)],    # (B, 1, H, W) max over channels
                            dim=1)                            # (B, 2, H, W) order [mean, max] (paper, timm)
@@ -170,7 +179,8 @@ class CBAM(nn.Module):
         return self.spatial.last_map
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_feature_map(x, self.channels, f"CBAM(channels={self.channels})")
+        check_feature_map(x, self.channels, f"CBAM(channels={self.channels})",
+                          self.channel.fc1.weight.dtype)
         x = self.channel(x)   # (B, C, H, W) F' = M_c(F) * F
         x = self.spatial(x)   # (B, C, H, W) F'' = M_s(F') * F'
         return x

@@ -1,31 +1,186 @@
-"""Argument checks shared by the package: one message per kind of mistake, naming the parameter and value."""
+"""Argument checks shared by the package: one message per kind of mistake, naming the parameter and value.
+
+Conventions (the same for the whole public API):
+
+* ``TypeError``: the argument is not of an accepted Python type (a list, a NumPy array or a str where a
+  tensor is needed, a str where a number is needed).
+* ``ValueError``: the type is right but the value is not (out of range, wrong dtype, shape or layout).
+
+Every message names the parameter, shows the value (or its dtype / shape) and says what is accepted, and
+where the likely cause is known (a channels-last image, a 0-255 ``uint8`` image, a NumPy array) it says so.
+The tensor checks read only shapes and dtypes: they never copy the tensor or wait for the device.
+"""
 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Union
+from typing import Any, Optional, Union
 
-__all__ = ["pair", "positive_int"]
+import torch
+
+__all__ = [
+    "check_dtype_matches",
+    "check_image_batch",
+    "check_probability",
+    "check_tensor",
+    "describe",
+    "is_compiling",
+    "pair",
+    "positive_int",
+]
+
+
+def is_compiling() -> bool:
+    """True while ``torch.compile`` traces: data-dependent checks (that read tensor values) are skipped."""
+    return bool(torch.compiler.is_compiling())
+
+
+def describe(value: Any, name: str) -> str:
+    """``name=value`` for a message if the value's repr is short, else ``name`` and its type (and shape)."""
+    if isinstance(value, torch.Tensor):
+        return f"{name} (a Tensor of shape {tuple(value.shape)} and dtype {value.dtype})"
+    text = repr(value)
+    return f"{name}={text}" if len(text) <= 60 else f"{name} (a {_type_name(value)})"
+
+
+def _type_name(value: Any) -> str:
+    t = type(value)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__.split('.')[0]}.{t.__name__}"
 
 
 def positive_int(name: str, value: Any, hint: str = "") -> int:
-    """``value`` as an ``int`` if it is a positive integer (Python or NumPy; ``bool`` is refused), else a
-    ``ValueError`` naming ``name`` and the value.
+    """``value`` as an ``int`` if it is a positive integer (Python or NumPy), else an error naming ``name``.
+
+    A value that is not a number at all (a str, a tensor, ``None``, a ``bool``) raises ``TypeError``; a
+    number that is not a positive integer (``0``, ``-3``, ``5.0``) raises ``ValueError``.
 
     Args:
         name: the parameter's name, for the message.
         value: what the caller passed.
         hint: an optional sentence appended to the message (e.g. the paper's value).
     """
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        extra = f"; {hint}" if hint else ""
+    extra = f"; {hint}" if hint else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{describe(value, name)} is a {_type_name(value)}; use a positive int"
+                        f"{extra}")
+    if not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}={value!r} is not valid; use a positive integer{extra}")
     return int(value)
 
 
+def check_probability(name: str, value: Any) -> float:
+    """``value`` as a float if it is a probability in ``[0, 1)`` (a dropout rate), else an error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{describe(value, name)} is a {_type_name(value)}; use a float in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}={value!r} is out of range; use a dropout probability in [0, 1)")
+    return float(value)
+
+
 def pair(value: Union[int, tuple[int, int], Any], name: str) -> tuple[int, int]:
-    """``16 -> (16, 16)``; a pair of positive ints passes through; anything else raises ``ValueError``."""
-    p = (value, value) if isinstance(value, int) else tuple(value)
-    if len(p) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in p):
+    """``16 -> (16, 16)``; a pair of positive ints passes through; a str, a float or ``None`` raises
+    ``TypeError``, a wrong number of entries or a non-positive entry ``ValueError``."""
+    if isinstance(value, str) or value is None or isinstance(value, (bool, float)):
+        raise TypeError(f"{name}={value!r} is a {_type_name(value)}; use a positive int or a pair of "
+                        "positive ints (H, W)")
+    if isinstance(value, numbers.Integral):
+        p: tuple[Any, ...] = (int(value), int(value))
+    else:
+        try:
+            p = tuple(value)
+        except TypeError:
+            raise TypeError(f"{describe(value, name)} is a {_type_name(value)}; use a positive int or a "
+                            "pair of positive ints (H, W)") from None
+    if len(p) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                              for v in p):
         raise ValueError(f"{name}={value!r} must be a positive int or a pair of positive ints")
-    return p  # type: ignore[return-value]
+    return int(p[0]), int(p[1])
+
+
+def check_tensor(x: Any, name: str = "x", owner: str = "", expected: str = "") -> torch.Tensor:
+    """Raise ``TypeError`` unless ``x`` is a ``torch.Tensor``; the message says how to convert.
+
+    Args:
+        x: the argument.
+        name: its parameter name (``"x"``, ``"mask"``, ``"q"``...).
+        owner: the module or function that takes it, for the message (``"ResNet"``).
+        expected: the expected shape, e.g. ``"(B, C, H, W)"``.
+    """
+    if isinstance(x, torch.Tensor):
+        return x
+    who = f"{owner}: " if owner else ""
+    shape = f" of shape {expected}" if expected else ""
+    kind = _type_name(x)
+    if kind == "numpy.ndarray":
+        how = f"convert it with torch.from_numpy({name}) (then .float() if it holds float64)"
+    elif isinstance(x, (list, tuple)):
+        how = f"convert it with torch.as_tensor({name}, dtype=torch.float32)"
+    else:
+        how = "pass a tensor"
+    raise TypeError(f"{who}{name} must be a torch.Tensor{shape}, got a {kind}; {how}")
+
+
+def check_dtype_matches(x: torch.Tensor, expected: torch.dtype, name: str = "x", owner: str = "") -> None:
+    """Raise ``ValueError`` unless ``x`` is floating point and (outside autocast) of the ``expected`` dtype.
+
+    The advice names the likely cause: ``uint8`` is an 8-bit image (``x.float() / 255``), ``float64`` comes
+    from NumPy (``x.float()``), an integer tensor needs ``x.float()``.
+    """
+    if x.dtype == expected:
+        return
+    who = f"{owner}: " if owner else ""
+    if not x.is_floating_point():
+        if x.dtype == torch.uint8:
+            how = (f"an 8-bit image holds 0-255: use {name}.float() / 255 for values in [0, 1] "
+                   "(and normalise as the model expects)")
+        else:
+            how = f"convert it with {name}.float()"
+        raise ValueError(f"{who}{name} has dtype {x.dtype}; a float tensor ({expected}, the dtype of the "
+                         f"weights) is accepted: {how}")
+    if torch.is_autocast_enabled(x.device.type):
+        return  # autocast casts the inputs of each operation itself
+    if x.dtype == torch.float64:
+        how = (f"use {name}.float() (torch.from_numpy keeps NumPy's float64)" if expected == torch.float32
+               else f"use {name}.to({expected})")
+    else:
+        how = f"use {name}.to({expected}), or convert the model with .to({x.dtype}), or run under autocast"
+    raise ValueError(f"{who}{name} has dtype {x.dtype} but the weights are {expected}; {how}")
+
+
+def check_image_batch(x: Any, channels: int, name: str = "x", owner: str = "",
+                      param: str = "channels", dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Check that ``x`` is an image batch or feature map ``(B, channels, H, W)``; return it unchanged.
+
+    Raises ``TypeError`` for a list or NumPy array, ``ValueError`` for a 3-D tensor (one image without its
+    batch dimension), a channels-last ``(B, H, W, C)`` tensor (detected when dim 1 does not match and the
+    last dim does), a wrong channel count, or a dtype other than ``dtype`` (the weights' dtype).
+
+    Args:
+        x: the input.
+        channels: the channel count the module was built for.
+        name: the parameter's name, for the message.
+        owner: the module's name (and configuration), for the message.
+        param: the constructor argument that fixed ``channels`` (``"channels"``, ``"in_chans"``).
+        dtype: the weights' dtype; ``None`` skips the dtype check.
+    """
+    x = check_tensor(x, name, owner, f"(B, {channels}, H, W)")
+    who = f"{owner}: " if owner else ""
+    subject = owner or name
+    shape = tuple(x.shape)
+    if x.dim() != 4:
+        one = (f"add a batch dimension with {name}.unsqueeze(0) for a single image or map"
+               if x.dim() == 3 else "pass a batch of shape (B, C, H, W)")
+        raise ValueError(f"{subject} expects a 4-D input (B, C, H, W), got a {x.dim()}-D tensor of shape "
+                         f"{shape}; {one}")
+    if shape[1] != channels:
+        if shape[-1] == channels:
+            raise ValueError(
+                f"{who}{name} has shape {shape}, which looks channels-last (B, H, W, C) with "
+                f"C={channels}; this module was built with {param}={channels} and expects (B, C, H, W): "
+                f"use {name}.permute(0, 3, 1, 2)")
+        raise ValueError(f"{subject} was built for {param}={channels} but the input has {shape[1]} channels "
+                         f"(shape {shape}); pass (B, {channels}, H, W), or build it with "
+                         f"{param}={shape[1]}")
+    if dtype is not None:
+        check_dtype_matches(x, dtype, name, owner)
+    return x

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import positive_int
+from .checks import check_image_batch, positive_int
 
 __all__ = ["SimpleCNN", "simple_cnn"]
 
@@ -39,8 +39,7 @@ class SimpleCNN(nn.Module):
         self.head = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"SimpleCNN expects (B, {self.in_chans}, H, W) images, got shape {tuple(x.shape)}")
+        check_image_batch(x, self.in_chans, "x", "SimpleCNN", "in_chans", self.head.weight.dtype)
         x = self.features(x)                       # (B, 4 * width, H / 4, W / 4)
         return self.head(x.mean(dim=(2, 3)))       # (B, num_classes)
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from .attention_maps import last_maps
 from .cbam import CBAM
-from .checks import positive_int
+from .checks import check_image_batch, positive_int
 from .squeeze_excite import SqueezeExcitation
 from .weights import convert_timm_resnet_state_dict as convert_timm_state_dict
 
@@ -57,6 +57,9 @@ ATTENTION_KINDS = (None, "se", "cbam")
 
 
 def _check_attention(attention: Optional[str]) -> Optional[str]:
+    if isinstance(attention, bool):
+        raise TypeError(f"attention={attention!r} is a bool; use None (plain ResNet), 'se' "
+                        "(squeeze-and-excitation) or 'cbam' (channel + spatial attention)")
     if attention is None or (isinstance(attention, str) and attention.lower() == "none"):
         return None
     if isinstance(attention, str) and attention.lower() in ("se", "cbam"):
@@ -231,15 +234,7 @@ class ResNet(nn.Module):
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"ResNet expects a torch.Tensor image batch (B, {self.in_chans}, H, W), "
-                            f"got a {type(x).__name__}")
-        if x.dim() != 4:
-            raise ValueError(f"ResNet expects a 4-D input (B, C, H, W), got a {x.dim()}-D tensor of shape "
-                             f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0) for one image")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(f"ResNet was built with in_chans={self.in_chans} but the input has {x.shape[1]} "
-                             f"channels (shape {tuple(x.shape)}); build it with in_chans={x.shape[1]}")
+        check_image_batch(x, self.in_chans, "x", "ResNet", "in_chans", self.conv1.weight.dtype)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map: ``(B, in_chans, H, W) -> (B, num_features, H/s, W/s)``."""
@@ -290,6 +285,10 @@ def resnet_small(num_classes: int = 10, attention: Optional[str] = None, in_chan
     stage sees a 16 x 16 map of a 64 px image. ``reduction`` defaults to 4 because the stages are
     narrow (16 channels / 16 would leave a one-unit bottleneck).
     """
+    if len(tuple(widths)) != len(tuple(blocks)):
+        raise ValueError(f"widths={tuple(widths)} and blocks={tuple(blocks)} must have the same length, "
+                         f"one entry per stage (the ResNet's layers={tuple(blocks)} and "
+                         f"widths={tuple(widths)})")
     return ResNet(BasicBlock, blocks, widths=widths, num_classes=num_classes, in_chans=in_chans,
                   attention=attention, reduction=reduction, stem="small")
 

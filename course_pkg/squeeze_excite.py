@@ -28,27 +28,25 @@ import torch
 from torch import nn
 
 from .attention_maps import AttentionTap
-from .checks import positive_int
+from .checks import check_image_batch, positive_int
 
 __all__ = ["ChannelMLP", "SqueezeExcitation", "check_feature_map", "hidden_width"]
 
 
-def check_feature_map(x: torch.Tensor, channels: int, owner: str) -> None:
-    """Raise a clear ``ValueError`` unless ``x`` is a ``(B, channels, H, W)`` tensor.
+def check_feature_map(x: torch.Tensor, channels: int, owner: str,
+                      dtype: Optional[torch.dtype] = None) -> None:
+    """Raise a clear error unless ``x`` is a ``(B, channels, H, W)`` tensor (of the weights' ``dtype``).
+
+    ``TypeError`` for a list or NumPy array; ``ValueError`` for a 3-D tensor, a channels-last
+    ``(B, H, W, C)`` tensor, another channel count or dtype (:func:`course_pkg.checks.check_image_batch`).
 
     Args:
         x: the input to check.
         channels: the number of channels the module was built for.
         owner: the module's name and configuration, for the message (``"SqueezeExcitation(channels=64)"``).
+        dtype: the weights' dtype; ``None`` skips the dtype check.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{owner} expects a torch.Tensor of shape (B, C, H, W), got a {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{owner} expects a 4-D input (B, C, H, W), got a {x.dim()}-D tensor of shape "
-                         f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0) for a single map")
-    if x.shape[1] != channels:
-        raise ValueError(f"{owner} was built for channels={channels} but the input has {x.shape[1]} channels "
-                         f"(shape {tuple(x.shape)}); build it with channels={x.shape[1]}")
+    check_image_batch(x, channels, "x", owner, "channels", dtype)
 
 
 def hidden_width(channels: int, reduction: int, hidden_channels: Optional[int] = None) -> int:
@@ -134,6 +132,7 @@ class SqueezeExcitation(ChannelMLP):
 
     def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Squeeze and excitation only: the weights ``(B, C, 1, 1)`` in ``(0, 1)``, without scaling."""
-        check_feature_map(x, self.channels, f"SqueezeExcitation(channels={self.channels})")
+        check_feature_map(x, self.channels, f"SqueezeExcitation(channels={self.channels})",
+                          self.fc1.weight.dtype)
         s = x.mean(dim=(2, 3), keepdim=True)       # (B, C, 1, 1)  squeeze: one number per channel
         return self.gate(self.mlp(s))              # (B, C, 1, 1)  excitation: one weight in (0, 1) each

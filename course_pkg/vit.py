@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .attention import MultiHeadSelfAttention
-from .checks import pair, positive_int
+from .checks import check_image_batch, check_probability, pair, positive_int
 
 __all__ = [
     "Block",
@@ -71,22 +71,24 @@ class PatchEmbed(nn.Module):
                 raise ValueError(f"img_size={img_size!r} is not divisible by patch_size={patch_size!r} "
                                  f"(image {side} {i} % patch {p} = {i % p}); "
                                  f"use a size that is a multiple of {p}")
-        self.in_chans = in_chans
+        self.in_chans = positive_int("in_chans", in_chans)
+        positive_int("embed_dim", embed_dim)
         self.grid_size = (self.img_size[0] // self.patch_size[0], self.img_size[1] // self.patch_size[1])
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"expected an image batch of shape (B, C, H, W), got a {x.ndim}-D tensor of "
-                             f"shape {tuple(x.shape)}; add a batch dimension with x.unsqueeze(0) for one "
-                             "image")
-        _, c, h, w = x.shape
-        if c != self.in_chans:
-            raise ValueError(f"input has {c} channels but the model was built with in_chans={self.in_chans}")
+    def check_input(self, x: torch.Tensor, owner: str = "PatchEmbed") -> None:
+        """Raise a clear error unless ``x`` is an image batch ``(B, in_chans, *img_size)`` of the weights'
+        dtype (channels-last, NumPy, lists, ``uint8`` and ``float64`` get their own advice)."""
+        check_image_batch(x, self.in_chans, "x", owner, "in_chans", self.proj.weight.dtype)
+        h, w = x.shape[-2:]
         if (h, w) != self.img_size:
             raise ValueError(f"input size {h}x{w} does not match the model's img_size={self.img_size[0]}x"
-                             f"{self.img_size[1]}; resize the image (the position embeddings are per patch)")
+                             f"{self.img_size[1]} (x has shape {tuple(x.shape)}); resize the image (the "
+                             "position embeddings are per patch)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         x = self.proj(x)  # (B, D, gh, gw)
         return x.flatten(2).transpose(1, 2)  # (B, gh*gw, D)
 
@@ -174,14 +176,24 @@ class VisionTransformer(nn.Module):
         for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("depth", depth),
                             ("num_heads", num_heads)):
             positive_int(name, value)
+        if isinstance(num_classes, (str, bool)) or num_classes is None:
+            raise TypeError(f"num_classes={num_classes!r} is a {type(num_classes).__name__}; use an int "
+                            "(0: no head)")
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes={num_classes!r} must be a non-negative int (0: no head)")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head "
                              f"gets embed_dim / num_heads channels, so pick num_heads among the divisors of "
                              f"{embed_dim}")
-        if mlp_ratio <= 0:
-            raise ValueError(f"mlp_ratio={mlp_ratio!r} must be positive")
+        if isinstance(mlp_ratio, (str, bool)) or not isinstance(mlp_ratio, (int, float)):
+            raise TypeError(f"mlp_ratio={mlp_ratio!r} is a {type(mlp_ratio).__name__}; use a positive float "
+                            "(4.0 in the paper)")
+        if mlp_hidden_dim is None and int(embed_dim * mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio={mlp_ratio!r} gives an MLP of int({embed_dim} * {mlp_ratio!r}) = "
+                             f"{int(embed_dim * mlp_ratio)} units; use a positive ratio with at least one unit "
+                             "(4.0 in the paper)")
+        check_probability("drop_rate", drop_rate)
+        check_probability("attn_drop_rate", attn_drop_rate)
         self.num_classes = num_classes
         self.embed_dim = embed_dim
         self.num_heads = num_heads
@@ -224,6 +236,7 @@ class VisionTransformer(nn.Module):
             from .attention_maps import token_maps
 
             return token_maps(self, x, run=self.forward_features)
+        self.patch_embed.check_input(x, "VisionTransformer")
         x = self.patch_embed(x)  # (B, N-1, D)
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
         x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, N, D)

@@ -99,15 +99,93 @@ def convert_timm_resnet_state_dict(state_dict: Mapping[str, torch.Tensor]) -> di
 # ------------------------------------------------------------------------------------------------
 # ViT
 # ------------------------------------------------------------------------------------------------
-_STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}  # head count of the standard widths
+_TRAINING_ONLY = ("drop_rate", "attn_drop_rate")  # overrides a source model does not fix
+_GELU_KINDS = ("exact", "tanh")
 
 
-def _heads_for(embed_dim: int, source: str) -> int:
-    if embed_dim not in _STANDARD_HEADS:
-        raise ValueError(f"{source}: the number of heads cannot be read from a state dict and "
-                         f"embed_dim={embed_dim} is not a standard width ({sorted(_STANDARD_HEADS)}); "
-                         "pass num_heads=...")
-    return _STANDARD_HEADS[embed_dim]
+def _check_source(obj: Any, source: str, module_ok: bool, kind: str, name_advice: str) -> None:
+    """``TypeError`` unless ``obj`` is a state dict (a Mapping) or, when ``module_ok``, an ``nn.Module``."""
+    if isinstance(obj, Mapping) or (module_ok and isinstance(obj, nn.Module)):
+        return
+    if isinstance(obj, str):
+        raise TypeError(f"{source}: model_or_state_dict={obj!r} is a model name (a str), not a model; "
+                        f"{name_advice}")
+    raise TypeError(f"{source}: model_or_state_dict={obj!r} is a {type(obj).__name__}; pass a {kind} "
+                    "module or its state_dict()")
+
+
+def _config_from_shapes(state_dict: Mapping[str, torch.Tensor], source: str) -> tuple[dict[str, Any], int]:
+    """What the tensor shapes of a timm-keyed state dict determine exactly, and the number of patches.
+
+    The head count, the image size (for a given number of patches) and the GELU kind are *not* recorded in
+    a state dict; they are left out here.
+    """
+    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
+        if key not in state_dict:
+            raise ValueError(f"{source}: the state dict has no {key!r}; is this a ViT with a class token?")
+    d, c, ph, pw = state_dict["patch_embed.proj.weight"].shape  # (D, C, Ph, Pw)
+    num_patches = state_dict["pos_embed"].shape[1] - 1  # pos_embed: (1, 1 + gh*gw, D)
+    config: dict[str, Any] = dict(
+        patch_size=(ph, pw), in_chans=c, embed_dim=d,
+        depth=len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")}),
+        mlp_hidden_dim=state_dict["blocks.0.mlp.fc1.weight"].shape[0],   # exact, whatever the ratio
+        qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
+        num_classes=state_dict["head.weight"].shape[0] if "head.weight" in state_dict else 0,
+        global_pool="avg" if "fc_norm.weight" in state_dict else "token",
+    )
+    return config, num_patches
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    """Whether two values of a ViT argument are the same (``32`` and ``(32, 32)`` are)."""
+    if key in ("img_size", "patch_size"):
+        from .checks import pair
+
+        return pair(a, key) == pair(b, key)
+    return bool(a == b)
+
+
+def _merge_overrides(config: dict[str, Any], overrides: dict[str, Any], source: str, what: str
+                     ) -> dict[str, Any]:
+    """Apply ``overrides`` to the ``config`` read from the source; one that contradicts it is an error."""
+    out = dict(config)
+    accepted = sorted({*config, *_TRAINING_ONLY, "mlp_ratio"})
+    for key, value in overrides.items():
+        if key in _TRAINING_ONLY:
+            out[key] = value
+        elif key == "mlp_ratio":
+            hidden = int(config["embed_dim"] * value)
+            if hidden != config["mlp_hidden_dim"]:
+                raise ValueError(f"{source}: mlp_ratio={value!r} gives {hidden} MLP units but {what} has "
+                                 f"{config['mlp_hidden_dim']}; leave mlp_ratio out")
+        elif key in config:
+            if not _same(key, value, config[key]):
+                raise ValueError(f"{source}: {key}={value!r} contradicts {what}, which has "
+                                 f"{key}={config[key]!r}; leave {key} out (it is read from {what})")
+        else:
+            raise TypeError(f"{source}: unexpected argument {key}={value!r}; accepted: {accepted}")
+    return out
+
+
+def _gelu_kind(act: nn.Module) -> Optional[str]:
+    """``"exact"``, ``"tanh"`` or ``None`` (not a GELU) for an activation module of timm or PyTorch."""
+    if isinstance(act, nn.GELU):
+        return "tanh" if act.approximate == "tanh" else "exact"
+    name = type(act).__name__
+    if name == "GELU":      # timm.layers.activations.GELU: F.gelu, exact
+        return "exact"
+    if name == "GELUTanh":  # timm.layers.activations.GELUTanh
+        return "tanh"
+    return None
+
+
+def _check_gelu(gelu: Any, source: str) -> None:
+    if gelu not in _GELU_KINDS:
+        raise ValueError(f"{source}: gelu={gelu!r} is not known; use 'exact' (nn.GELU(), timm's default) or "
+                         "'tanh' (act_layer='gelu_tanh')")
+    if gelu == "tanh":
+        raise ValueError(f"{source}: the source uses the tanh approximation of GELU; the course ViT uses the "
+                         "exact GELU (nn.GELU()), so its outputs would differ: this model cannot be converted")
 
 
 def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any], source: str
@@ -130,62 +208,102 @@ def _build_and_load(state_dict: dict[str, torch.Tensor], config: dict[str, Any],
     return model
 
 
-def _from_state_dict(state_dict: dict[str, torch.Tensor], known: dict[str, Any], source: str
-                     ) -> VisionTransformer:
-    """Infer a config from the shapes of a timm-keyed state dict (``known`` entries win); build and load."""
-    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
-        if key not in state_dict:
-            raise ValueError(f"{source}: the state dict has no {key!r}; is this a ViT with a class token?")
-    d, c, ph, pw = state_dict["patch_embed.proj.weight"].shape  # (D, C, Ph, Pw)
-    num_patches = state_dict["pos_embed"].shape[1] - 1  # pos_embed: (1, 1 + gh*gw, D)
-    g = math.isqrt(num_patches)
-    config: dict[str, Any] = dict(
-        patch_size=ph if ph == pw else (ph, pw), in_chans=c, embed_dim=d,
-        depth=len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")}),
-        mlp_hidden_dim=state_dict["blocks.0.mlp.fc1.weight"].shape[0],   # exact, whatever the ratio
-        qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
-        num_classes=state_dict["head.weight"].shape[0] if "head.weight" in state_dict else 0,
-        global_pool="avg" if "fc_norm.weight" in state_dict else "token",
-    )
-    if g * g == num_patches:
-        config["img_size"] = g * ph if ph == pw else (g * ph, g * pw)
-    config.update(known)
-    if "img_size" not in config:
-        raise ValueError(f"{source}: {num_patches} patches is not a square grid; pass img_size=(H, W)")
-    if "num_heads" not in config:
-        config["num_heads"] = _heads_for(d, source)
-    return _build_and_load(state_dict, config, source)
+def _from_state_dict(state_dict: dict[str, torch.Tensor], given: dict[str, Any], source: str,
+                     needed: tuple[str, ...], why: dict[str, str]) -> VisionTransformer:
+    """Build and load from a timm-keyed state dict: the shapes give most of the config; ``needed`` keys
+    (not recorded in a state dict) must be in ``given``; the rest of ``given`` must agree with the shapes."""
+    config, num_patches = _config_from_shapes(state_dict, source)
+    missing = [k for k in needed if k not in given]
+    if missing:
+        example = ", ".join(f"{k}=..." for k in missing)
+        reasons = "; ".join(why[k] for k in missing)
+        raise ValueError(f"{source}: a state dict does not record {', '.join(missing)}, and guessing could "
+                         f"give a model with other outputs: pass {example} ({reasons}). Or pass the model "
+                         "itself, whose configuration is read from it")
+    given = dict(given)
+    if "gelu" in needed:
+        _check_gelu(given.pop("gelu"), source)
+    read = {k: given.pop(k) for k in needed if k in given}
+    if "num_heads" in read:
+        from .checks import positive_int
+
+        positive_int("num_heads", read["num_heads"])
+    if "img_size" in read:
+        from .checks import pair
+
+        h, w = pair(read["img_size"], "img_size")
+        ph, pw = config["patch_size"]
+        if h % ph or w % pw or (h // ph) * (w // pw) != num_patches:
+            raise ValueError(f"{source}: img_size={read['img_size']!r} gives a grid of {h / ph:g} x {w / pw:g} "
+                             f"patches of {ph}x{pw}, but the state dict's position embedding holds "
+                             f"{num_patches} patches; pass the image size the model was trained at")
+    config.update(read)
+    config = _merge_overrides(config, given, source, "the state dict")
+    return _build_and_load(dict(state_dict), config, source)
 
 
-def from_timm(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **config_overrides: Any
+_WHY = {
+    "num_heads": "the qkv weights have the same shape for any head count",
+    "img_size": "the position embedding gives the number of patches, not the grid's shape: "
+                "16 patches of 8 px are 32 x 32 or 16 x 64",
+    "gelu": "gelu='exact' for nn.GELU(), timm's default; a model built with act_layer='gelu_tanh' uses "
+            "the tanh GELU, which the course ViT does not have",
+}
+
+
+def from_timm(model_or_state_dict: Union[nn.Module, Mapping[str, torch.Tensor]], **config_overrides: Any
               ) -> VisionTransformer:
-    """A course ViT with the weights (and so the outputs) of a timm ``VisionTransformer``.
+    """A course ViT with the weights (and so the outputs) of a timm ``VisionTransformer``. Nothing is guessed.
 
     Args:
-        model_or_state_dict: a timm ``VisionTransformer`` (its config is read from it) or its ``state_dict``
-            (the config is inferred from the tensor shapes: width, depth, patch size, square image size, MLP
-            ratio, qkv bias, classes, pooling; the head count from the standard widths unless given).
-        **config_overrides: ``VisionTransformer`` arguments that replace the inferred ones (e.g.
-            ``num_heads``, ``img_size`` for a non-square model, ``drop_rate``).
+        model_or_state_dict: a timm ``VisionTransformer`` (its whole configuration is read from it: image
+            size, patch size, heads, pooling, GELU kind, widths) or its ``state_dict()``. A state dict
+            records the widths, depth, patch size, classes and pooling in its shapes but not the head
+            count, the image size or the GELU kind: pass ``num_heads=``, ``img_size=`` (an int or (H, W))
+            and ``gelu="exact"`` (timm's default ``nn.GELU()``) with it, or get a ``ValueError`` that asks.
+        **config_overrides: ``drop_rate`` / ``attn_drop_rate`` (for fine-tuning), and for a state dict the
+            arguments above. A value that contradicts the source model is a ``ValueError``.
+
+    Raises:
+        TypeError: a model name (use :func:`load_pretrained_timm`), ``None``, or a module that is not a ViT.
+        ValueError: a missing or contradicting argument, or a model the course ViT cannot represent exactly
+            (tanh GELU, another LayerNorm eps, layer scale, register tokens...).
     """
     source = "from_timm"
+    _check_source(model_or_state_dict, source, True, "timm VisionTransformer",
+                  f"for pretrained weights use load_pretrained_timm({model_or_state_dict!r}), or pass "
+                  f"timm.create_model({model_or_state_dict!r}) or its state_dict()")
     if not isinstance(model_or_state_dict, nn.Module):
-        return _from_state_dict(dict(model_or_state_dict), config_overrides, source)
+        return _from_state_dict(dict(model_or_state_dict), config_overrides, source,
+                                ("num_heads", "img_size", "gelu"), _WHY)
     tm = model_or_state_dict
+    if not all(hasattr(tm, a) for a in ("patch_embed", "blocks", "cls_token", "pos_embed")):
+        raise TypeError(f"{source}: model_or_state_dict is a {type(tm).__name__}, not a timm "
+                        "VisionTransformer (it has no patch_embed, blocks, cls_token or pos_embed)")
     for attr, what in (("no_embed_class", "position embeddings without the class token"),
                        ("dynamic_img_size", "dynamic image size"),
                        ("pool_include_prefix", "pooling that includes the [CLS] token")):
         if getattr(tm, attr, False):
             raise ValueError(f"{source}: {what} ({attr}={getattr(tm, attr)!r}) is not supported")
-    eps_ok = all(abs(m.eps - LN_EPS) < 1e-12 for m in tm.modules() if isinstance(m, nn.LayerNorm))
-    gelu_ok = all(isinstance(m, nn.GELU) and m.approximate == "none"
-                  for m in tm.modules() if "gelu" in type(m).__name__.lower())
-    if not (eps_ok and gelu_ok):
-        raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6 or a GELU other than "
-                         "the exact one; the course ViT's outputs would differ")
-    known = dict(img_size=tuple(tm.patch_embed.img_size), num_heads=tm.blocks[0].attn.num_heads,
-                 global_pool=tm.global_pool)
-    return _from_state_dict(tm.state_dict(), {**known, **config_overrides}, source)
+    if not all(abs(m.eps - LN_EPS) < 1e-12 for m in tm.modules() if isinstance(m, nn.LayerNorm)):
+        raise ValueError(f"{source}: this model uses a LayerNorm eps other than 1e-6; the course ViT's "
+                         "outputs would differ")
+    kinds = {_gelu_kind(b.mlp.act) for b in tm.blocks if hasattr(b, "mlp") and hasattr(b.mlp, "act")}
+    if kinds != {"exact"}:
+        acts = sorted({type(b.mlp.act).__name__ for b in tm.blocks if hasattr(b, "mlp")})
+        raise ValueError(f"{source}: this model's MLP activation is {acts} ({sorted(map(str, kinds))}); the "
+                         "course ViT uses the exact GELU (nn.GELU()), so its outputs would differ")
+    heads = {b.attn.num_heads for b in tm.blocks}
+    if len(heads) != 1:
+        raise ValueError(f"{source}: the blocks have different head counts {sorted(heads)}; not supported")
+    config, _ = _config_from_shapes(tm.state_dict(), source)
+    config.update(img_size=tuple(tm.patch_embed.img_size), patch_size=tuple(tm.patch_embed.patch_size),
+                  num_heads=heads.pop(), global_pool=tm.global_pool)
+    overrides = dict(config_overrides)
+    if "gelu" in overrides and overrides.pop("gelu") != "exact":
+        raise ValueError(f"{source}: gelu contradicts the source model, which uses the exact GELU")
+    config = _merge_overrides(config, overrides, source, "the source model")
+    return _build_and_load(tm.state_dict(), config, source)
 
 
 _TV_KEYS = [  # torchvision name -> timm name (regular expressions on the state_dict keys)
@@ -213,29 +331,51 @@ def _torchvision_to_timm_key(key: str) -> str:
                      "pre-logits layer is not supported)")
 
 
-def from_torchvision(model_or_state_dict: Union[nn.Module, dict[str, torch.Tensor]], **config_overrides: Any
+def from_torchvision(model_or_state_dict: Union[nn.Module, Mapping[str, torch.Tensor]], **config_overrides: Any
                      ) -> VisionTransformer:
     """A course ViT with the weights (and so the outputs) of a torchvision ``VisionTransformer``.
 
     The keys map one to one (``conv_proj`` -> ``patch_embed.proj``, ``encoder.layers.encoder_layer_{i}.ln_1``
     -> ``blocks.{i}.norm1``, ``self_attention.in_proj_*`` -> ``attn.qkv.*`` with the same [q; k; v] packing,
     ``mlp.0``/``mlp.3`` -> ``mlp.fc1``/``mlp.fc2``, ``encoder.ln`` -> ``norm``, ``heads.head`` -> ``head``).
-    The head count is read from a model, or from the standard widths for a bare state dict.
+    From a model, the configuration is read from it. A state dict does not record the head count: pass
+    ``num_heads=`` with it (the image size follows from the position embedding, since torchvision's ViT
+    is square; its GELU is always the exact one). An override that contradicts the source is an error.
     """
     source = "from_torchvision"
+    name = model_or_state_dict
+    _check_source(name, source, True, "torchvision VisionTransformer",
+                  f"build it with torchvision.models.{name}(weights=...) and pass the module or its "
+                  "state_dict()")
     config: dict[str, Any] = {}
     if isinstance(model_or_state_dict, nn.Module):
         tv = model_or_state_dict
+        if not all(hasattr(tv, a) for a in ("conv_proj", "encoder", "class_token")):
+            raise TypeError(f"{source}: model_or_state_dict is a {type(tv).__name__}, not a torchvision "
+                            "VisionTransformer (it has no conv_proj, encoder or class_token)")
         if any(abs(m.eps - LN_EPS) > 1e-12 for m in tv.modules() if isinstance(m, nn.LayerNorm)):
             raise ValueError(f"{source}: this model's LayerNorm eps is not 1e-6; its outputs would differ")
-        config["num_heads"] = tv.encoder.layers[0].self_attention.num_heads
+        config = dict(num_heads=tv.encoder.layers[0].self_attention.num_heads, img_size=tv.image_size,
+                      patch_size=tv.patch_size)
         state_dict = tv.state_dict()
     else:
         state_dict = dict(model_or_state_dict)
     converted = {_torchvision_to_timm_key(k): v for k, v in state_dict.items()}
     if "cls_token" not in converted:
         raise ValueError(f"{source}: the state dict has no 'class_token'; is this a torchvision ViT?")
-    return _from_state_dict(converted, {**config, **config_overrides}, source)
+    shapes, num_patches = _config_from_shapes(converted, source)
+    if not config:  # a state dict: the square grid gives the image size; the head count must be given
+        g = math.isqrt(num_patches)
+        ph, pw = shapes["patch_size"]
+        if g * g != num_patches or ph != pw:
+            raise ValueError(f"{source}: {num_patches} patches of {ph}x{pw} is not the square grid of a "
+                             "torchvision ViT")
+        given = dict(config_overrides)
+        given.setdefault("img_size", g * ph)
+        given["gelu"] = "exact"
+        return _from_state_dict(converted, given, source, ("num_heads", "img_size", "gelu"), _WHY)
+    config = _merge_overrides({**shapes, **config}, config_overrides, source, "the source model")
+    return _build_and_load(converted, config, source)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -279,6 +419,9 @@ def load_pretrained_timm(name: str = "vit_small_patch16_224", timeout: float = 3
         timeout: seconds allowed for the connectivity check.
         **create_kwargs: passed to ``timm.create_model`` (e.g. ``num_classes``).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name={name!r} is a {type(name).__name__}; use a timm model name (a str) such as "
+                        "'vit_small_patch16_224'; to convert a model you already have, use from_timm(model)")
     try:
         import timm
     except ImportError as err:

@@ -320,7 +320,7 @@ def test_bad_input_shape(shape: tuple[int, ...], match: str) -> None:
 ])
 def test_bad_mask(mask: object, match: str) -> None:
     m = MultiHeadSelfAttention(16, 4)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((TypeError, ValueError), match=match):
         m(torch.randn(2, 5, 16), mask)
 
 
@@ -400,3 +400,39 @@ def test_fully_masked_row_on_gpu_fused_path() -> None:
     out = m(x, keep)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, m(x, keep, return_attention=True)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_mask_rule_3d_is_per_sample_whatever_the_head_count() -> None:
+    """A 3-D mask (B, N, N) is per sample: the same result as (B, 1, N, N), also when B == num_heads."""
+    torch.manual_seed(0)
+    m = MultiHeadSelfAttention(16, 4).eval()
+    x = torch.randn(4, 5, 16)
+    keep = torch.arange(5)[None, None, :] < torch.tensor([5, 4, 3, 2])[:, None, None]  # (4, 1, 5)
+    keep = keep.expand(4, 5, 5)
+    with torch.no_grad():
+        out3, w3 = m(x, keep, return_attention=True)
+        out4, w4 = m(x, keep.unsqueeze(1), return_attention=True)
+        torch.testing.assert_close(w3, w4, rtol=0, atol=0)
+        torch.testing.assert_close(m(x, keep), m(x, keep.unsqueeze(1)))  # the fused path too
+    assert (w3.masked_select(~keep[:, None].expand_as(w3)) == 0).all()
+
+
+def test_mask_rule_float_zero_one_refused_all_zero_bias_accepted() -> None:
+    m = MultiHeadSelfAttention(16, 4).eval()
+    x = torch.randn(2, 5, 16)
+    with pytest.raises(ValueError, match=r"mask\.bool\(\)"):
+        m(x, torch.tril(torch.ones(5, 5)))
+    with pytest.raises(ValueError, match=r"mask\.bool\(\)"):
+        scaled_dot_product_attention(x, x, x, torch.ones(5, 5))
+    with torch.no_grad():  # an all-zero bias (e.g. a padding bias for a batch without padding) is no mask
+        torch.testing.assert_close(m(x, torch.zeros(5, 5)), m(x))
+
+
+def test_wrong_dtype_and_container_inputs_are_explained() -> None:
+    m = MultiHeadSelfAttention(16, 4)
+    with pytest.raises(ValueError, match=r"float64.*\.float\(\)"):
+        m(torch.randn(2, 5, 16, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"got a list.*torch\.as_tensor"):
+        m(torch.randn(2, 5, 16).tolist())
+    with pytest.raises(TypeError, match="n='5' is a str"):
+        causal_mask("5")  # type: ignore[arg-type]

@@ -202,7 +202,7 @@ def test_training_step_compiles_with_backward(case: str) -> None:
     (CBAM(8, reduction=2), torch.randn(2, 7, 6, 6), "input has 7 channels"),
     (VisionTransformer(**VIT), torch.randn(2, 3, 40, 40), "does not match the model's img_size"),
     (resnet_small(), torch.randn(2, 1, 32, 32), "in_chans=3"),
-    (simple_cnn(), torch.randn(2, 1, 16, 16), "SimpleCNN expects"),
+    (simple_cnn(), torch.randn(2, 1, 16, 16), "SimpleCNN was built for in_chans=3"),
 ])
 def test_compiled_models_still_explain_bad_input(model: nn.Module, bad: torch.Tensor, message: str) -> None:
     """The input checks keep working once compiled. With the default ``fullgraph=False`` dynamo runs the
