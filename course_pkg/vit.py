@@ -231,17 +231,23 @@ class VisionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor, return_attention: bool = False
                          ) -> Union[torch.Tensor, tuple[torch.Tensor, list[torch.Tensor]]]:
-        """Image (B, C, H, W) -> tokens (B, N, D) after the last block and final norm (+ attention maps)."""
-        if return_attention:  # the recorder, as for every course model
-            from .attention_maps import token_maps
+        """Image (B, C, H, W) -> tokens (B, N, D) after the last block and final norm.
 
-            return token_maps(self, x, run=self.forward_features)
+        With ``return_attention=True`` it also returns each block's attention weights, (B, heads, N, N) per
+        layer, first layer first: the maps that ``record_attention`` records as ``"token"`` maps.
+        """
         self.patch_embed.check_input(x, "VisionTransformer")
         x = self.patch_embed(x)  # (B, N-1, D)
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
         x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, N, D)
         x = self.pos_drop(x)
-        return self.norm(self.blocks(x))
+        if not return_attention:
+            return self.norm(self.blocks(x))
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, return_attention=True)  # (B, N, D), (B, heads, N, N)
+            maps.append(weights)
+        return self.norm(x), maps
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Tokens (B, N, D) -> logits (B, num_classes), or the pooled features (B, D) if ``pre_logits``."""
@@ -252,10 +258,9 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor, return_attention: bool = False
                 ) -> Union[torch.Tensor, tuple[torch.Tensor, list[torch.Tensor]]]:
         """Image (B, C, H, W) -> logits (B, num_classes) [, per-layer attention (B, nh, N, N) x depth]."""
-        if return_attention:  # the recorder, as for every course model
-            from .attention_maps import token_maps
-
-            return token_maps(self, x)
+        if return_attention:
+            tokens, maps = self.forward_features(x, return_attention=True)
+            return self.forward_head(tokens), maps
         return self.forward_head(self.forward_features(x))
 
     def extra_repr(self) -> str:

@@ -20,6 +20,7 @@ import torch._dynamo as dynamo
 from torch import nn
 
 from course_pkg.attention import MultiHeadSelfAttention, causal_mask
+from course_pkg.attention_maps import record_attention, taps
 from course_pkg.cbam import CBAM, ChannelAttention, SpatialAttention
 from course_pkg.resnet import BasicBlock, Bottleneck, ResNet, resnet_small
 from course_pkg.squeeze_excite import SqueezeExcitation
@@ -99,15 +100,8 @@ def _assert_one_graph(model: nn.Module, args: tuple[torch.Tensor, ...], kwargs: 
         f"{explanation.graph_count} graphs, {explanation.graph_break_count} breaks: {reasons}")
 
 
-def _stored_maps(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors the course modules keep for plotting after a call (``last_weights`` and the like)."""
-    out = {}
-    for name, m in model.named_modules():
-        for attr in ("last_weights", "last_map", "attention_weights"):
-            value = getattr(m, attr, None)
-            if isinstance(value, torch.Tensor):
-                out[f"{name}.{attr}"] = value
-    return out
+def _has_attention(model: nn.Module) -> bool:
+    return bool(taps(model))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -118,19 +112,31 @@ def test_compiles_as_one_graph_and_matches_eager(case: str) -> None:
     args = inputs()
     with torch.no_grad():
         expected = model(*args, **kwargs)
-        expected_maps = _stored_maps(model)
         _assert_one_graph(model, args, kwargs)
         compiled = torch.compile(model, fullgraph=True, backend="eager")
-        for m in model.modules():  # the maps must come from the compiled call, not linger from the eager one
-            for attr in ("last_weights", "last_map"):
-                if hasattr(m, attr):
-                    setattr(m, attr, None)
         got = compiled(*args, **kwargs)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)  # the same ops on the same data
-    got_maps = _stored_maps(model)
-    assert got_maps.keys() == expected_maps.keys()
-    for name in expected_maps:
-        torch.testing.assert_close(got_maps[name], expected_maps[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "attention" in c or c in (
+    "squeeze-excitation", "cbam", "resnet_small se", "resnet_small cbam", "resnet bottleneck se",
+    "resnet bottleneck cbam", "vit")])
+def test_recorded_maps_are_the_same_when_compiled(case: str) -> None:
+    """record_attention (the one way to see attention) gives the compiled model's maps, equal to eager's."""
+    build, inputs, kwargs = CASES[case]
+    torch.manual_seed(0)
+    model = build().eval()
+    assert _has_attention(model)
+    args = inputs()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        with record_attention(model) as eager_maps:
+            model(*args, **kwargs)
+        with record_attention(model) as compiled_maps:
+            compiled(*args, **kwargs)
+    assert eager_maps and compiled_maps.keys() == eager_maps.keys()
+    for name in eager_maps:
+        torch.testing.assert_close(compiled_maps[name], eager_maps[name], rtol=0, atol=0, msg=name)
 
 
 def test_blind_query_gives_zero_output_when_compiled() -> None:
@@ -144,20 +150,6 @@ def test_blind_query_gives_zero_output_when_compiled() -> None:
     assert torch.all(weights[:, :, 2] == 0)
     torch.testing.assert_close(out[:, 2], layer.proj.bias.expand(2, 16))
     torch.testing.assert_close(fused[:, 2], layer.proj.bias.expand(2, 16))
-
-
-def test_stored_attention_weights_when_compiled() -> None:
-    torch.manual_seed(0)
-    layer = MultiHeadSelfAttention(16, 4).eval()
-    layer.store_attention = True
-    x = _tokens()
-    with torch.no_grad():
-        expected = layer(x, return_attention=True)[1]
-        layer.attention_weights = None
-        _assert_one_graph(layer, (x,), {})
-        torch.compile(layer, fullgraph=True, backend="eager")(x)
-    assert layer.attention_weights is not None
-    torch.testing.assert_close(layer.attention_weights, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("case", ["attention bool mask", "vit", "cbam"])
