@@ -67,13 +67,14 @@ def test_ch03_patch_self_attention_is_attention_with_q_k_v_the_patches() -> None
 def test_ch04_se_block_equals_the_package_and_timm_se_module() -> None:
     se = randomise_(SqueezeExcitation(32, reduction=4)).double().eval()
     block = ch04.SEBlock(32, reduction=4).double()
-    block.load_state_dict({k: v.flatten(1) if v.dim() == 4 else v for k, v in se.state_dict().items()})
+    block.load_state_dict(se.state_dict())        # the same 1 x 1 convolutions, the same names
     timm_se = timm_layers.SEModule(32, rd_channels=8).double().eval()
     timm_se.load_state_dict(se.state_dict())
     x = _randn(2, 32, 5, 6)
     torch.testing.assert_close(block(x), se(x), **TIGHT)
     torch.testing.assert_close(block(x), timm_se(x), **TIGHT)
-    w = ch04.excitation(ch04.squeeze(x), block.fc1.weight, block.fc1.bias, block.fc2.weight, block.fc2.bias)
+    w = ch04.excitation(ch04.squeeze(x), block.fc1.weight.flatten(1), block.fc1.bias,
+                        block.fc2.weight.flatten(1), block.fc2.bias)
     torch.testing.assert_close(w, se.channel_weights(x).flatten(1), **TIGHT)
 
 
