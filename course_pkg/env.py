@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import random
@@ -76,7 +77,7 @@ def get_device(prefer: Optional[str | torch.device] = None) -> torch.device:
         TypeError: ``prefer`` is neither a string nor a ``torch.device``.
     """
     if prefer is not None and not (isinstance(prefer, str) and prefer.strip() == ""):
-        return _parse_device(prefer, "device")
+        return _parse_device(prefer, "prefer")
     env = os.environ.get("COURSE_DEVICE")
     if env is not None and env.strip():
         return _parse_device(env, "COURSE_DEVICE")
@@ -98,8 +99,15 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> int:
     Returns:
         The seed, so ``seed = seed_everything(0)`` reads well.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, (str, bytes)) or seed is None:
+        raise TypeError(f"seed must be a non-negative integer (an int below 2**32, e.g. seed=0), got "
+                        f"seed={seed!r}, a {type(seed).__name__}")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise ValueError(f"seed must be a non-negative integer below 2**32, got seed={seed!r}")
+    seed = int(seed)
+    if seed < 0 or seed >= 2**32:
+        raise ValueError(f"seed must be a non-negative integer below 2**32 (NumPy's generator accepts no "
+                         f"more), got seed={seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
