@@ -28,7 +28,8 @@ def _parse_device(choice: object, source: str) -> torch.device:
     elif isinstance(choice, str):
         name = choice.strip()
     else:
-        raise TypeError(f"{source} must be a string such as 'cpu' or 'cuda:0' (or a torch.device), got "
+        raise TypeError(f"{source}={choice!r} is not valid: the device must be a string such as 'cpu' or "
+                        f"'cuda:0' (or a torch.device), got "
                         f"{choice!r} of type {type(choice).__name__}; accepted values: {accepted}")
     hints = {"gpu": " (for an NVIDIA GPU use 'cuda', for Apple silicon 'mps')",
              "tpu": " (TPUs are not supported by this course; use 'cpu' or a GPU)",
