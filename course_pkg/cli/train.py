@@ -44,7 +44,7 @@ import os
 import shlex
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import torch
 import torch.distributed as dist
@@ -67,8 +67,23 @@ from ..train import _as_dataset, _world, evaluate, fit
 __all__ = ["main"]
 
 
+class UsageError(SystemExit):
+    """A usage error: exit status 2 (as argparse's), the message in ``str(err)`` and on stderr."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise UsageError(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m course_pkg.train",
         description="Train a classifier on one of the course's data sets; runs under torchrun too.")
     p.add_argument("--model", default="resnet_small",
