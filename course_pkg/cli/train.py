@@ -174,7 +174,8 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[d
         p.error(f"--kwargs={args.kwargs!r} is not valid JSON ({err}); use a JSON object such as "
                 "'{\"width\": 32}' (keys in double quotes)")
     if not isinstance(model_kwargs, dict):
-        p.error(f"--kwargs={args.kwargs!r} is not valid; use a JSON object such as '{{\"width\": 32}}'")
+        p.error(f"--kwargs={args.kwargs!r} is not valid: it must be a JSON object such as "
+                "'{\"width\": 32}'")
     if args.attention is not None:
         if args.attention.lower() not in ("none", "se", "cbam"):
             bad("--attention", repr(args.attention), "none, se or cbam")
