@@ -305,10 +305,12 @@ class ImageDataset(Dataset):
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise ValueError(f"labels has dtype {labels.dtype}; use integer class indices (labels.long())")
         if labels.dim() != 1:
-            raise ValueError(f"labels must be a (N,) tensor, here ({n},), got shape {tuple(labels.shape)}"
+            raise ValueError(f"labels must be a ({n},) tensor, one label per image (N,), got shape "
+                             f"{tuple(labels.shape)}"
                              + ("; use labels.view(-1)" if labels.numel() == n else ""))
         if labels.shape[0] != n:
-            raise ValueError(f"labels has {labels.shape[0]} entries but images has {n}; give one label per image")
+            raise ValueError(f"labels must be a ({n},) tensor to match images: labels has {labels.shape[0]} "
+                             f"entries but images has {n}; give one label per image")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform={transform!r} is a {type(transform).__name__}, not callable; pass a "
                             "function of a (C, H, W) image (e.g. a torchvision v2 transform) or None")
