@@ -220,6 +220,8 @@ def plot_cbam_maps(images: ArrayLike, channel_weights: ArrayLike, spatial_maps: 
     if imgs.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(imgs.shape)}")
     n = imgs.shape[0]
+    if n == 0:
+        raise ValueError(f"images has shape {tuple(imgs.shape)}: 0 images; pass at least one image")
     if cw.ndim != 2 or cw.shape[0] != n:
         raise ValueError(f"channel_weights must be (N, C) with N={n}, got shape {tuple(cw.shape)}")
     if sm.ndim != 3 or sm.shape[0] != n:
