@@ -245,6 +245,7 @@ def _safe_load(path: Union[str, os.PathLike], map_location: Any = "cpu") -> tupl
     if isinstance(map_location, (str, torch.device)):
         dev = _parse_device(map_location, "map_location")
         map_location = dev
+    _check_hash(path)   # first: a recorded hash says the most about a changed file
     problem = _file_problem(path)
     if problem:
         raise ValueError(f"checkpoint path={str(path)!r} {problem}")
@@ -324,7 +325,6 @@ def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = 
         raise TypeError(f"model must be a torch.nn.Module to load the weights into (or None), got {model!r} of "
                         f"type {type(model).__name__}; build it first, e.g. build_model('resnet_small', ...)")
     path, obj = _safe_load(path, map_location)
-    _check_hash(path)
     if isinstance(obj, dict) and "format" in obj and obj["format"] != _FORMAT:
         raise ValueError(f"{str(path)!r} has format={obj['format']!r}; this version of course_pkg reads "
                          f"format={_FORMAT!r} (a course checkpoint written by save_checkpoint)")
