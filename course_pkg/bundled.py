@@ -29,7 +29,9 @@ import importlib
 import inspect
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Union
@@ -38,8 +40,8 @@ import torch
 from torch import nn
 
 __all__ = ["CHECKPOINT_DIR", "MODELS", "REQUIRED_KEYS", "Checkpoint", "accepted_kwargs", "build_model",
-           "bundled_test_data", "checkpoint_path", "get_entry", "list_bundled", "load_bundled",
-           "load_checkpoint", "manifest", "resolve_builder", "save_checkpoint", "sha256_of", "update_manifest"]
+           "bundled_test_data", "check_writable", "checkpoint_path", "get_entry", "list_bundled", "load_bundled",
+           "load_checkpoint", "load_train_state", "manifest", "resolve_builder", "save_checkpoint", "sha256_of", "update_manifest"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,32 +123,181 @@ def _check_meta(value: Any, where: str = "meta") -> None:
                     "float, str, lists and dicts (so it loads with weights_only=True)")
 
 
+def check_writable(path: Union[str, os.PathLike], name: str = "path") -> Path:
+    """Check that a file can be written at ``path`` (before any work), or raise a clear ``OSError``.
+
+    Creates the missing parent folders and writes and removes a small probe file next to ``path``.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        NotADirectoryError: a part of ``path`` above the file is a file, not a folder.
+        PermissionError / OSError: the folder cannot be created or written.
+    """
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise TypeError(f"{name}={path!r} is not valid; use a file path (a str or pathlib.Path) such as 'model.pt'")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{name}={str(path)!r} is a directory; give a file path inside it, such as "
+                                f"{str(path / 'model.pt')!r}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{name}={str(path)!r} cannot be written: {str(parent)!r} is a file, "
+                                         "not a directory; choose a path whose folders are folders")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{name}={str(path)!r} cannot be written ({err.strerror or err}); choose a file "
+                              "in a folder you can write to") from err
+    return path
+
+
 def save_checkpoint(path: Union[str, os.PathLike], model: Union[nn.Module, Mapping[str, torch.Tensor]],
-                    meta: Optional[Mapping[str, Any]] = None, dtype: Optional[torch.dtype] = None) -> Path:
+                    meta: Optional[Mapping[str, Any]] = None, dtype: Optional[torch.dtype] = None,
+                    train_state: Optional[Mapping[str, Any]] = None) -> Path:
     """Save a model's state dict and plain-data ``meta`` to ``path`` (written atomically).
+
+    The file is written to ``path + ".tmp"`` and renamed over ``path`` (``os.replace``), so a crash never
+    leaves half a file at ``path``; the ``.tmp`` file is removed when the write fails.
 
     Args:
         model: a module (a DDP wrapper is unwrapped) or a state dict.
         meta: plain data (numbers, strings, lists, dicts) about the model: builder, kwargs, data, accuracy.
         dtype: store floating-point tensors in this dtype (e.g. ``torch.float16`` halves the file).
+        train_state: what a stopped training run needs to continue (optimiser, schedule, random
+            generators; tensors and plain data), read back with :func:`load_train_state`.
     """
     if isinstance(model, nn.parallel.DistributedDataParallel):
         model = model.module
+    if not isinstance(model, (nn.Module, Mapping)):
+        raise TypeError(f"model must be a torch.nn.Module or a state dict, got {model!r} of type "
+                        f"{type(model).__name__}; to save a named model, build it first (build_model)")
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
+    if meta is not None and not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a dict of plain data (str, int, float, lists, dicts), got "
+                        f"{type(meta).__name__}")
     meta = dict(meta or {})
     _check_meta(meta)
-    if dtype is not None and not dtype.is_floating_point:
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype={dtype} is not valid; use a floating-point dtype such as torch.float16")
+    path = check_writable(path)
     out = {}
     for k, v in state.items():
         v = v.detach().to("cpu").clone()
         out[k] = v.to(dtype) if dtype is not None and v.is_floating_point() else v
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    obj: dict[str, Any] = {"format": _FORMAT, "state_dict": out, "meta": meta}
+    if train_state is not None:
+        obj["train_state"] = dict(train_state)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": _FORMAT, "state_dict": out, "meta": meta}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _file_problem(path: Path) -> Optional[str]:
+    """What is wrong with a checkpoint file's bytes, in words, or None when it looks like one."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes): the download or the save did not finish; download or save it again"
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")):
+        return ("is an HTML page, not a checkpoint (a web page was saved instead of the file: use the "
+                "file's direct download link, or write it with save_checkpoint)")
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            return (f"is truncated (incomplete: {size} bytes, its end is missing); download it again or save "
+                    "it again with save_checkpoint")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            return f"is damaged (corrupt: {err}); download it again or save it again with save_checkpoint"
+        if bad is not None:
+            return (f"is damaged (corrupt: the checksum of its part {bad!r} does not match); download it "
+                    "again or save it again with save_checkpoint")
+        return None
+    if head.startswith(b"\x80"):  # the legacy (non-zip) torch.save format: a pickle
+        return None
+    return ("is not a checkpoint (it is neither a torch.save zip file nor a pickle; it starts with "
+            f"{head[:16]!r}); write checkpoints with save_checkpoint")
+
+
+def _safe_load(path: Union[str, os.PathLike], map_location: Any = "cpu") -> tuple[Path, Any]:
+    """``torch.load(path, weights_only=True)`` with a clear message for every kind of bad file."""
+    from .env import _parse_device
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path={path!r} is not valid; use a file path (a str or pathlib.Path)")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint path={str(path)!r} is a directory; give the .pt file inside it")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist; check the name and the folder")
+    if isinstance(map_location, (str, torch.device)):
+        dev = _parse_device(map_location, "map_location")
+        map_location = dev
+    _check_hash(path)   # first: a recorded hash says the most about a changed file
+    problem = _file_problem(path)
+    if problem:
+        raise ValueError(f"checkpoint path={str(path)!r} {problem}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only refused something: code or an unknown class
+        raise ValueError(f"refusing to load {str(path)!r}: it is not a plain weights file that loads with "
+                         f"weights_only=True (it may hold code); {err}") from err
+    except Exception as err:
+        raise ValueError(f"checkpoint path={str(path)!r} is damaged or not a checkpoint ({type(err).__name__}: "
+                         f"{err}); download it again or save it again with save_checkpoint") from err
+    return path, obj
+
+
+def _check_hash(path: Path) -> None:
+    """When a ``manifest.json`` next to ``path`` records a SHA-256 for it, the file must match it."""
+    man = path.parent / "manifest.json"
+    if not man.is_file():
+        return
+    try:
+        entries = json.loads(man.read_text())
+    except (OSError, ValueError):
+        return  # a damaged manifest is reported by the bundled-model functions
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("file") == path.name and entry.get("sha256"):
+            if sha256_of(path) != entry["sha256"]:
+                raise ValueError(f"{str(path)!r} does not match the SHA-256 recorded for "
+                                 f"{entry.get('name', path.name)!r} in the manifest ({man}); the file was "
+                                 "changed or damaged: restore it (reinstall course_pkg) or download it again")
+            return
+
+
+def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path, strict: bool) -> None:
+    """``model.load_state_dict(state)`` with a message naming the first differing keys and shapes."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if strict and (missing or unexpected):
+        raise ValueError(
+            f"{str(path)!r} holds another architecture than {type(model).__name__}: the keys do not match "
+            f"(missing from the file: {missing[:5]}{' ...' if len(missing) > 5 else ''}; unexpected in the "
+            f"file: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}); build the model with the "
+            "builder and kwargs recorded in the checkpoint's meta")
+    for k, v in state.items():
+        if k in own and tuple(own[k].shape) != tuple(v.shape):
+            raise ValueError(
+                f"{str(path)!r} does not match {type(model).__name__}: {k} has shape {tuple(v.shape)} in the "
+                f"file but {tuple(own[k].shape)} in the model (another num_classes or width?); build the "
+                "model with the kwargs recorded in the checkpoint's meta")
+    model.load_state_dict(state, strict=strict)
 
 
 def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = None,
@@ -155,30 +306,44 @@ def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = 
 
     Args:
         path: a file written by :func:`save_checkpoint` (a bare state dict also loads, with empty meta).
+            When a ``manifest.json`` next to it records the file's SHA-256 (a bundled model), the file
+            must match it.
         model: when given, the weights are loaded into it (cast to its dtypes).
+        map_location: where the tensors go: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, ``"mps"``.
         strict: passed to ``load_state_dict``.
 
     Returns:
         :class:`Checkpoint` ``(state_dict, meta)``.
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: no file at ``path``.
+        ValueError: the file is empty, truncated, damaged, an HTML page, not a checkpoint, of another
+            ``format``, does not match its recorded hash, or holds another architecture than ``model``.
+        RuntimeError: ``map_location`` names a device this machine does not have.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # pickle errors come in several types; all mean "not a safe weights file"
-        raise ValueError(f"refusing to load {str(path)!r}: it is not a plain weights file that loads with "
-                         f"weights_only=True (it may hold code); {type(err).__name__}: {err}") from err
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module to load the weights into (or None), got {model!r} of "
+                        f"type {type(model).__name__}; build it first, e.g. build_model('resnet_small', ...)")
+    path, obj = _safe_load(path, map_location)
+    if isinstance(obj, dict) and "format" in obj and obj["format"] != _FORMAT:
+        raise ValueError(f"{str(path)!r} has format={obj['format']!r}; this version of course_pkg reads "
+                         f"format={_FORMAT!r} (a course checkpoint written by save_checkpoint)")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         state, meta = obj["state_dict"], dict(obj.get("meta") or {})
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state, meta = obj, {}
     else:
         raise ValueError(f"{str(path)!r} holds a {type(obj).__name__} that is neither a course checkpoint nor a "
-                         "state dict")
+                         "state dict; write checkpoints with save_checkpoint")
     if model is not None:
-        model.load_state_dict(state, strict=strict)
+        _load_into(model, state, path, strict)
     return Checkpoint(state, meta)
+
+
+def load_train_state(path: Union[str, os.PathLike]) -> Optional[dict[str, Any]]:
+    """The training state saved with a checkpoint (see :func:`save_checkpoint`), or None if it has none."""
+    _, obj = _safe_load(path, "cpu")
+    return obj.get("train_state") if isinstance(obj, dict) else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,11 +358,25 @@ def _manifest_path(directory: Optional[Path]) -> Path:
 
 
 def manifest(directory: Union[str, os.PathLike, None] = None) -> list[dict[str, Any]]:
-    """All entries of ``manifest.json`` (an empty list when there is none yet)."""
-    path = _manifest_path(Path(directory) if directory else None)
+    """All entries of ``manifest.json`` (an empty list when the folder has none yet).
+
+    Raises:
+        FileNotFoundError: ``directory`` does not exist (or is not a folder).
+        ValueError: ``manifest.json`` is damaged (not valid JSON) or is not a JSON list.
+    """
+    folder = Path(directory) if directory else CHECKPOINT_DIR
+    if directory and not folder.is_dir():
+        raise FileNotFoundError(f"directory={str(folder)!r} does not exist (or is not a folder); give the folder "
+                                "that holds manifest.json and the .pt files")
+    path = _manifest_path(folder)
     if not path.is_file():
         return []
-    entries = json.loads(path.read_text())
+    try:
+        entries = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        where = f" at line {err.lineno}, column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise ValueError(f"{path} is damaged: it is not valid JSON{where} ({err}); restore it (reinstall "
+                         "course_pkg, or `git checkout` the file) or rewrite it with update_manifest") from err
     if not isinstance(entries, list):
         raise ValueError(f"{path} must hold a JSON list of entries, found a {type(entries).__name__}")
     return entries
@@ -210,10 +389,19 @@ def list_bundled(directory: Union[str, os.PathLike, None] = None) -> list[str]:
 
 def get_entry(name: str, directory: Union[str, os.PathLike, None] = None) -> dict[str, Any]:
     """The manifest entry called ``name``."""
-    for entry in manifest(directory):
-        if entry["name"] == name:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, the name of a bundled model, got {name!r} of type "
+                        f"{type(name).__name__}; use one of {list_bundled(directory)}")
+    entries = manifest(directory)
+    path = _manifest_path(Path(directory) if directory else None)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the folder {str(path.parent)!r} has no manifest.json, so it "
+                                "holds no bundled models; use the default folder (directory=None) or reinstall "
+                                "course_pkg")
+    for entry in entries:
+        if entry.get("name") == name:
             return entry
-    raise KeyError(f"name={name!r} is not a bundled model; use one of {list_bundled(directory)}")
+    raise KeyError(f"name={name!r} is not a bundled model; use one of {[e.get('name') for e in entries]}")
 
 
 def checkpoint_path(name: str, directory: Union[str, os.PathLike, None] = None) -> Path:
@@ -245,11 +433,8 @@ def load_bundled(name: str, device: Union[str, torch.device, None] = None,
     path = Path(directory or CHECKPOINT_DIR) / entry["file"]
     if not path.is_file():
         raise FileNotFoundError(f"the weights of {name!r} ({path}) are missing; reinstall course_pkg")
-    if entry.get("sha256") and sha256_of(path) != entry["sha256"]:
-        raise ValueError(f"{path} does not match the SHA-256 recorded for {name!r} in the manifest; the file "
-                         "was changed or damaged")
     model = build_model(entry["builder"], entry["kwargs"])
-    load_checkpoint(path, model)
+    load_checkpoint(path, model)  # checks the SHA-256 that the manifest next to the file records
     return model.to(get_device(device) if not isinstance(device, torch.device) else device).eval()
 
 

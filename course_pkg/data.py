@@ -86,6 +86,9 @@ class LabelledImages(NamedTuple):
 # ------------------------------------------------------------------------------------------------
 
 def _check_int(name: str, value: Any, lo: int, hi: Optional[int] = None, hint: str = "") -> int:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int"
+                        + (f" >= {lo}" if hi is None else f" from {lo} to {hi}") + hint)
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
     if not ok:
         accepted = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
@@ -291,14 +294,34 @@ class ImageDataset(Dataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
                  transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  masks: Optional[torch.Tensor] = None, return_mask: bool = False) -> None:
-        if not isinstance(images, torch.Tensor) or images.dim() != 4:
-            raise ValueError(f"images must be a (N, C, H, W) tensor, got "
-                             f"{getattr(images, 'shape', type(images).__name__)}")
-        if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must be a ({images.shape[0]},) tensor to match images, got "
-                             f"{getattr(labels, 'shape', type(labels).__name__)}")
+        for name, t in (("images", images), ("labels", labels)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got a {type(t).__name__}; convert it with "
+                                f"torch.as_tensor({name})")
+        if images.dim() != 4:
+            raise ValueError(f"images must be a (N, C, H, W) tensor, got shape {tuple(images.shape)}"
+                             + ("; add the channel axis with images.unsqueeze(1)" if images.dim() == 3 else ""))
+        n = images.shape[0]
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"labels has dtype {labels.dtype}; use integer class indices (labels.long())")
+        if labels.dim() != 1:
+            raise ValueError(f"labels must be a ({n},) tensor, one label per image (N,), got shape "
+                             f"{tuple(labels.shape)}"
+                             + ("; use labels.view(-1)" if labels.numel() == n else ""))
+        if labels.shape[0] != n:
+            raise ValueError(f"labels must be a ({n},) tensor to match images: labels has {labels.shape[0]} "
+                             f"entries but images has {n}; give one label per image")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform={transform!r} is a {type(transform).__name__}, not callable; pass a "
+                            "function of a (C, H, W) image (e.g. a torchvision v2 transform) or None")
+        if masks is not None:
+            if not isinstance(masks, torch.Tensor):
+                raise TypeError(f"masks must be a torch.Tensor (N, H, W) or None, got a {type(masks).__name__}")
+            want = (n, *images.shape[-2:])
+            if tuple(masks.shape) != want:
+                raise ValueError(f"masks has shape {tuple(masks.shape)}; use one (H, W) mask per image: {want}")
         if return_mask and masks is None:
-            raise ValueError("return_mask=True needs masks")
+            raise ValueError("return_mask=True needs masks; pass masks=... or leave return_mask False")
         self.images, self.labels, self.masks = images, labels, masks
         self.transform, self.return_mask = transform, return_mask
 
@@ -341,8 +364,20 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split={split!r} is not valid; use 'train', 'test' or 'all'")
-    if not (isinstance(test_fraction, float) and 0 < test_fraction < 1):
-        raise ValueError(f"test_fraction={test_fraction!r} is not valid; use a float strictly between 0 and 1")
+    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool):
+        raise TypeError(f"test_fraction={test_fraction!r} is a {type(test_fraction).__name__}; use a number "
+                        "(a float between 0 and 1, e.g. 0.25)")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction={test_fraction!r} is not valid; use a float in (0, 1), strictly "
+                         "between 0 and 1")
+    n_all, n_classes = 1797, 10
+    n_test = math.ceil(test_fraction * n_all)
+    lo, hi = n_classes / n_all, 1 - n_classes / n_all
+    if n_test < n_classes or n_all - n_test < n_classes:
+        raise ValueError(f"test_fraction={test_fraction!r} leaves {n_test} test and {n_all - n_test} training "
+                         f"images; the split is stratified over {n_classes} digits, so each part needs at least "
+                         f"{n_classes}: use a fraction between {math.ceil(lo * 1000) / 1000} and "
+                         f"{math.floor(hi * 1000) / 1000}")
     _check_int("seed", seed, 0)
     from sklearn.datasets import load_digits as _sk_digits
     from sklearn.model_selection import train_test_split
@@ -371,15 +406,46 @@ PHOTOS: dict[str, tuple[str, str]] = {
 }
 
 
+def _check_image(x: Any, fn: str, allow_0_255: bool = False) -> None:
+    """``x`` must be a float tensor ``(..., 3, H, W)``; for ``normalize_imagenet`` also in [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: x must be a torch.Tensor (..., 3, H, W), got a {type(x).__name__}; convert it "
+                        "with torch.as_tensor(x, dtype=torch.float32)")
+    if not x.is_floating_point():
+        raise ValueError(f"{fn}: x has dtype {x.dtype}; use a float image in [0, 1], e.g. x.float() / 255 "
+                         "for a 0-255 image")
+    shape = tuple(x.shape)
+    if x.dim() < 3 or shape[-3] != 3:
+        if x.dim() >= 3 and shape[-1] == 3:
+            raise ValueError(f"{fn}: x has shape {shape}, which looks channels-last (..., H, W, C) with 3 "
+                             "channels at the end; use (..., 3, H, W): x.permute(2, 0, 1) for one image, "
+                             "x.permute(0, 3, 1, 2) for a batch")
+        raise ValueError(f"{fn}: x has shape {shape}; use (..., 3, H, W) with 3 colour channels at dim -3 "
+                         "(a grey image: x.expand(..., 3, H, W) or x.repeat(1, 3, 1, 1) to get 3 channels)")
+    if not allow_0_255 and x.numel():
+        top = x.detach().max().item()
+        if top > 1.5:
+            raise ValueError(f"{fn}: x has values up to {top:g}, which looks like a 0-255 image; use values in "
+                             "[0, 1] (divide by 255: x / 255)")
+
+
 def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
-    """``(..., 3, H, W)`` in [0, 1] -> ImageNet-normalised (subtract the mean, divide by the std)."""
+    """``(..., 3, H, W)`` float in [0, 1] -> ImageNet-normalised (subtract the mean, divide by the std).
+
+    Raises:
+        TypeError: ``x`` is not a tensor (a NumPy array, a list).
+        ValueError: ``x`` is not a float tensor (uint8: use ``x.float() / 255``), has values above 1.5
+            (a 0-255 image), or is not ``(..., 3, H, W)`` (channels-last, grey).
+    """
+    _check_image(x, "normalize_imagenet")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return (x - mean) / std
 
 
 def denormalize_imagenet(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`normalize_imagenet`, for showing a normalised image."""
+    """The inverse of :func:`normalize_imagenet`, for showing a normalised float ``(..., 3, H, W)`` image."""
+    _check_image(x, "denormalize_imagenet", allow_0_255=True)
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return x * std + mean
@@ -397,6 +463,9 @@ def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
     """
     if name not in PHOTOS:
         raise ValueError(f"name={name!r} is not a bundled photo; use one of {sorted(PHOTOS)}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, tuple, list))):
+        raise TypeError(f"size={size!r} is a {type(size).__name__}; use an int (the shorter side), "
+                        "(height, width) or None")
     import skimage.data
 
     filename, loader = PHOTOS[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import random
@@ -27,7 +28,8 @@ def _parse_device(choice: object, source: str) -> torch.device:
     elif isinstance(choice, str):
         name = choice.strip()
     else:
-        raise TypeError(f"{source} must be a string such as 'cpu' or 'cuda:0' (or a torch.device), got "
+        raise TypeError(f"{source}={choice!r} is not valid: the device must be a string such as 'cpu' or "
+                        f"'cuda:0' (or a torch.device), got "
                         f"{choice!r} of type {type(choice).__name__}; accepted values: {accepted}")
     hints = {"gpu": " (for an NVIDIA GPU use 'cuda', for Apple silicon 'mps')",
              "tpu": " (TPUs are not supported by this course; use 'cpu' or a GPU)",
@@ -76,7 +78,7 @@ def get_device(prefer: Optional[str | torch.device] = None) -> torch.device:
         TypeError: ``prefer`` is neither a string nor a ``torch.device``.
     """
     if prefer is not None and not (isinstance(prefer, str) and prefer.strip() == ""):
-        return _parse_device(prefer, "device")
+        return _parse_device(prefer, "prefer")
     env = os.environ.get("COURSE_DEVICE")
     if env is not None and env.strip():
         return _parse_device(env, "COURSE_DEVICE")
@@ -98,8 +100,15 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> int:
     Returns:
         The seed, so ``seed = seed_everything(0)`` reads well.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, (str, bytes)) or seed is None:
+        raise TypeError(f"seed must be a non-negative integer (an int below 2**32, e.g. seed=0), got "
+                        f"seed={seed!r}, a {type(seed).__name__}")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise ValueError(f"seed must be a non-negative integer below 2**32, got seed={seed!r}")
+    seed = int(seed)
+    if seed < 0 or seed >= 2**32:
+        raise ValueError(f"seed must be a non-negative integer below 2**32 (NumPy's generator accepts no "
+                         f"more), got seed={seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

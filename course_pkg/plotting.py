@@ -22,8 +22,11 @@ __all__ = ["display_image", "draw_overlay", "enable_notebook_display", "figure_p
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Sequence[float]]]
 
 
-def to_numpy(x: ArrayLike) -> np.ndarray:
-    """A detached CPU NumPy copy of a tensor, array or nested list."""
+def to_numpy(x: ArrayLike, name: str = "x") -> np.ndarray:
+    """A detached CPU NumPy copy of a tensor, array or nested list (``name`` is for the error message)."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a tensor, an array or a nested list of numbers, got a "
+                        f"{type(x).__name__} ({x!r:.40})")
     if isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float64 if x.is_floating_point() else x.dtype).numpy()
     return np.asarray(x)
@@ -136,7 +139,7 @@ def plot_attention(weights: ArrayLike, query_labels: Optional[Sequence[str]] = N
     Returns:
         The ``matplotlib.figure.Figure``.
     """
-    w = _check_matrix(to_numpy(weights))
+    w = _check_matrix(to_numpy(weights, "weights"))
     nq, nk = w.shape
     if figsize is None:
         figsize = (min(1.0 + 0.55 * nk, 12.0), min(1.0 + 0.45 * nq, 10.0))
@@ -166,9 +169,12 @@ def plot_attention_grid(weights: ArrayLike, titles: Optional[Sequence[str]] = No
     Returns:
         The ``matplotlib.figure.Figure``; all panels share one colour scale.
     """
-    w = to_numpy(weights)
+    w = to_numpy(weights, "weights")
     if w.ndim != 3:
         raise ValueError(f"weights must have shape (K, Nq, Nk), got {tuple(w.shape)}")
+    if w.shape[0] == 0:
+        raise ValueError(f"weights has shape {tuple(w.shape)}: no matrices to draw; pass at least one "
+                         "(K >= 1) matrix")
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1, got {ncols}")
     k = w.shape[0]

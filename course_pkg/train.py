@@ -18,10 +18,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
+import signal
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, Union
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -31,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from .bundled import MODELS, Checkpoint, build_model, load_checkpoint, resolve_builder, save_checkpoint
 from .checks import positive_int
 from .cnn import SimpleCNN, simple_cnn
-from .env import get_device, seed_everything
+from .env import _parse_device, get_device, seed_everything
 
 __all__ = [
     "MODELS", "Checkpoint", "History", "SimpleCNN",
@@ -128,6 +133,9 @@ class History:
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        #: True when the run was stopped early (Ctrl-C / KeyboardInterrupt); ``records`` then holds the
+        #: finished epochs only.
+        self.interrupted: bool = False
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -266,11 +274,14 @@ def evaluate(model: nn.Module, data: DataArg, batch_size: int = 256, device: Uni
     Runs on ``device`` (default: where the model's parameters are) in eval mode, and puts the model back
     in the mode it was in. Inside a process group, each process scores a share and the counts are summed.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (the network to score), got {model!r} of type "
+                        f"{type(model).__name__}")
     dataset = _as_dataset(data, "data")
     if len(dataset) == 0:
-        raise ValueError("data is empty: there is nothing to evaluate")
+        raise ValueError("data is empty (0 images): there is nothing to evaluate; pass a non-empty data set")
     positive_int("batch_size", batch_size)
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = _parse_device(device, "device") if device is not None else _model_device(model)
     model.to(dev)
     amp_dtype, _ = _amp_setup(amp, dev)
     _, correct, count = _eval_pass(model, dataset, batch_size, dev, amp_dtype)
@@ -283,7 +294,9 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
         label_smoothing: float = 0.0, grad_clip: Optional[float] = None,
         device: Union[str, torch.device, None] = None, seed: int = 0, amp: Union[str, bool] = "auto",
         progress: bool = True, num_workers: int = 0, drop_last: bool = False,
-        callback: Optional[Callable[[dict[str, Any]], None]] = None) -> History:
+        callback: Optional[Callable[[dict[str, Any]], None]] = None,
+        save_state: Optional[Callable[[dict[str, Any]], None]] = None,
+        resume_state: Optional[Mapping[str, Any]] = None) -> History:
     """Train a classifier with AdamW and a cosine schedule; returns the per-epoch :class:`History`.
 
     Args:
@@ -305,6 +318,19 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
         num_workers: DataLoader worker processes.
         drop_last: drop the last, smaller batch of every epoch.
         callback: called with each epoch's record (a dict) after the epoch.
+        save_state: called with the training state (a dict of plain data and tensors: ``epoch``, ``step``,
+            ``optimizer``, ``scheduler``, ``scaler``, ``rng``, ``history``...) after every epoch, *before*
+            ``callback``, and when a Ctrl-C stops the run at the end of a step; the command line writes
+            it into the checkpoint so that ``--resume`` can continue exactly.
+        resume_state: such a state: training continues where it stopped (same weights, optimiser,
+            schedule, shuffled order and random numbers as an uninterrupted run); the model must already
+            hold the weights saved with it.
+
+    Ctrl-C (a ``KeyboardInterrupt``) never loses the finished epochs: the first Ctrl-C stops the run at
+    the end of the current step (a second one stops at once), ``fit`` prints one line saying so, puts the
+    model in eval mode and returns the :class:`History` of the finished epochs, with
+    ``history.interrupted`` set to True. ``fit`` seeds the global random generators with ``seed`` and
+    puts back the caller's generator states when it returns.
 
     Returns:
         :class:`History` with ``epoch, train_loss, train_acc, val_loss, val_acc, lr, time_s`` per epoch
@@ -317,35 +343,40 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
     for name, value in (("lr", lr), ("weight_decay", weight_decay), ("warmup_epochs", warmup_epochs),
                         ("label_smoothing", label_smoothing)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name}={value!r} is not valid; use a finite number >= 0")
+            what = "a positive number such as 1e-3" if name == "lr" else "a finite number >= 0"
+            raise ValueError(f"{name}={value!r} is not valid; use {what}")
     if lr == 0:
         raise ValueError("lr=0 is not valid; use a positive learning rate such as 1e-3")
     if label_smoothing >= 1:
         raise ValueError(f"label_smoothing={label_smoothing!r} is not valid; use a number in [0, 1)")
     if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
         raise ValueError(f"grad_clip={grad_clip!r} is not valid; use a positive number or None")
+    for name, fn in (("callback", callback), ("save_state", save_state)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name}={fn!r} is a {type(fn).__name__}, not callable; pass a function that "
+                            "takes the epoch's record (a dict), or None")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model must be a torch.nn.Module, got {model!r} of type {type(model).__name__}")
     train_set = _as_dataset(train_data, "train_data")
     val_set = _as_dataset(val_data, "val_data") if val_data is not None else None
     if len(train_set) == 0:
-        raise ValueError("train_data is empty: there is nothing to train on")
+        raise ValueError("train_data is empty (0 images): there is nothing to train on")
+    if val_set is not None and len(val_set) == 0:
+        raise ValueError("val_data is empty (0 images): there is nothing to validate on; pass val_data=None "
+                         "to train without validation, or a non-empty data set")
+    if resume_state is not None and not isinstance(resume_state, Mapping):
+        raise TypeError(f"resume_state must be the dict given to save_state, got {type(resume_state).__name__}")
 
     rank, world = _world()
     if batch_size % world:
         raise ValueError(f"batch_size={batch_size} is the global batch and must be divisible by the "
                          f"world size {world}; use a multiple of {world}")
     local_batch = batch_size // world
-    dev = torch.device(device) if device is not None else get_device()
+    dev = _parse_device(device, "device") if device is not None else get_device()
     if world > 1 and dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     amp_dtype, use_scaler = _amp_setup(amp, dev)
-    seed_everything(seed + rank)   # transforms differ across ranks; the shuffled order comes from the sampler
 
-    model.to(dev)
-    net: nn.Module = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     # one shuffled order per epoch (seed + epoch), split across ranks; identical to 1 process when world == 1
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed,
                                  drop_last=False)
@@ -356,61 +387,184 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size={batch_size} with drop_last=True leaves no batch of {len(train_set)} images; "
                          "use a smaller batch_size or drop_last=False")
+    start_epoch, skip_steps = 0, 0
+    if resume_state is not None:
+        start_epoch, skip_steps = int(resume_state["epoch"]), int(resume_state["step"])
+        if resume_state.get("steps_per_epoch") != steps_per_epoch or start_epoch > epochs:
+            raise ValueError(f"resume_state was saved by a run with {resume_state.get('steps_per_epoch')} steps "
+                             f"per epoch at epoch {start_epoch}; this run has {steps_per_epoch} steps per epoch "
+                             f"and epochs={epochs}: resume with the same data, batch_size and epochs")
+
+    learner_rng = _rng_state()
+    seed_everything(seed + rank)   # transforms differ across ranks; the shuffled order comes from the sampler
+    model.to(dev)
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     total = epochs * steps_per_epoch
     warmup = int(round(warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(total, warmup))
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    history = History()
+    partial: Optional[Mapping[str, Any]] = None
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        if resume_state.get("scaler"):
+            scaler.load_state_dict(resume_state["scaler"])
+        for record in resume_state.get("history", []):
+            history.append(dict(record))
+        partial = resume_state.get("partial")
+        _set_rng_state(resume_state["rng"])
+
+    def state(epoch: int, step: int, part: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        return {"epoch": epoch, "step": step, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if use_scaler else {}, "rng": _rng_state(),
+                "history": [dict(r) for r in history.records], "partial": part}
 
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
-        bar = tqdm(total=total, desc="training", unit="batch", dynamic_ncols=True)
-    history = History()
+        bar = tqdm(total=total, initial=start_epoch * steps_per_epoch + skip_steps, desc="training",
+                   unit="batch", dynamic_ncols=True)
+    stop = _StopRequest()
+    epoch = start_epoch
     try:
-        for epoch in range(epochs):
-            sampler.set_epoch(epoch)
-            net.train()
-            start = time.perf_counter()
-            loss_sum = correct = count = 0.0
-            lr_now = optimizer.param_groups[0]["lr"]
-            for x, y in loader:
-                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-                loss, logits = train_step(net, x, y, optimizer, scaler, amp_dtype=amp_dtype,
-                                          label_smoothing=label_smoothing, grad_clip=grad_clip)
-                scheduler.step()
-                n = y.numel()
-                loss_sum += loss.item() * n
-                correct += (logits.argmax(dim=1) == y).sum().item()
-                count += n
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_description(f"epoch {epoch + 1}/{epochs}")
-                    bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}")
-            loss_sum, correct, count = _all_sum([loss_sum, correct, count], dev)
-            if world > 1:   # BatchNorm running statistics: every rank takes rank 0's, as the saved model has
-                for buf in model.buffers():
-                    dist.broadcast(buf, 0)
-            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / count,
-                                      "train_acc": correct / count, "val_loss": None, "val_acc": None,
-                                      "lr": lr_now}
-            if val_set is not None:
-                v_loss, v_correct, v_count = _all_sum(list(_eval_pass(model, val_set, max(local_batch, 256), dev,
-                                                                      amp_dtype, num_workers)), dev)
-                record["val_loss"], record["val_acc"] = v_loss / v_count, v_correct / v_count
-                if bar is not None:
-                    bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
-                                    val_acc=f"{record['val_acc']:.3f}")
-            record["time_s"] = time.perf_counter() - start
-            history.append(record)
-            if callback is not None:
-                callback(record)
+        with stop:
+            for epoch in range(start_epoch, epochs):
+                sampler.set_epoch(epoch)
+                net.train()
+                start = time.perf_counter()
+                loss_sum = correct = count = 0.0
+                lr_now = optimizer.param_groups[0]["lr"]
+                epoch_rng = _rng_state()
+                first = 0
+                if partial is not None and epoch == start_epoch and skip_steps:
+                    # continue a stopped epoch: the same order, the same random numbers, the same sums
+                    _set_rng_state(partial["epoch_rng"])
+                    epoch_rng = partial["epoch_rng"]
+                    loss_sum, correct, count = partial["loss_sum"], partial["correct"], partial["count"]
+                    lr_now, first = partial["lr"], skip_steps
+                batches = iter(loader)
+                for _ in range(first):
+                    next(batches)
+                if first:
+                    _set_rng_state(partial["rng"])  # type: ignore[index]
+                for step, (x, y) in enumerate(batches, start=first + 1):
+                    x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+                    loss, logits = train_step(net, x, y, optimizer, scaler, amp_dtype=amp_dtype,
+                                              label_smoothing=label_smoothing, grad_clip=grad_clip)
+                    scheduler.step()
+                    n = y.numel()
+                    loss_sum += loss.item() * n
+                    correct += (logits.argmax(dim=1) == y).sum().item()
+                    count += n
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_description(f"epoch {epoch + 1}/{epochs}")
+                        bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}")
+                    if step < steps_per_epoch and stop.agreed(dev):
+                        if save_state is not None:
+                            save_state(state(epoch, step, {"loss_sum": loss_sum, "correct": correct,
+                                                           "count": count, "lr": lr_now, "epoch_rng": epoch_rng,
+                                                           "rng": _rng_state()}))
+                        raise KeyboardInterrupt
+                loss_sum, correct, count = _all_sum([loss_sum, correct, count], dev)
+                if world > 1:   # BatchNorm running statistics: every rank takes rank 0's, as the saved model has
+                    for buf in model.buffers():
+                        dist.broadcast(buf, 0)
+                record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / count,
+                                          "train_acc": correct / count, "val_loss": None, "val_acc": None,
+                                          "lr": lr_now}
+                if val_set is not None:
+                    v_loss, v_correct, v_count = _all_sum(list(_eval_pass(
+                        model, val_set, max(local_batch, 256), dev, amp_dtype, num_workers)), dev)
+                    record["val_loss"], record["val_acc"] = v_loss / v_count, v_correct / v_count
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
+                                        val_acc=f"{record['val_acc']:.3f}")
+                record["time_s"] = time.perf_counter() - start
+                history.append(record)
+                if save_state is not None:
+                    save_state(state(epoch + 1, 0))
+                if callback is not None:
+                    callback(record)
+                if epoch + 1 < epochs and stop.agreed(dev):
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        history.interrupted = True
+        if rank == 0:
+            print(f"fit was interrupted in epoch {min(epoch + 1, epochs)} of {epochs}: it returns the History "
+                  f"of the {len(history)} finished epoch(s) and leaves the model in eval mode")
     finally:
         if bar is not None:
             bar.close()
-    model.eval()
+        _set_rng_state(learner_rng)
+        model.eval()
     return history
+
+
+class _StopRequest:
+    """While active, the first Ctrl-C (SIGINT) only asks the loop to stop at the end of the step.
+
+    A second Ctrl-C raises ``KeyboardInterrupt`` at once. Outside the main thread (where handlers cannot
+    be set) Ctrl-C keeps its usual effect. In a process group every rank stops at the same step.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping at the end of this step (press Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._old = signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
+            except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+                self._installed = False
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._old if self._old is not None else signal.default_int_handler)
+
+    def agreed(self, device: torch.device) -> bool:
+        """Whether any process asked to stop (a collective in a process group: every rank calls it)."""
+        _, world = _world()
+        if world == 1:
+            return self.requested
+        return _all_sum([float(self.requested)], device)[0] > 0
+
+
+def _rng_state() -> dict[str, Any]:
+    """The global generators' states as tensors and plain data (they load with ``weights_only=True``)."""
+    np_state = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                      int(np_state[3]), float(np_state[4])]}
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    """Put back the generator states saved by :func:`_rng_state`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
 if __name__ == "__main__":  # python -m course_pkg.train: the command line

@@ -38,7 +38,13 @@ image_to_numpy = display_image
 
 def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
     """Bilinearly resize attention maps to an image's size: ``(N, h, w)`` or ``(h, w)`` -> same rank at ``size``."""
-    m = torch.as_tensor(to_numpy(maps), dtype=torch.float64)
+    if isinstance(maps, (str, bytes)) or maps is None:
+        raise TypeError(f"maps must be a tensor or array (N, h, w) or (h, w), got a {type(maps).__name__}")
+    if (not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise ValueError(f"size={tuple(size) if isinstance(size, (list, torch.Size)) else size!r} is not valid; "
+                         "use (H, W), two positive integers")
+    m = torch.as_tensor(to_numpy(maps, "maps"), dtype=torch.float64)
     squeeze = m.dim() == 2
     if squeeze:
         m = m[None]
@@ -69,11 +75,21 @@ def plot_channel_weights(weights: ArrayLike, labels: Optional[Sequence[str]] = N
     Returns:
         The ``Figure``; for weights in [0, 1] a dashed line marks 0.5 (a sigmoid of zero).
     """
-    w = to_numpy(weights).astype(np.float64)
+    w = to_numpy(weights, "weights").astype(np.float64)
     if w.ndim == 1:
         w = w[None]
     if w.ndim != 2:
-        raise ValueError(f"weights must be (C,) or (K, C), got shape {tuple(w.shape)}")
+        raise ValueError(f"weights must be (C,) or (K, C), got shape {tuple(w.shape)}"
+                         + ("; for (K, Nq, Nk) attention matrices use plot_attention_grid" if w.ndim == 3 else ""))
+    if w.size == 0:
+        raise ValueError(f"weights is empty (shape {tuple(to_numpy(weights, 'weights').shape)}); pass at least one "
+                         "channel weight")
+    if highlight is not None:
+        bad = [h for h in highlight if isinstance(h, bool) or not isinstance(h, (int, np.integer))
+               or not 0 <= h < w.shape[1]]
+        if bad:
+            raise ValueError(f"highlight has {bad}, not channel indices of these {w.shape[1]} channels; use "
+                             f"integers from 0 to {w.shape[1] - 1}")
     k, c = w.shape
     if labels is not None and len(labels) != k:
         raise ValueError(f"labels has {len(labels)} entries but weights has {k} series")
@@ -176,6 +192,9 @@ def plot_map_overlay(image: ArrayLike, attention_map: ArrayLike, *, title: Optio
         axes[0].set_xticks([])
         axes[0].set_yticks([])
     m = None if mask is None else to_numpy(mask).astype(bool)
+    if m is not None and m.shape != img.shape[:2]:
+        raise ValueError(f"mask has shape {tuple(m.shape)} but the image is {tuple(img.shape[:2])}; pass the "
+                         "(H, W) object mask of this image")
     im = draw_overlay(axes[-1], img, heat, alpha=alpha, cmap=cmap, mask=m, mark_peak=mark_peak)
     axes[-1].set_title(title or f"attention map ({a.shape[0]}x{a.shape[1]}, upsampled)", fontsize=10)
     fig.colorbar(im, ax=axes[-1], shrink=0.8)
@@ -201,6 +220,8 @@ def plot_cbam_maps(images: ArrayLike, channel_weights: ArrayLike, spatial_maps: 
     if imgs.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(imgs.shape)}")
     n = imgs.shape[0]
+    if n == 0:
+        raise ValueError(f"images has shape {tuple(imgs.shape)}: 0 images; pass at least one image")
     if cw.ndim != 2 or cw.shape[0] != n:
         raise ValueError(f"channel_weights must be (N, C) with N={n}, got shape {tuple(cw.shape)}")
     if sm.ndim != 3 or sm.shape[0] != n:
@@ -249,6 +270,10 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: Optional[int] = 
         ``{"score", "hits", "n", "chance", "area", "tolerance"}``; ``chance`` is the expected score of
         random maps of the same shape upsampled and scored the same way (not the mean object area).
     """
+    k = to_numpy(masks)
+    if k.dtype.kind == "f" and not np.isin(k, (0.0, 1.0)).all():
+        raise ValueError(f"masks has dtype {k.dtype} (float) with values other than 0 and 1; pass bool object "
+                         "masks (True on the object), e.g. masks > 0.5")
     from . import pointing_game as _pg
 
     return _pg.pointing_game(maps, masks, _pg.POINTING_TOLERANCE if tolerance is None else tolerance)

@@ -135,6 +135,28 @@ def _format_ratio(r: float) -> str:
     return f"{r:.3g}&times; (1/{1 / r:,.0f})"
 
 
+def _typed_int(name: str, value: Any) -> int:
+    """A positive int, a ``TypeError`` for a non-number (a str...), a ``ValueError`` for a bad number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int, a positive integer")
+    return positive_int(name, value)
+
+
+def _check_accuracies(accuracies: Any, key: str) -> dict[Any, float]:
+    """``{key: accuracy}`` with every accuracy a fraction in [0, 1] (81 or 91.5 are percentages: refused)."""
+    if accuracies is None:
+        return {}
+    if not isinstance(accuracies, Mapping):
+        raise TypeError(f"accuracies must be a dict {{{key}: accuracy in [0, 1]}}, got a {type(accuracies).__name__}")
+    for k, a in accuracies.items():
+        if isinstance(a, bool) or not isinstance(a, (int, float, np.integer, np.floating)):
+            raise TypeError(f"accuracies[{k!r}]={a!r} is a {type(a).__name__}; use a number in [0, 1]")
+        if not 0 <= a <= 1:
+            hint = f" (it looks like a percentage: use {a / 100:g})" if 1 < a <= 100 else ""
+            raise ValueError(f"accuracies[{k!r}]={a!r} is not valid; use a fraction in [0, 1]{hint}")
+    return dict(accuracies)
+
+
 def patch_numbers(img_size: int, patch_size: int, in_chans: int = 3, reference_patch: int = 16) -> PatchNumbers:
     """The token arithmetic of a ViT for a square image.
 
@@ -150,10 +172,10 @@ def patch_numbers(img_size: int, patch_size: int, in_chans: int = 3, reference_p
     Raises:
         ValueError: a size is not a positive integer or does not divide ``img_size``.
     """
-    img_size = positive_int("img_size", img_size)
-    patch_size = positive_int("patch_size", patch_size)
-    in_chans = positive_int("in_chans", in_chans)
-    reference_patch = positive_int("reference_patch", reference_patch)
+    img_size = _typed_int("img_size", img_size)
+    patch_size = _typed_int("patch_size", patch_size)
+    in_chans = _typed_int("in_chans", in_chans)
+    reference_patch = _typed_int("reference_patch", reference_patch)
     for name, p in (("patch_size", patch_size), ("reference_patch", reference_patch)):
         if img_size % p:
             raise ValueError(f"img_size={img_size} is not divisible by {name}={p}; use one of the sizes that "
@@ -440,12 +462,24 @@ class PatchSizeExplorer(_Explorer):
         in_chans = 3 if img.ndim == 3 else 1
         if patch_sizes is None:
             patch_sizes = patch_size_options(h, min_size=2, max_size=max(2, h // 2))
-        patch_sizes = sorted({positive_int("patch_sizes[i]", p) for p in patch_sizes})
+        if isinstance(patch_sizes, (str, bytes)) or not isinstance(patch_sizes, (Sequence, set, frozenset)):
+            example = f"[{patch_sizes}]" if isinstance(patch_sizes, int) else "[8, 16]"
+            raise TypeError(f"patch_sizes={patch_sizes!r} is a {type(patch_sizes).__name__}; use a list of ints "
+                            f"such as {example}")
+        if len(patch_sizes) == 0:
+            raise ValueError(f"patch_sizes={list(patch_sizes)!r} is empty; give at least one patch size, e.g. "
+                             f"{patch_size_options(h)}")
+        patch_sizes = sorted({_typed_int(f"patch_sizes[{i}]", p) for i, p in enumerate(patch_sizes)})
         bad = [p for p in patch_sizes if h % p]
         if bad:
             raise ValueError(f"patch_sizes {bad} do not divide the image side {h}; use divisors such as "
                              f"{patch_size_options(h)}")
-        rollouts, accuracies, predictions = dict(rollouts or {}), dict(accuracies or {}), dict(predictions or {})
+        rollouts, predictions = dict(rollouts or {}), dict(predictions or {})
+        accuracies = _check_accuracies(accuracies, "patch_size")
+        if mask is not None:
+            mask_shape = tuple(np.shape(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask))
+            if mask_shape != (h, wd):
+                raise ValueError(f"mask has shape {mask_shape}; use the image's object mask of shape ({h}, {wd})")
         extra = sorted(set(rollouts) - set(patch_sizes))
         if extra:
             raise ValueError(f"rollouts are given for patch sizes {extra} that are not slider options {patch_sizes}")
@@ -557,7 +591,10 @@ class HeadCountExplorer(_Explorer):
         w = _widgets()
         if not head_maps:
             raise ValueError("head_maps is empty; give at least one {num_heads: (H, g, g) maps} entry")
-        accuracies, predictions = dict(accuracies or {}), dict(predictions or {})
+        accuracies, predictions = _check_accuracies(accuracies, "num_heads"), dict(predictions or {})
+        dims = embed_dim.values() if isinstance(embed_dim, Mapping) else [embed_dim]
+        for d in dims:
+            _typed_int("embed_dim", d)
         self.head_counts: list[int] = sorted(head_maps)
         self.head_dims: dict[int, int] = {}
         self.frames: dict[int, list[bytes]] = {}

@@ -44,9 +44,11 @@ def test_seed_everything_repeats_every_generator() -> None:
     assert seed_everything(7) == 7
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True, 2**64])
 def test_seed_everything_rejects_bad_seeds(bad: object) -> None:
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    # a str is the wrong type (TypeError, the convention of tests/test_bad_input.py); the rest wrong values
+    with pytest.raises(TypeError if isinstance(bad, str) else ValueError,
+                       match="seed must be a non-negative integer"):
         seed_everything(bad)  # type: ignore[arg-type]
 
 

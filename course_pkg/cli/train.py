@@ -38,27 +38,52 @@ How the distributed run works:
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shlex
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Subset
 
-from ..bundled import MODELS, accepted_kwargs, build_model, save_checkpoint
+from ..bundled import (
+    MODELS,
+    accepted_kwargs,
+    build_model,
+    check_writable,
+    load_checkpoint,
+    load_train_state,
+    resolve_builder,
+    save_checkpoint,
+)
 from ..env import get_device, seed_everything
 from ..train import _as_dataset, _world, evaluate, fit
 
 __all__ = ["main"]
 
 
+class UsageError(SystemExit):
+    """A usage error: exit status 2 (as argparse's), the message in ``str(err)`` and on stderr."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise UsageError(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m course_pkg.train",
         description="Train a classifier on one of the course's data sets; runs under torchrun too.")
     p.add_argument("--model", default="resnet_small",
@@ -67,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kwargs", default="{}", help="more builder arguments, as a JSON object")
     p.add_argument("--dataset", default="clutter", choices=("clutter", "digits", "cifar10"))
     p.add_argument("--n-train", type=int, default=None, help="training images (clutter default 4000)")
-    p.add_argument("--n-val", type=int, default=None, help="validation images (clutter default 500)")
+    p.add_argument("--n-val", type=int, default=None,
+                   help="validation images, 0 or more (clutter default 500; 0 means no validation)")
     p.add_argument("--n-test", type=int, default=None, help="held-out test images (clutter default 1000)")
     p.add_argument("--image-size", type=int, default=48, help="clutter image side in pixels")
     p.add_argument("--num-classes", type=int, default=6, help="clutter shapes (2 to 6)")
@@ -89,15 +115,98 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="store the weights in float16")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--out", default=None, help="checkpoint path (.pt); nothing is saved without it")
+    p.add_argument("--out", default=None,
+                   help="checkpoint path (.pt), written after every epoch; nothing is saved without it")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the stopped run whose checkpoint is --out (same other options)")
     return p
 
 
-def _check_positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
+# the options that must be the same when a run is resumed (the others only change how it is shown)
+_RESUME_KEYS = ("model", "attention", "kwargs", "dataset", "n_train", "n_val", "n_test", "image_size",
+                "num_classes", "data_seed", "data_root", "epochs", "batch_size", "lr", "weight_decay",
+                "warmup_epochs", "label_smoothing", "seed", "amp", "sync_bn", "half")
+
+
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dict[str, Any], torch.device]:
+    """Every usage error (exit status 2) before any data is made: numbers, names, --kwargs, --out.
+
+    Returns:
+        ``(model_kwargs, device)``.
+    """
+    from ..env import _parse_device
+
+    def bad(option: str, value: Any, accepted: str) -> None:
+        p.error(f"{option}={value} is not valid; use {accepted}")
+
+    for name in ("epochs", "batch_size", "n_train", "n_test", "image_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise SystemExit(f"--{name.replace('_', '-')}={value} is not valid; use a positive integer")
+            bad(f"--{name.replace('_', '-')}", value, "a positive integer")
+    if args.n_val is not None and args.n_val < 0:
+        bad("--n-val", args.n_val, "0 or more (>= 0; 0 means no validation)")
+    if args.num_workers < 0:
+        bad("--num-workers", args.num_workers, "0 or more (>= 0)")
+    if not 0 <= args.seed < 2**32:
+        bad("--seed", args.seed, "an integer >= 0 and below 2**32")
+    if not (args.lr > 0 and args.lr < float("inf")):
+        bad("--lr", args.lr, "a positive learning rate such as 2e-3")
+    if not 0 <= args.weight_decay < float("inf"):
+        bad("--weight-decay", args.weight_decay, "a number >= 0")
+    if not 0 <= args.warmup_epochs < float("inf"):
+        bad("--warmup-epochs", args.warmup_epochs, "a number of epochs >= 0")
+    if not 0 <= args.label_smoothing < 1:
+        bad("--label-smoothing", args.label_smoothing, "a number in [0, 1)")
+    if args.dataset == "clutter" and not 2 <= args.num_classes <= 6:
+        bad("--num-classes", args.num_classes, "2 to 6 (the clutter data set has 6 shapes)")
+    if args.device is not None:
+        try:
+            _parse_device(args.device, "--device")
+        except (ValueError, TypeError, RuntimeError) as err:
+            p.error(str(err))
+    try:
+        resolve_builder(args.model)
+    except ValueError as err:
+        p.error(f"--{err}")
+    try:
+        model_kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as err:
+        p.error(f"--kwargs={args.kwargs!r} is not valid JSON ({err}); use a JSON object such as "
+                "'{\"width\": 32}' (keys in double quotes)")
+    if not isinstance(model_kwargs, dict):
+        p.error(f"--kwargs={args.kwargs!r} is not valid: it must be a JSON object such as "
+                "'{\"width\": 32}'")
+    if args.attention is not None:
+        if args.attention.lower() not in ("none", "se", "cbam"):
+            bad("--attention", repr(args.attention), "none, se or cbam")
+        model_kwargs["attention"] = None if args.attention.lower() == "none" else args.attention.lower()
+    unknown = sorted(set(model_kwargs) - accepted_kwargs(args.model, model_kwargs))
+    if unknown:
+        builder = resolve_builder(args.model)
+        takes = [k for k in inspect.signature(builder).parameters]
+        p.error(f"--kwargs names {unknown}, which the builder {args.model} ({builder.__name__}) does not take; "
+                f"it takes {takes}" + (" (--attention is for the ResNets)" if "attention" in unknown else ""))
+    if args.resume and not args.out:
+        p.error("--resume needs --out: the checkpoint of the stopped run to continue")
+    if args.out:
+        try:
+            check_writable(args.out, "--out")
+        except OSError as err:
+            p.error(str(err))
+        if args.resume and not os.path.isfile(args.out):
+            p.error(f"--resume: --out={args.out!r} does not exist, so there is no stopped run to continue; "
+                    "leave out --resume to start a new run")
+    device = get_device(args.device)
+    return model_kwargs, device
+
+
+def _model_data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The model arguments the data set decides (classes, channels, image size)."""
+    if args.dataset == "clutter":
+        return {"num_classes": args.num_classes, "in_chans": 3, "img_size": args.image_size}
+    if args.dataset == "digits":
+        return {"num_classes": 10, "in_chans": 1, "img_size": 8}
+    return {"num_classes": 10, "in_chans": 3, "img_size": 32}
 
 
 def _load_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,21 +243,21 @@ def _load_data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    """Run the command line; returns the run's summary (also stored as the checkpoint's ``meta``)."""
+    """Run the command line; returns the run's summary (also stored as the checkpoint's ``meta``).
+
+    Every option and the writability of ``--out`` are checked before any data is made (usage errors exit
+    with status 2). With ``--out`` a checkpoint is written after every epoch (atomically), holding what
+    ``--resume`` needs to continue exactly: weights, optimiser, schedule, epoch, step and random states.
+    Ctrl-C stops at the end of the current step, saves, prints the command that resumes and exits 130.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    _check_positive(args, "epochs", "batch_size", "n_train", "n_test", "image_size")
-    try:
-        model_kwargs = json.loads(args.kwargs)
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"--kwargs={args.kwargs!r} is not valid JSON ({err}); use e.g. '{{\"width\": 32}}'") from err
-    if not isinstance(model_kwargs, dict):
-        raise SystemExit(f"--kwargs={args.kwargs!r} must be a JSON object such as '{{\"width\": 32}}'")
-    if args.attention is not None:
-        model_kwargs["attention"] = None if args.attention.lower() == "none" else args.attention
+    parser = _parser()
+    args = parser.parse_args(argv)
+    model_kwargs, device = _check_args(parser, args)
+    resume_argv = argv if "--resume" in argv else [*argv, "--resume"]
+    resume_cmd = "python -m course_pkg.train " + shlex.join(resume_argv)
 
     world_env = int(os.environ.get("WORLD_SIZE", "1"))
-    device = get_device(args.device)
     started_group = False
     if world_env > 1 and not dist.is_initialized():
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -159,29 +268,62 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         started_group = True
     rank, world = _world()
     say = print if rank == 0 and not args.quiet else (lambda *a, **k: None)
+    saved = {"any": False}
+    resume_note = (f"to continue, run: {resume_cmd}" if world == 1 else
+                   "to continue, run the same torchrun command with --resume added")
     try:
-        data = _load_data(args)
+        resume_state = None
+        if args.resume:
+            resume_state = load_train_state(args.out)
+            if resume_state is None:
+                raise SystemExit(f"--resume: {args.out!r} holds a finished run (no training state); leave out "
+                                 "--resume to train again, or choose another --out")
+            old = resume_state.get("args", {})
+            changed = {k: (old.get(k), getattr(args, k)) for k in _RESUME_KEYS if old.get(k) != getattr(args, k)}
+            if changed:
+                raise SystemExit(f"--resume: these options differ from the stopped run's (was, now): {changed}; "
+                                 "resume with the same options")
+        builder = MODELS.get(args.model, args.model)
         seed_everything(args.seed)
-        model = build_model(args.model, model_kwargs, **data["model_kwargs"])
+        model = build_model(args.model, model_kwargs, **_model_data_kwargs(args))
+        data = _load_data(args)
         if args.sync_bn and world > 1:
             if device.type != "cuda":
                 raise SystemExit("--sync-bn needs CUDA devices (SyncBatchNorm does not run on the CPU)")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if resume_state is not None:
+            load_checkpoint(args.out, model)
+            say(f"resuming {args.out} after epoch {resume_state['epoch']}"
+                + (f", step {resume_state['step']}" if resume_state["step"] else ""))
         num_params = sum(p.numel() for p in model.parameters())
         say(f"{args.model} {model_kwargs} | {num_params:,} parameters | {args.dataset} "
             f"{len(data['sets']['train'])} train images | {world} process(es) on {device.type}")
+        kwargs_record = {**{k: v for k, v in data["model_kwargs"].items()
+                            if k in accepted_kwargs(builder, data["model_kwargs"])}, **model_kwargs}
+        run_args = {k: getattr(args, k) for k in _RESUME_KEYS}
 
         def report(r: dict[str, Any]) -> None:
             val = f" val_acc {r['val_acc']:.4f}" if r["val_acc"] is not None else ""
             say(f"epoch {r['epoch']}/{args.epochs} train_loss {r['train_loss']:.4f} "
                 f"train_acc {r['train_acc']:.4f}{val} ({r['time_s']:.1f} s)")
 
+        def save_state(state: dict[str, Any]) -> None:
+            if not args.out or rank != 0:
+                return
+            meta = {"builder": builder, "kwargs": kwargs_record, "dataset": args.dataset, "complete": False,
+                    "epoch": state["epoch"], "step": state["step"], "command": resume_cmd}
+            save_checkpoint(args.out, model, meta, train_state={**state, "args": run_args})
+            saved["any"] = True
+
         start = time.perf_counter()
         history = fit(model, data["sets"]["train"], data["sets"]["val"], epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                       device=device, seed=args.seed, amp=args.amp, progress=not args.no_progress,
-                      num_workers=args.num_workers, callback=report)
+                      num_workers=args.num_workers, callback=report, save_state=save_state,
+                      resume_state=resume_state)
+        if history.interrupted:
+            raise KeyboardInterrupt
         train_time = time.perf_counter() - start
         if isinstance(model, nn.Module) and args.sync_bn and world > 1:
             model = _revert_sync_bn(model)
@@ -189,11 +331,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
             model.load_state_dict({k: v.half() if v.is_floating_point() else v
                                    for k, v in model.state_dict().items()})
         test_acc = evaluate(model, data["sets"]["test"], device=device)
-        builder = MODELS.get(args.model, args.model)
         result: dict[str, Any] = {
             "builder": builder,
-            "kwargs": {**{k: v for k, v in data["model_kwargs"].items()
-                          if k in accepted_kwargs(builder, data["model_kwargs"])}, **model_kwargs},
+            "kwargs": kwargs_record,
             "dataset": args.dataset,
             "train_data": {"generator": data["generator"], "kwargs": data["specs"]["train"]},
             "val_data": ({"generator": data["generator"], "kwargs": data["specs"]["val"]}
@@ -201,16 +341,28 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
             "test_data": {"generator": data["generator"], "kwargs": data["specs"]["test"]},
             "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "weight_decay": args.weight_decay, "amp": args.amp,
-            "command": "python -m course_pkg.train " + shlex.join(argv),
+            "command": "python -m course_pkg.train " + shlex.join([a for a in argv if a != "--resume"]),
             "test_accuracy": test_acc, "num_params": num_params, "train_time_s": round(train_time, 1),
             "world_size": world, "device": device.type, "torch": str(torch.__version__),
             "history": history.records,
         }
+        if args.resume:
+            result["resumed"] = True
         say(f"test accuracy {test_acc:.4f} ({len(data['sets']['test'])} images) | training {train_time:.1f} s")
         if args.out and rank == 0:
             save_checkpoint(args.out, model, result, dtype=torch.float16 if args.half else None)
             say(f"saved {args.out}")
         return result
+    except KeyboardInterrupt:
+        if rank == 0:
+            if saved["any"] or (args.resume and args.out):
+                print(f"interrupted: the finished work is saved in {args.out}; {resume_note}", file=sys.stderr)
+            elif args.out:
+                print("interrupted before the first epoch ended: nothing was saved", file=sys.stderr)
+            else:
+                print("interrupted: nothing was saved (no --out); add --out PATH to keep a checkpoint",
+                      file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         if started_group:
             dist.destroy_process_group()

@@ -441,11 +441,12 @@ def answer_problem(answer: Any, kind: str, name: str) -> Optional[str]:
     what = "function" if kind == "function" else "class (an nn.Module subclass)"
     call = f".check({name})"
     if answer is None:
-        return (f"check() needs your {what} `{name}` itself, but got None. Pass it without calling it: "
+        return (f"check() needs your {what} `{name}` itself as the answer, but got None. Pass it without "
+                f"calling it: "
                 f"`{call}`. If `{name}` is None, run the cell that defines it again (and check that no "
                 f"later line assigns `{name} = ...`).")
     if isinstance(answer, str):
-        return (f"check() got the string {_short(answer)}, but needs your {what} itself: "
+        return (f"check() got the string {_short(answer)} as the answer, but needs your {what} itself: "
                 f"write `{call}` without quotes.")
     if kind == "module":
         if isinstance(answer, nn.Module):
