@@ -15,13 +15,6 @@ import torch  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The acceptance tests of issue 11 that the package does not meet yet are listed, one node id a line, in
-    # tests/bad_input_known_gaps.txt: they are expected to fail (strict, so a fixed one must leave the list).
-    gaps_file = Path(__file__).with_name("bad_input_known_gaps.txt")
-    gaps = set(gaps_file.read_text().split()) if gaps_file.exists() else set()
-    for item in items:
-        if "badinput" in item.keywords and item.nodeid.split("::", 1)[-1] in gaps:
-            item.add_marker(pytest.mark.xfail(strict=True, reason="issue 11: not handled yet (known gap)"))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
