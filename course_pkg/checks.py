@@ -24,6 +24,7 @@ __all__ = [
     "check_probability",
     "check_tensor",
     "describe",
+    "int_in_range",
     "is_compiling",
     "pair",
     "positive_int",
@@ -66,6 +67,21 @@ def positive_int(name: str, value: Any, hint: str = "") -> int:
     if not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}={value!r} is not valid; use a positive integer{extra}")
     return int(value)
+
+
+def int_in_range(name: str, value: Any, lo: int, hi: Optional[int] = None, hint: str = "") -> int:
+    """``value`` if it is an ``int`` from ``lo`` to ``hi`` (inclusive; no upper bound when ``hi`` is None).
+
+    A non-number is a ``TypeError``, a number out of range or not whole a ``ValueError``; both name ``name``,
+    the value and the accepted range, followed by ``hint``.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int"
+                        + (f" >= {lo}" if hi is None else f" from {lo} to {hi}") + hint)
+    if not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        accepted = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
+        raise ValueError(f"{name}={value!r} is not valid; use {accepted}{hint}")
+    return value
 
 
 def check_probability(name: str, value: Any) -> float:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .checks import int_in_range
 from .network import reachable
 
 __all__ = [
@@ -84,17 +85,6 @@ class LabelledImages(NamedTuple):
 # ------------------------------------------------------------------------------------------------
 # The synthetic "object in clutter" set
 # ------------------------------------------------------------------------------------------------
-
-def _check_int(name: str, value: Any, lo: int, hi: Optional[int] = None, hint: str = "") -> int:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int"
-                        + (f" >= {lo}" if hi is None else f" from {lo} to {hi}") + hint)
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
-    if not ok:
-        accepted = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
-        raise ValueError(f"{name}={value!r} is not valid; use {accepted}{hint}")
-    return value
-
 
 def _random_colours(n: int, g: torch.Generator) -> torch.Tensor:
     """``(n, 3)`` bright colours: a random direction in RGB, scaled so the brightest channel is in [0.6, 1]."""
@@ -156,12 +146,12 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
         :class:`ClutterSet` ``(images (N, 3, H, W) float32 in [0, 1], labels (N,) int64,
         masks (N, H, W) bool, class_names)``.
     """
-    n = _check_int("n", n, 1)
-    size = _check_int("image_size", image_size, 24, 1024, " (e.g. 48 or 64)")
-    k = _check_int("num_classes", num_classes, 2, len(CLUTTER_CLASSES),
+    n = int_in_range("n", n, 1)
+    size = int_in_range("image_size", image_size, 24, 1024, " (e.g. 48 or 64)")
+    k = int_in_range("num_classes", num_classes, 2, len(CLUTTER_CLASSES),
                    f" (the shapes are {', '.join(CLUTTER_CLASSES)})")
-    _check_int("seed", seed, 0)
-    _check_int("chunk_size", chunk_size, 1)
+    int_in_range("seed", seed, 0)
+    int_in_range("chunk_size", chunk_size, 1)
     if isinstance(distractors, int) and not isinstance(distractors, bool):
         d_lo = d_hi = distractors
     elif (isinstance(distractors, (tuple, list)) and len(distractors) == 2
@@ -378,7 +368,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
                          f"images; the split is stratified over {n_classes} digits, so each part needs at least "
                          f"{n_classes}: use a fraction between {math.ceil(lo * 1000) / 1000} and "
                          f"{math.floor(hi * 1000) / 1000}")
-    _check_int("seed", seed, 0)
+    int_in_range("seed", seed, 0)
     from sklearn.datasets import load_digits as _sk_digits
     from sklearn.model_selection import train_test_split
 

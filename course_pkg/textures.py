@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
+from .checks import int_in_range
 
 __all__ = [
     "BACKGROUND_TEXTURES",
@@ -83,14 +85,6 @@ class TextureSet(NamedTuple):
     distractor_masks: torch.Tensor  # (N, H, W) bool, True on any distractor's pixels
     backgrounds: torch.Tensor       # (N,) int64, index into TEXTURE_NAMES
     class_names: tuple[str, ...]
-
-
-def _check_int(name: str, value: Any, lo: int, hi: Optional[int] = None, hint: str = "") -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
-    if not ok:
-        accepted = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
-        raise ValueError(f"{name}={value!r} is not valid; use {accepted}{hint}")
-    return value
 
 
 @functools.cache
@@ -239,10 +233,10 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
         bool, distractor_masks (N, H, W) bool, backgrounds (N,) int64, class_names)``. Labels are
         balanced in expectation (uniform over :data:`TEXTURE_CLASSES`).
     """
-    n = _check_int("n", n, 1)
-    size = _check_int("image_size", image_size, 32, 96, " (e.g. 48 or 64)")
-    _check_int("seed", seed, 0)
-    _check_int("distractors", distractors, 0, len(TEXTURE_CLASSES) - 1,
+    n = int_in_range("n", n, 1)
+    size = int_in_range("image_size", image_size, 32, 96, " (e.g. 48 or 64)")
+    int_in_range("seed", seed, 0)
+    int_in_range("distractors", distractors, 0, len(TEXTURE_CLASSES) - 1,
                " (how many of the other shapes join the target)")
     if isinstance(backgrounds, str) or not isinstance(backgrounds, Sequence) or not backgrounds:
         raise ValueError(f"backgrounds={backgrounds!r} is not valid; use a non-empty list drawn from "
