@@ -235,46 +235,23 @@ def plot_cbam_maps(images: ArrayLike, channel_weights: ArrayLike, spatial_maps: 
 # ------------------------------------------------------------------------------------------------
 # The pointing game
 # ------------------------------------------------------------------------------------------------
-def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: int = 0) -> dict[str, float]:
-    """Score attention maps by whether each map's peak falls inside its object mask.
-
-    Each map is upsampled (bilinear) to its mask's size and its maximum located (the first one on a
-    tie); the image is a *hit* when the mask is True there (or within ``tolerance`` pixels of a True
-    pixel). The chance rate is the hit rate of a peak drawn uniformly at random: the mean fraction of
-    the image covered by the (dilated) mask.
+def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: Optional[int] = None) -> dict[str, float]:
+    """Score attention maps by whether each map's peak falls on its object; see
+    :func:`course_pkg.pointing_game.pointing_game` (this delegates to it).
 
     Args:
         maps: ``(N, h, w)`` attention maps (higher = more attention).
         masks: ``(N, H, W)`` object masks (bool or 0/1).
-        tolerance: pixels of slack around the mask (0: the peak must be on the object itself).
+        tolerance: pixels of slack around the mask; default (None) the course-wide
+            :data:`course_pkg.pointing_game.POINTING_TOLERANCE`.
 
     Returns:
-        ``{"score": hits / n, "chance": mean mask fraction, "hits": hits, "n": n}``.
+        ``{"score", "hits", "n", "chance", "area", "tolerance"}``; ``chance`` is the expected score of
+        random maps of the same shape upsampled and scored the same way (not the mean object area).
     """
-    m = to_numpy(maps)
-    k = to_numpy(masks)
-    if m.ndim != 3:
-        raise ValueError(f"maps must be (N, h, w), got shape {tuple(m.shape)}")
-    if k.ndim != 3:
-        raise ValueError(f"masks must be (N, H, W), got shape {tuple(k.shape)}")
-    if m.shape[0] != k.shape[0]:
-        raise ValueError(f"maps has {m.shape[0]} maps but masks has {k.shape[0]} masks; pass one mask per map")
-    if m.shape[0] == 0:
-        raise ValueError("maps and masks are empty; pass at least one map")
-    if not isinstance(tolerance, int) or isinstance(tolerance, bool) or tolerance < 0:
-        raise ValueError(f"tolerance must be a non-negative integer (pixels), got {tolerance!r}")
-    mask = torch.as_tensor(k.astype(bool))
-    if not mask.flatten(1).any(dim=1).all():
-        empty = torch.nonzero(~mask.flatten(1).any(dim=1)).flatten()[:5].tolist()
-        raise ValueError(f"masks {empty} are empty; every image needs an object to point at")
-    if tolerance > 0:
-        mask = F.max_pool2d(mask[:, None].float(), 2 * tolerance + 1, stride=1, padding=tolerance)[:, 0] > 0
-    n, hh, ww = mask.shape
-    heat = upsample_maps(m, (hh, ww)).flatten(1)                  # (N, H*W)
-    peaks = heat.argmax(dim=1)                                     # (N,) first maximum
-    hits = int(mask.flatten(1).gather(1, peaks[:, None]).sum())
-    chance = float(mask.flatten(1).float().mean(dim=1).mean())
-    return {"score": hits / n, "chance": chance, "hits": hits, "n": n}
+    from . import pointing_game as _pg
+
+    return _pg.pointing_game(maps, masks, _pg.POINTING_TOLERANCE if tolerance is None else tolerance)
 
 
 def _wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:

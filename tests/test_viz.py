@@ -30,11 +30,24 @@ def test_pointing_game_counts_hits_and_chance() -> None:
     maps[1, 6, 6] = 1                           # peak off the object
     maps[2, 3, 3] = 1                           # on the object's corner pixel
     maps[3, 4, 4] = 1                           # one pixel off diagonally
-    r = pointing_game(maps, masks)
-    assert r == {"score": 0.5, "chance": 0.25, "hits": 2, "n": 4}
+    # maps at the masks' resolution: every pixel is an equally likely peak, chance = (dilated) area
+    r = pointing_game(maps, masks, tolerance=0)
+    assert r == {"score": 0.5, "hits": 2, "n": 4, "chance": 0.25, "area": 0.25, "tolerance": 0}
     # with one pixel of tolerance the near miss counts; chance grows with the dilated mask (5x5 of 64)
     r1 = pointing_game(maps, masks, tolerance=1)
-    assert r1["hits"] == 3 and r1["chance"] == pytest.approx(25 / 64)
+    assert r1["hits"] == 3 and r1["chance"] == pytest.approx(25 / 64) and r1["tolerance"] == 1
+
+
+def test_one_tolerance_by_default() -> None:
+    from course_pkg.pointing_game import POINTING_TOLERANCE
+
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    masks[0, :4, :4] = True
+    maps = torch.zeros(1, 8, 8)
+    maps[0, 4, 4] = 1                           # one pixel off: a hit only with tolerance >= 1
+    assert POINTING_TOLERANCE == 1
+    assert pointing_game(maps, masks)["tolerance"] == POINTING_TOLERANCE
+    assert pointing_game(maps, masks)["hits"] == 1
 
 
 def test_pointing_game_upsamples_low_resolution_maps() -> None:
@@ -42,17 +55,44 @@ def test_pointing_game_upsamples_low_resolution_maps() -> None:
     masks[0, 8:, 8:] = True      # bottom-right object
     masks[1, :8, :8] = True      # top-left object
     maps = torch.tensor([[[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]])   # both peak bottom-right
-    r = pointing_game(maps, masks)
-    assert r["hits"] == 1 and r["chance"] == pytest.approx(0.25)
+    r = pointing_game(maps, masks, tolerance=0)
+    assert r["hits"] == 1
+    # a random 2x2 map peaks in one of its four cells, each the corner of its quadrant: chance 1/4
+    assert r["chance"] == pytest.approx(0.25, abs=0.01)
 
 
-def test_pointing_game_random_maps_score_near_chance() -> None:
-    g = torch.Generator().manual_seed(0)
-    masks = torch.zeros(2000, 12, 12, dtype=torch.bool)
-    masks[:, 2:8, 3:9] = True                   # 36 / 144 = 0.25
-    r = pointing_game(torch.rand(2000, 12, 12, generator=g), masks)
-    assert r["chance"] == pytest.approx(0.25)
-    assert abs(r["score"] - 0.25) < 0.04        # ~4 standard errors of a binomial with n = 2000
+def _centred_masks(n: int, size: int, lo: int, hi: int) -> torch.Tensor:
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    masks[:, lo:hi, lo:hi] = True
+    return masks
+
+
+@pytest.mark.parametrize("map_size, tolerance", [((12, 12), 0), ((12, 12), 1), ((6, 6), 1), ((48, 48), 1)])
+def test_random_maps_score_at_chance(map_size: tuple[int, int], tolerance: int) -> None:
+    """Random maps, upsampled and scored like real maps, score the stated chance within its 99% interval."""
+    n = 3000
+    masks = _centred_masks(n, 48, 14, 30)       # a centred object covering 256 / 2304 = 11% of the image
+    g = torch.Generator().manual_seed(1)
+    r = pointing_game(torch.rand(n, *map_size, generator=g), masks, tolerance=tolerance)
+    half = 2.576 * (r["chance"] * (1 - r["chance"]) / n) ** 0.5
+    assert abs(r["score"] - r["chance"]) < half, (r, half)
+
+
+def test_coarse_random_maps_peak_on_the_border_so_chance_is_below_the_area() -> None:
+    """The finding of issue 12: bilinear upsampling puts a third of a coarse random map's peaks on the
+    image border, so a central object's chance is well below its area (the old, wrong chance)."""
+    from course_pkg.pointing_game import random_peak_distribution
+
+    p = random_peak_distribution((12, 12), (48, 48))
+    assert p.shape == (48, 48) and p.sum().item() == pytest.approx(1.0)
+    border = p.sum() - p[1:-1, 1:-1].sum()
+    assert border > 0.3                         # the border is 8% of the pixels
+    masks = _centred_masks(2, 48, 14, 30)
+    r = pointing_game(torch.rand(2, 12, 12), masks, tolerance=0)
+    assert r["chance"] < 0.8 * r["area"]
+    # at full resolution there is nothing to correct
+    full = random_peak_distribution((48, 48), (48, 48))
+    assert torch.allclose(full, torch.full((48, 48), 1 / 2304, dtype=full.dtype))
 
 
 def test_pointing_game_errors() -> None:
@@ -67,6 +107,34 @@ def test_pointing_game_errors() -> None:
         pointing_game(torch.rand(2, 4, 4), torch.stack([masks[0], torch.zeros(4, 4, dtype=torch.bool)]))
     with pytest.raises(ValueError, match=r"tolerance must be a non-negative integer"):
         pointing_game(torch.rand(2, 4, 4), masks, tolerance=-1)
+    with pytest.raises(ValueError, match=r"NaN"):
+        pointing_game(torch.full((2, 4, 4), float("nan")), masks)
+    with pytest.raises(TypeError, match=r"maps must be a torch.Tensor or a numpy array, got list"):
+        pointing_game([[[0.0]]], masks[:1])
+
+
+def test_chance_helpers_validate_and_agree() -> None:
+    from course_pkg.pointing_game import (
+        centre_map,
+        pointing_chance,
+        random_peak_distribution,
+        wilson_interval,
+    )
+
+    masks = _centred_masks(3, 48, 14, 30)
+    assert pointing_chance(masks, (12, 12), tolerance=0) == pytest.approx(
+        pointing_game(torch.rand(3, 12, 12), masks, tolerance=0)["chance"])
+    c = centre_map(12, 12)
+    assert c.shape == (12, 12) and c.argmax() // 12 in (5, 6)
+    assert pointing_game(c.expand(3, 12, 12), masks)["score"] == 1.0   # a centred object: the prior wins
+    lo, hi = wilson_interval(50, 100)
+    assert lo < 0.5 < hi
+    with pytest.raises(ValueError, match=r"map_size=\(0, 12\)"):
+        random_peak_distribution((0, 12), (48, 48))
+    with pytest.raises(ValueError, match=r"sigma=-1"):
+        centre_map(12, 12, sigma=-1)
+    with pytest.raises(ValueError, match=r"hits=5 and n=3"):
+        wilson_interval(5, 3)
 
 
 def test_upsample_and_image_conversion() -> None:

@@ -1,0 +1,237 @@
+"""Measure the bundled texture-object CNNs: accuracy over seeds, pointing game, SE weights, ablations.
+
+Reads the models :mod:`scripts.train_textures` bundled and writes
+``course_pkg/checkpoints/textures_measurements.json`` for chapters 4 and 5 to load (no training, no
+measuring in the chapters):
+
+* ``accuracy``: held-out accuracy of every model, and mean +- sd over seeds per kind;
+* ``pointing``: the pointing game (course tolerance, chance of random maps scored the same way) on the
+  held-out images, for CBAM's spatial map of every layer, for the plain network's feature energy (mean
+  squared activation over channels) of every layer, for a random map and for a centre prior; per seed
+  and mean +- sd over seeds;
+* ``se_channels``: SE channel weights on cat-fur-on-grass images against the same grass without the fur
+  (``course_pkg.textures.cat_on_grass``), per layer: mean absolute difference of the mean weights, the
+  channels that move most, and the same statistic between two independent grass-only draws (the noise
+  floor);
+* ``ablation``: accuracy when a gate is replaced at test time by its own per-image mean (CBAM spatial,
+  CBAM channel, SE): the gate keeps its overall scale but loses *where* (spatial) or *which* (channel).
+
+    python scripts/measure_textures.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from course_pkg import bundled  # noqa: E402
+from course_pkg.cbam import ChannelAttention, SpatialAttention  # noqa: E402
+from course_pkg.pointing_game import POINTING_TOLERANCE, centre_map, pointing_game  # noqa: E402
+from course_pkg.resnet import attention_modules  # noqa: E402
+from course_pkg.squeeze_excite import SqueezeExcitation  # noqa: E402
+from course_pkg.textures import cat_on_grass  # noqa: E402
+from course_pkg.train import evaluate  # noqa: E402
+
+KINDS = ("none", "se", "cbam")
+OUT_FILE = "textures_measurements.json"
+
+
+def _names(kind: str, directory: Path) -> list[str]:
+    pre = f"textures_resnet_small_{kind}_s"
+    return sorted((n for n in bundled.list_bundled(directory) if n.startswith(pre)),
+                  key=lambda n: int(n[len(pre):]))
+
+
+def _mean_sd(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values), "values": values}
+
+
+@torch.no_grad()
+def stage_outputs(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each stage's output ``{"layer1": (B, C1, H, W), ...}`` (one forward pass, attention maps kept)."""
+    out: dict[str, torch.Tensor] = {}
+    hooks = [getattr(model, f"layer{i + 1}").register_forward_hook(
+        lambda _m, _i, o, key=f"layer{i + 1}": out.__setitem__(key, o.detach()))
+        for i in range(model.num_stages)]
+    try:
+        model(images)
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+@contextlib.contextmanager
+def flattened(model: nn.Module, kind: type) -> Iterator[None]:
+    """Replace every gate of ``kind`` (SpatialAttention, ChannelAttention or SqueezeExcitation) by its
+    own per-image mean while inside the block: same overall scale, no *where* / *which*."""
+    patched: list[tuple[nn.Module, Callable]] = []
+    for m in model.modules():
+        if type(m) is kind:
+            if kind is SpatialAttention:
+                def fwd(x: torch.Tensor, m: nn.Module = m) -> torch.Tensor:
+                    return x * m.spatial_map(x).mean(dim=(2, 3), keepdim=True)      # (B, 1, 1, 1)
+            else:
+                def fwd(x: torch.Tensor, m: nn.Module = m) -> torch.Tensor:
+                    return x * m.channel_weights(x).mean(dim=1, keepdim=True)       # (B, 1, 1, 1)
+            patched.append((m, m.forward))
+            m.forward = fwd  # type: ignore[method-assign]
+    if not patched:
+        raise ValueError(f"the model has no {kind.__name__} to flatten")
+    try:
+        yield
+    finally:
+        for m, f in patched:
+            m.forward = f  # type: ignore[method-assign]
+
+
+def _pointing_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"score": _mean_sd([r["score"] for r in per_seed]), "chance": per_seed[0]["chance"],
+            "area": per_seed[0]["area"], "n": per_seed[0]["n"], "map_size": per_seed[0]["map_size"],
+            "per_seed": per_seed}
+
+
+def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
+    """Every measurement of the module docstring on the texture models bundled in ``directory``."""
+
+    def load(name: str) -> nn.Module:
+        return bundled.load_bundled(name, device="cpu", directory=directory)
+
+    torch.manual_seed(0)
+    result: dict[str, Any] = {"tolerance": POINTING_TOLERANCE, "accuracy": {}, "pointing": {},
+                              "se_channels": {}, "ablation": {}}
+    names = {k: _names(k, directory) for k in KINDS}
+    if not all(names.values()):
+        raise SystemExit(f"train the texture models first (found {names})")
+    test = bundled.bundled_test_data(names["none"][0], directory)
+    result["test_data"] = bundled.get_entry(names["none"][0], directory)["test_data"]
+    images, masks = test.images, test.masks
+    n, size = images.shape[0], images.shape[-1]
+
+    for kind in KINDS:
+        accs = [evaluate(load(nm), test, device="cpu") for nm in names[kind]]
+        result["accuracy"][kind] = {**_mean_sd(accs), "names": names[kind]}
+
+    # pointing game: CBAM spatial maps, plain feature energy, random, centre prior
+    rows: dict[str, list[dict[str, Any]]] = {}
+
+    def add(label: str, maps: torch.Tensor) -> None:
+        r = pointing_game(maps, masks)
+        rows.setdefault(label, []).append({**r, "map_size": list(maps.shape[1:])})
+
+    for nm in names["cbam"]:
+        model = load(nm)
+        with torch.no_grad():
+            model(images)
+        for name, m in attention_modules(model):
+            add(f"cbam {name.split('.')[0]} spatial map", m.last_spatial_map)
+        feats = stage_outputs(model, images)
+        add("cbam layer3 feature energy", feats["layer3"].pow(2).mean(dim=1))
+    for nm in names["none"]:
+        feats = stage_outputs(load(nm), images)
+        for key, f in feats.items():
+            add(f"plain {key} feature energy", f.pow(2).mean(dim=1))
+    last = rows["plain layer3 feature energy"][0]["map_size"]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(len(names["none"])):
+        add("random map", torch.rand(n, *last, generator=g))
+    add("centre prior", centre_map(*last).expand(n, *last))
+    result["pointing"] = {k: _pointing_summary(v) for k, v in rows.items()}
+
+    # SE channel weights: fur on grass against the same grass alone, and two grass-only draws
+    fur = cat_on_grass(n_se, image_size=size, seed=1000).images
+    grass = cat_on_grass(n_se, image_size=size, seed=1000, with_target=False).images
+    grass2 = cat_on_grass(n_se, image_size=size, seed=2000, with_target=False).images
+    for kind in ("se", "cbam"):
+        per_layer: dict[str, list[dict[str, Any]]] = {}
+        for nm in names[kind]:
+            model = load(nm)
+            weights = {}
+            for label, x in (("fur", fur), ("grass", grass), ("grass2", grass2)):
+                with torch.no_grad():
+                    model(x)
+                weights[label] = {name: (m.last_weights if isinstance(m, SqueezeExcitation)
+                                         else m.last_channel_weights).mean(0)
+                                  for name, m in attention_modules(model)}
+            for name in weights["fur"]:
+                diff = weights["fur"][name] - weights["grass"][name]           # (C,)
+                floor = weights["grass2"][name] - weights["grass"][name]
+                top = diff.abs().argsort(descending=True)[:3].tolist()
+                per_layer.setdefault(name, []).append({
+                    "name": nm, "mean_abs_diff": float(diff.abs().mean()),
+                    "noise_floor_mean_abs_diff": float(floor.abs().mean()),
+                    "max_abs_diff": float(diff.abs().max()), "top_channels": top,
+                    "top_diffs": [float(diff[c]) for c in top],
+                    "fur_mean_weights": [round(float(v), 4) for v in weights["fur"][name]],
+                    "grass_mean_weights": [round(float(v), 4) for v in weights["grass"][name]]})
+        result["se_channels"][kind] = {
+            layer: {"mean_abs_diff": _mean_sd([r["mean_abs_diff"] for r in rs]),
+                    "noise_floor": _mean_sd([r["noise_floor_mean_abs_diff"] for r in rs]), "per_seed": rs}
+            for layer, rs in per_layer.items()}
+    result["se_channels"]["inputs"] = {"fur": f"cat_on_grass({n_se}, image_size={size}, seed=1000)",
+                                       "grass": f"cat_on_grass({n_se}, image_size={size}, seed=1000, "
+                                                "with_target=False)",
+                                       "grass2": f"cat_on_grass({n_se}, image_size={size}, seed=2000, "
+                                                 "with_target=False)"}
+
+    # ablations: a gate replaced by its own mean at test time
+    for kind, gate, label in (("cbam", SpatialAttention, "cbam without where (spatial gate -> its mean)"),
+                              ("cbam", ChannelAttention, "cbam without which (channel gate -> its mean)"),
+                              ("se", SqueezeExcitation, "se without which (channel gate -> its mean)")):
+        accs = []
+        for nm in names[kind]:
+            model = load(nm)
+            with flattened(model, gate):
+                accs.append(evaluate(model, test, device="cpu"))
+        full = result["accuracy"][kind]["values"]
+        result["ablation"][label] = {"accuracy": _mean_sd(accs), "intact": _mean_sd(full),
+                                     "drop": _mean_sd([a - b for a, b in zip(full, accs)])}
+    return result
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, default=bundled.CHECKPOINT_DIR, help="where the models are bundled")
+    p.add_argument("--out", type=Path, default=None, help=f"default: DIR/{OUT_FILE}")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    result = measure(args.dir)
+    args.out = args.out or args.dir / OUT_FILE
+    result["command"] = "python scripts/measure_textures.py"
+    result["torch"] = str(torch.__version__)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for kind, a in result["accuracy"].items():
+        sd = f"{a['sd']:.3f}" if a["sd"] is not None else "n/a"
+        print(f"accuracy {kind:5s} {a['mean']:.3f} +- {sd} over {a['n']} seeds {a['values']}")
+    for label, r in result["pointing"].items():
+        s = r["score"]
+        sd = f"{s['sd']:.3f}" if s["sd"] is not None else "n/a"
+        print(f"pointing {label:32s} {s['mean']:.3f} +- {sd}  chance {r['chance']:.3f}  area {r['area']:.3f} "
+              f"map {r['map_size']}")
+    for kind in ("se", "cbam"):
+        for layer, r in result["se_channels"][kind].items():
+            print(f"channels {kind} {layer}: mean |fur - grass| {r['mean_abs_diff']['mean']:.4f}, noise floor "
+                  f"{r['noise_floor']['mean']:.4f}, top channels {[x['top_channels'] for x in r['per_seed']]}")
+    for label, r in result["ablation"].items():
+        print(f"ablation {label}: {r['accuracy']['mean']:.3f} (intact {r['intact']['mean']:.3f}, "
+              f"drop {r['drop']['mean']:+.3f})")
+    print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    cli()
