@@ -123,18 +123,20 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
 
 
 def summarise(out_dir: Path, seeds: list[int]) -> dict[str, Any]:
-    """Mean and sd of test accuracy per kind over ``seeds`` (kinds with every seed trained), written into
-    each of their manifest entries (``seeds_summary``) and into ``textures_training.json`` with the curves."""
+    """Mean and sd of test accuracy per kind over those of ``seeds`` that are trained (``seeds_missing``
+    lists the others), written into each of their manifest entries (``seeds_summary``) and into
+    ``textures_training.json`` with the curves. The sd is None for a single seed."""
     entries = {e["name"]: e for e in bundled.manifest(out_dir)}
     summary: dict[str, Any] = {"kinds": {}, "curves": {}}
     for kind in KINDS:
-        names = [entry_name(kind, s) for s in seeds]
-        if not all(n in entries for n in names):
+        done = [s for s in seeds if entry_name(kind, s) in entries]
+        if not done:
             continue
+        names = [entry_name(kind, s) for s in done]
         accs = [entries[n]["test_accuracy"] for n in names]
-        stats = {"mean": statistics.fmean(accs), "sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                 "n_seeds": len(accs), "seeds": seeds, "test_accuracy": accs, "names": names,
-                 "test_n": entries[names[0]]["test_n"]}
+        stats = {"mean": statistics.fmean(accs), "sd": statistics.stdev(accs) if len(accs) > 1 else None,
+                 "n_seeds": len(accs), "seeds": done, "seeds_missing": [s for s in seeds if s not in done],
+                 "test_accuracy": accs, "names": names, "test_n": entries[names[0]]["test_n"]}
         summary["kinds"][kind] = stats
         for n in names:
             summary["curves"][n] = {"epoch": [r["epoch"] for r in entries[n]["history"]],
@@ -202,7 +204,8 @@ def cli() -> None:
                   flush=True)
     summary = summarise(args.out_dir, args.all_seeds)
     for kind, s in summary["kinds"].items():
-        print(f"{kind}: test accuracy {s['mean']:.4f} +- {s['sd']:.4f} over seeds {s['seeds']}")
+        sd = "n/a" if s["sd"] is None else f"{s['sd']:.4f}"
+        print(f"{kind}: test accuracy {s['mean']:.4f} +- {sd} over seeds {s['seeds']}")
     print(f"done in {time.perf_counter() - start:.0f} s; torch {torch.__version__}")
 
 

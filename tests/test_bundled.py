@@ -134,3 +134,87 @@ def test_training_script_smoke_run(tmp_path: Path) -> None:
     assert entry["test_n"] == 32 and "--n-train 32" in entry["command"]
     model = load_bundled("clutter_resnet_small_se", device="cpu", directory=tmp_path)
     assert evaluate(model, bundled_test_data("clutter_resnet_small_se", tmp_path)) == entry["test_accuracy"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The texture-object CNNs (scripts/train_textures.py, scripts/measure_textures.py)
+# ------------------------------------------------------------------------------------------------
+TEXTURE_KINDS = ("none", "se", "cbam")
+
+
+def _texture_names(kind: str) -> list[str]:
+    return [n for n in list_bundled() if n.startswith(f"textures_resnet_small_{kind}_s")]
+
+
+def test_texture_cnns_three_seeds_each_same_data_and_budget() -> None:
+    budget_keys = ("train_data", "val_data", "test_data", "epochs", "batch_size", "lr", "weight_decay",
+                   "warmup_epochs")
+    budgets = []
+    for kind in TEXTURE_KINDS:
+        names = _texture_names(kind)
+        assert len(names) >= 3, f"{kind}: {names} (at least three seeds)"
+        accs = []
+        for name in names:
+            e = get_entry(name)
+            assert e["kwargs"]["attention"] == (None if kind == "none" else kind)
+            assert e["command"].startswith(f"python scripts/train_textures.py --only {kind} --seeds {e['seed']} ")
+            assert e["test_data"]["generator"] == "course_pkg.textures:make_textures"
+            assert e["file_bytes"] < 2**20, f"{e['file']} is over 1 MB"
+            assert [r["epoch"] for r in e["history"]] == list(range(1, e["epochs"] + 1))
+            budgets.append({k: e[k] for k in budget_keys})
+            accs.append(e["test_accuracy"])
+        s = get_entry(names[0])["seeds_summary"]
+        assert s["test_accuracy"] == accs and s["mean"] == pytest.approx(sum(accs) / len(accs))
+        mean = sum(accs) / len(accs)
+        assert s["sd"] == pytest.approx((sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5)
+    assert all(b == budgets[0] for b in budgets), "every texture model has the same data and budget"
+
+
+def test_texture_learning_curves_and_measurements_match_the_manifest() -> None:
+    curves = json.loads((CHECKPOINT_DIR / "textures_training.json").read_text())
+    measured = json.loads((CHECKPOINT_DIR / "textures_measurements.json").read_text())
+    for kind in TEXTURE_KINDS:
+        for name in _texture_names(kind):
+            e = get_entry(name)
+            assert curves["curves"][name]["val_acc"] == [r["val_acc"] for r in e["history"]]
+        acc = measured["accuracy"][kind]
+        assert acc["names"] == _texture_names(kind)
+        assert acc["values"] == pytest.approx([get_entry(n)["test_accuracy"] for n in acc["names"]], abs=1e-9)
+        assert curves["kinds"][kind]["mean"] == pytest.approx(acc["mean"])
+    # the pointing game was scored with the course's one tolerance, against the chance of random maps
+    from course_pkg.pointing_game import POINTING_TOLERANCE
+
+    assert measured["tolerance"] == POINTING_TOLERANCE
+    for label, r in measured["pointing"].items():
+        assert 0 < r["chance"] <= r["area"] + 1e-9, label
+        assert all(p["tolerance"] == POINTING_TOLERANCE for p in r["per_seed"])
+
+
+def test_texture_pointing_numbers_reproduce() -> None:
+    """The stored pointing score of CBAM's last spatial map (seed 0) is what the bundled model gives."""
+    from course_pkg.pointing_game import pointing_game
+    from course_pkg.resnet import attention_modules
+
+    measured = json.loads((CHECKPOINT_DIR / "textures_measurements.json").read_text())
+    name = _texture_names("cbam")[0]
+    model = load_bundled(name, device="cpu")
+    test = bundled_test_data(name)
+    with torch.no_grad():
+        model(test.images)
+    layer, module = attention_modules(model)[-1]
+    r = pointing_game(module.last_spatial_map, test.masks)
+    stored = measured["pointing"][f"cbam {layer.split('.')[0]} spatial map"]["per_seed"][0]
+    assert r["hits"] == stored["hits"] and r["chance"] == pytest.approx(stored["chance"])
+
+
+def test_texture_training_script_smoke_run(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "scripts/train_textures.py", "--only", "cbam", "--seeds", "0",
+                           "--all-seeds", "0", "--epochs", "1", "--n-train", "32", "--n-val", "16",
+                           "--n-test", "16", "--batch-size", "16", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = get_entry("textures_resnet_small_cbam_s0", tmp_path)
+    assert entry["test_n"] == 16 and "--n-train 32" in entry["command"]
+    model = load_bundled("textures_resnet_small_cbam_s0", device="cpu", directory=tmp_path)
+    assert evaluate(model, bundled_test_data("textures_resnet_small_cbam_s0", tmp_path)) == entry["test_accuracy"]
+    assert json.loads((tmp_path / "textures_training.json").read_text())["kinds"]["cbam"]["n_seeds"] == 1
