@@ -12,8 +12,8 @@ if importlib.util.find_spec("course_pkg") is None:
                        stdout=_log, stderr=subprocess.STDOUT)
     except (OSError, subprocess.SubprocessError) as _err:
         _log.seek(0)
-        _lines = [s.strip() for s in _log.read().splitlines() if s.strip()] or [str(_err)]
-        _why = next((s for s in _lines if s.startswith(("fatal:", "ERROR:"))), _lines[-1])
+        _out = [s.strip() for s in _log.read().splitlines() if s.strip()] or [str(_err)]
+        _why = next((s for s in _out if s.startswith(("fatal:", "ERROR:"))), _out[-1])
 
         class CourseSetupError(Exception):
             def _render_traceback_(self):   # Jupyter shows the message alone
