@@ -11,7 +11,10 @@ The chapters of the book import what they run from here. Where each concept live
 * training: ``train`` (``fit``, ``evaluate``, ``History`` and their pieces); command lines: ``cli``;
 * data: ``data`` (synthetic clutter, digits, photos, CIFAR-10); ``examples`` (chapter 1's toy examples);
 * pictures: ``plotting`` (shared helpers, attention heatmaps), ``viz`` (channel and spatial maps, the
-  pointing game), ``widgets`` (chapter 6's interactive explorers);
+  pointing game), ``explorer_frames`` (chapter 6's ViT maps of one image and the explorers' PNG frames);
+* chapter 6's explorers: ``patch_arithmetic`` (a ViT's token arithmetic: patches, sequence length,
+  attention cost), ``widgets`` (the ipywidgets explorers, which re-export what they show from
+  ``patch_arithmetic`` and ``explorer_frames``);
 * exercises and grading: ``exercises``, ``grading``;
 * small shared utilities: ``env`` (device, seeds), ``checks`` (argument checks), ``network`` (the probe
   before a download).

@@ -16,26 +16,32 @@ published book page (a static HTML file, no Python behind it) moving a slider st
 Jupyter or Colab a Python callback (``observe``) also keeps the stack in step and records the current
 numbers in :attr:`PatchSizeExplorer.current`, which is what the tests check headless.
 
-The pure computation (:func:`patch_numbers`, :func:`patch_size_options`, the frame renderers) is separate
-from the widget building, and the explorers take precomputed maps, so everything runs without a model;
-:meth:`PatchSizeExplorer.from_models` and :meth:`HeadCountExplorer.from_models` compute the maps from
-trained ViTs (recorded with :func:`course_pkg.attention_maps.record_attention`), and the ``from_bundled`` constructors load the models
-shipped with the package.
+This module holds only the widgets. The token arithmetic lives in :mod:`course_pkg.patch_arithmetic`
+(:func:`patch_numbers`, :func:`patch_size_options`), the maps from a model and the PNG frames in
+:mod:`course_pkg.explorer_frames` (:func:`rollout_map`, :func:`cls_attention_maps`, the frame renderers);
+both are re-exported here, so ``from course_pkg.widgets import patch_numbers`` keeps working. The explorers
+take precomputed maps, so they run without a model; :meth:`PatchSizeExplorer.from_models` and
+:meth:`HeadCountExplorer.from_models` compute the maps from trained ViTs, and the ``from_bundled``
+constructors load the models shipped with the package.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure  # noqa: F401  (type of the helpers' figures)
 
-from .attention_maps import cls_attention_map, cls_rollout_map, record_attention
-from .checks import positive_int
-from .plotting import display_image, draw_overlay, figure_png
+from .explorer_frames import (
+    ImageLike,
+    cls_attention_maps,
+    figure_to_png,
+    render_head_frame,
+    render_patch_frame,
+    rollout_map,
+    to_display_image,
+)
+from .patch_arithmetic import PatchNumbers, _typed_int, patch_numbers, patch_size_options
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets
@@ -54,93 +60,6 @@ __all__ = [
     "to_display_image",
 ]
 
-ImageLike = Union[torch.Tensor, np.ndarray]
-
-
-# ------------------------------------------------------------------------------------------------
-# The token arithmetic
-# ------------------------------------------------------------------------------------------------
-def patch_size_options(img_size: int, min_size: int = 1, max_size: Optional[int] = None) -> list[int]:
-    """The patch sizes that cut an ``img_size x img_size`` image into whole patches: its divisors.
-
-    Args:
-        img_size: the image side in pixels.
-        min_size, max_size: keep only divisors in ``[min_size, max_size]`` (default: all of them).
-
-    Returns:
-        The divisors in increasing order, e.g. ``patch_size_options(32) == [1, 2, 4, 8, 16, 32]``.
-    """
-    img_size = positive_int("img_size", img_size)
-    hi = img_size if max_size is None else positive_int("max_size", max_size)
-    lo = positive_int("min_size", min_size)
-    sizes = [p for p in range(lo, min(hi, img_size) + 1) if img_size % p == 0]
-    if not sizes:
-        raise ValueError(f"no patch size in [{lo}, {hi}] divides img_size={img_size}; "
-                         f"its divisors are {patch_size_options(img_size)}")
-    return sizes
-
-
-@dataclass(frozen=True)
-class PatchNumbers:
-    """What one patch size means for one image (all the numbers the patch explorer shows).
-
-    Attributes:
-        img_size, patch_size, in_chans: the input.
-        grid: patches per side, ``img_size // patch_size``.
-        num_patches: ``grid ** 2``.
-        patch_dim: length of one flattened patch, ``patch_size ** 2 * in_chans``.
-        seq_len: tokens the encoder sees, ``num_patches + 1`` ([CLS] included).
-        attn_entries: entries of one attention matrix, ``seq_len ** 2`` (per head, per layer).
-        reference_patch: the patch size the cost is compared with (16 unless told).
-        relative_cost: ``attn_entries`` divided by the same number at ``reference_patch``.
-    """
-
-    img_size: int
-    patch_size: int
-    in_chans: int
-    grid: int
-    num_patches: int
-    patch_dim: int
-    seq_len: int
-    attn_entries: int
-    reference_patch: int
-    relative_cost: float
-
-    def rows(self) -> list[tuple[str, str]]:
-        """``(label, value)`` pairs, in the order the explorer shows them."""
-        p, g = self.patch_size, self.grid
-        return [
-            ("patch grid", f"{self.img_size} / {p} = {g} per side &rarr; {g} &times; {g} = "
-                           f"<b>{self.num_patches:,}</b> patches"),
-            ("one flattened patch", f"{p} &times; {p} &times; {self.in_chans} = <b>{self.patch_dim:,}</b> numbers"),
-            ("sequence length", f"{self.num_patches:,} + 1 [CLS] = <b>{self.seq_len:,}</b> tokens"),
-            ("attention matrix", f"{self.seq_len:,} &times; {self.seq_len:,} = <b>{self.attn_entries:,}</b> "
-                                 "entries per head and layer"),
-            (f"attention cost vs {self.reference_patch}&times;{self.reference_patch}",
-             f"<b>{_format_ratio(self.relative_cost)}</b>"),
-        ]
-
-    def to_html(self) -> str:
-        """The numbers as a small HTML table."""
-        cells = "".join(f"<tr><td style='padding:1px 10px 1px 0;color:#555'>{k}</td><td>{v}</td></tr>"
-                        for k, v in self.rows())
-        return f"<table style='font-size:0.95em;border-collapse:collapse'>{cells}</table>"
-
-
-def _format_ratio(r: float) -> str:
-    if r >= 10:
-        return f"{r:,.0f}&times;"
-    if r >= 1:
-        return f"{r:.2f}&times;"
-    return f"{r:.3g}&times; (1/{1 / r:,.0f})"
-
-
-def _typed_int(name: str, value: Any) -> int:
-    """A positive int, a ``TypeError`` for a non-number (a str...), a ``ValueError`` for a bad number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int, a positive integer")
-    return positive_int(name, value)
-
 
 def _check_accuracies(accuracies: Any, key: str) -> dict[Any, float]:
     """``{key: accuracy}`` with every accuracy a fraction in [0, 1] (81 or 91.5 are percentages: refused)."""
@@ -157,222 +76,6 @@ def _check_accuracies(accuracies: Any, key: str) -> dict[Any, float]:
     return dict(accuracies)
 
 
-def patch_numbers(img_size: int, patch_size: int, in_chans: int = 3, reference_patch: int = 16) -> PatchNumbers:
-    """The token arithmetic of a ViT for a square image.
-
-    Example: ``patch_numbers(224, 16)`` gives 14 x 14 = 196 patches of 16 * 16 * 3 = 768 numbers, 197 tokens
-    with [CLS], and a 197 x 197 attention matrix (relative cost 1).
-
-    Args:
-        img_size: image side in pixels.
-        patch_size: patch side; must divide ``img_size`` (stride = patch size: no overlap, no leftover).
-        in_chans: channels per pixel.
-        reference_patch: the patch size the attention cost is compared with; must divide ``img_size`` too.
-
-    Raises:
-        ValueError: a size is not a positive integer or does not divide ``img_size``.
-    """
-    img_size = _typed_int("img_size", img_size)
-    patch_size = _typed_int("patch_size", patch_size)
-    in_chans = _typed_int("in_chans", in_chans)
-    reference_patch = _typed_int("reference_patch", reference_patch)
-    for name, p in (("patch_size", patch_size), ("reference_patch", reference_patch)):
-        if img_size % p:
-            raise ValueError(f"img_size={img_size} is not divisible by {name}={p}; use one of the sizes that "
-                             f"divide it: {patch_size_options(img_size)}")
-    grid = img_size // patch_size
-    n = grid * grid
-    seq = n + 1
-    ref_seq = (img_size // reference_patch) ** 2 + 1
-    return PatchNumbers(img_size=img_size, patch_size=patch_size, in_chans=in_chans, grid=grid, num_patches=n,
-                        patch_dim=patch_size * patch_size * in_chans, seq_len=seq, attn_entries=seq * seq,
-                        reference_patch=reference_patch, relative_cost=(seq * seq) / (ref_seq * ref_seq))
-
-
-# ------------------------------------------------------------------------------------------------
-# Maps from a model
-# ------------------------------------------------------------------------------------------------
-def _grid_of(n_tokens: int) -> int:
-    g = int(round(n_tokens ** 0.5))
-    if g * g != n_tokens:
-        raise ValueError(f"{n_tokens} patch tokens do not form a square grid")
-    return g
-
-
-def _forward_attention(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``(logits (1, classes), [token maps (1, heads, N, N) per layer])`` of one image, recorded."""
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad(), record_attention(model) as maps:
-        logits = model(x.unsqueeze(0).to(device))
-    attentions = list(maps.of_kind("token").values())
-    if not attentions:
-        raise ValueError(f"the {type(model).__name__} has no self-attention layer; pass a ViT")
-    return logits.cpu(), [a.cpu() for a in attentions]
-
-
-def rollout_map(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, int]:
-    """Attention rollout of one image: how much the [CLS] output draws on each patch, through all layers.
-
-    Uses :func:`course_pkg.vit.cls_rollout_map` on the per-layer weights of
-    ``record_attention``.
-
-    Args:
-        model: a ViT (any model whose self-attention layers ``record_attention`` records).
-        x: one image ``(C, H, W)``, as the model expects it.
-
-    Returns:
-        ``(map, predicted_class)``: the rollout ``(g, g)`` over the patch grid, rescaled to sum to one, and
-        the model's prediction (argmax of the logits).
-    """
-    logits, attentions = _forward_attention(model, x)
-    n = attentions[0].shape[-1]
-    roll = cls_rollout_map(attentions, _grid_of(n - 1))[0]              # (g, g)
-    roll = roll / roll.sum().clamp_min(1e-12)
-    return roll.numpy(), int(logits.argmax(-1)[0])
-
-
-def cls_attention_maps(model: torch.nn.Module, x: torch.Tensor, layer: int = -1) -> tuple[np.ndarray, int]:
-    """Each head's attention from [CLS] to the patches, in one layer.
-
-    Args:
-        model: a ViT (any model whose self-attention layers ``record_attention`` records).
-        x: one image ``(C, H, W)``.
-        layer: which layer (default: the last one).
-
-    Returns:
-        ``(maps, predicted_class)``: ``maps`` is ``(H, g, g)``, one map per head, each rescaled to sum to one
-        (the [CLS] weight on itself left out).
-    """
-    logits, attentions = _forward_attention(model, x)
-    if not -len(attentions) <= layer < len(attentions):
-        raise ValueError(f"layer={layer} is out of range; the model has {len(attentions)} layers")
-    a = attentions[layer]                                               # (1, H, N, N)
-    maps = cls_attention_map(a, _grid_of(a.shape[-1] - 1))[0]           # (H, g, g)
-    maps = maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-    return maps.numpy(), int(logits.argmax(-1)[0])
-
-
-# ------------------------------------------------------------------------------------------------
-# Frames (PNG pictures), rendered without pyplot
-# ------------------------------------------------------------------------------------------------
-#: An image ready for ``imshow`` (see :func:`course_pkg.plotting.display_image`).
-to_display_image = display_image
-
-#: Render a Figure to PNG bytes (see :func:`course_pkg.plotting.figure_png`).
-figure_to_png = figure_png
-
-
-def _show_image(ax: Axes, img: np.ndarray) -> None:
-    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _overlay(ax: Axes, img: np.ndarray, heat: np.ndarray, cmap: str = "inferno") -> None:
-    """The image in grey with a patch-level heat map on top (nearest upsampling: one block per patch)."""
-    draw_overlay(ax, img, heat, alpha=0.6, cmap=cmap, grey=True, interpolation="nearest")
-
-
-def _peak_box(ax: Axes, heat: np.ndarray, img_size: tuple[int, int]) -> None:
-    g = heat.shape[0]
-    ph, pw = img_size[0] / g, img_size[1] / heat.shape[1]
-    r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    ax.add_patch(_rect((c * pw - 0.5, r * ph - 0.5), pw, ph, "cyan"))
-
-
-def _rect(xy: tuple[float, float], w: float, h: float, color: str) -> Any:
-    from matplotlib.patches import Rectangle
-
-    return Rectangle(xy, w, h, fill=False, edgecolor=color, linewidth=1.5)
-
-
-def render_patch_frame(image: ImageLike, numbers: PatchNumbers, rollout: Optional[np.ndarray] = None,
-                       caption: str = "", mask: Optional[np.ndarray] = None, dpi: int = 80) -> bytes:
-    """One state of the patch explorer as a PNG: the image cut into patches, and the rollout map.
-
-    Args:
-        image: the image (see :func:`to_display_image`).
-        numbers: the patch arithmetic (its ``patch_size`` sets the grid drawn).
-        rollout: ``(g, g)`` attention rollout of a model trained at this patch size, or None.
-        caption: a line under the rollout panel (e.g. the model's accuracy).
-        mask: optional ``(H, W)`` boolean object mask, outlined in the rollout panel.
-    """
-    img = to_display_image(image)
-    h, w = img.shape[:2]
-    p = numbers.patch_size
-    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    _show_image(ax1, img)
-    lines = np.arange(p, h, p) - 0.5
-    lw = 0.4 if numbers.grid > 16 else 0.9
-    for v in lines:
-        ax1.axhline(v, color="yellow", lw=lw)
-        ax1.axvline(v, color="yellow", lw=lw)
-    ax1.set_title(f"{p}\u00d7{p} patches: {numbers.grid}\u00d7{numbers.grid} = {numbers.num_patches:,} tokens",
-                  fontsize=10)
-    if rollout is not None:
-        heat = np.asarray(rollout, dtype=float)
-        if heat.shape != (numbers.grid, numbers.grid):
-            raise ValueError(f"rollout has shape {heat.shape} but {p}x{p} patches make a "
-                             f"{numbers.grid}x{numbers.grid} grid")
-        _overlay(ax2, img, heat)
-        _peak_box(ax2, heat, (h, w))
-        if mask is not None:
-            ax2.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="lime", linewidths=1.0)
-        ax2.set_title("attention rollout ([CLS])", fontsize=10)
-        ax2.set_xlabel(caption, fontsize=9)
-    else:
-        ax2.axis("off")
-        ax2.text(0.5, 0.5, f"no model trained\nwith {p}\u00d7{p} patches\n\n{caption}", ha="center",
-                 va="center", fontsize=10, color="#555", transform=ax2.transAxes)
-    return figure_png(fig, dpi, pad_inches=0.05)
-
-
-def render_head_frame(image: ImageLike, maps: np.ndarray, head: Optional[int] = None, caption: str = "",
-                      dpi: int = 80) -> bytes:
-    """One state of the head explorer as a PNG.
-
-    Args:
-        image: the sample image.
-        maps: ``(H, g, g)`` per-head attention maps (from :func:`cls_attention_maps`).
-        head: draw this head large next to the image; ``None`` draws every head in a row (a small grid).
-        caption: a line of text at the bottom.
-    """
-    img = to_display_image(image)
-    maps = np.asarray(maps, dtype=float)
-    if maps.ndim != 3:
-        raise ValueError(f"maps must have shape (H, g, g), got {maps.shape}")
-    n_heads = maps.shape[0]
-    if head is not None and not 0 <= head < n_heads:
-        raise ValueError(f"head={head} is out of range; this model has {n_heads} heads (0..{n_heads - 1})")
-    if head is None:
-        panels = [(img, "image", None)] + [(img, f"head {i}", maps[i]) for i in range(n_heads)]
-        ncols = min(len(panels), 5)
-        nrows = -(-len(panels) // ncols)
-        fig = Figure(figsize=(1.5 * ncols + 0.2, 1.55 * nrows + 0.35), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    else:
-        panels = [(img, "image", None), (img, f"head {head} of {n_heads}", maps[head])]
-        fig = Figure(figsize=(4.2, 2.4), layout="constrained")
-        axes = fig.subplots(1, 2).ravel()
-    for ax, (im, title, heat) in zip(axes, panels):
-        if heat is None:
-            _show_image(ax, im)
-        else:
-            _overlay(ax, im, heat, cmap="viridis")
-            _peak_box(ax, heat, im.shape[:2])
-        ax.set_title(title, fontsize=9)
-    for ax in axes[len(panels):]:
-        ax.axis("off")
-    if caption:
-        fig.suptitle(caption, fontsize=9)
-    return figure_png(fig, dpi, pad_inches=0.05)
-
-
-# ------------------------------------------------------------------------------------------------
-# Widget building
-# ------------------------------------------------------------------------------------------------
 def _widgets() -> Any:
     import ipywidgets
 
@@ -690,3 +393,4 @@ class HeadCountExplorer(_Explorer):
         """Use the bundled models ``{prefix}{heads}`` (head count read from each manifest entry's kwargs)."""
         models, accuracies = _bundled_models(prefix, "num_heads")
         return cls.from_models(image, models, accuracies, **kwargs)
+

@@ -276,3 +276,85 @@ def test_from_bundled_reads_patch_sizes_heads_and_accuracies_from_the_manifest(
     assert "test accuracy of this model: <b>62.5%</b>" in he.stack.children[1].children[0].value
     with pytest.raises(ValueError, match="no bundled model is named nope\\* with a 'patch_size' argument"):
         W.PatchSizeExplorer.from_bundled(x, prefix="nope")
+
+
+# ------------------------------------------------------------------------------------------------
+# One concept per module; the old import paths
+# ------------------------------------------------------------------------------------------------
+def test_three_modules_each_hold_one_concept() -> None:
+    from course_pkg import explorer_frames as F
+    from course_pkg import patch_arithmetic as A
+
+    defined_in = {
+        A: ["PatchNumbers", "patch_numbers", "patch_size_options"],
+        F: ["rollout_map", "cls_attention_maps", "render_patch_frame", "render_head_frame"],
+        W: ["PatchSizeExplorer", "HeadCountExplorer"],
+    }
+    for module, names in defined_in.items():
+        for name in names:
+            assert getattr(module, name).__module__ == module.__name__, (module.__name__, name)
+    # the arithmetic draws nothing and builds no widget; the frames build no widget
+    assert not any(hasattr(A, n) for n in ("torch", "Figure", "figure_png", "ipywidgets", "record_attention"))
+    assert not any(hasattr(F, n) for n in ("ipywidgets", "_widgets", "_Explorer", "PatchSizeExplorer"))
+    assert not any(hasattr(W, n) for n in ("record_attention", "cls_rollout_map", "Figure", "_forward_attention"))
+
+
+def test_frames_and_arithmetic_import_without_ipywidgets_or_pyplot() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, course_pkg.patch_arithmetic\n"
+            "assert 'matplotlib' not in sys.modules, 'patch_arithmetic pulls in matplotlib'\n"
+            "import course_pkg.explorer_frames\n"
+            "bad = {'ipywidgets', 'matplotlib.pyplot'} & set(sys.modules)\n"
+            "assert not bad, f'explorer_frames pulls in {bad}'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_old_import_paths_still_work() -> None:
+    from course_pkg import explorer_frames as F
+    from course_pkg import patch_arithmetic as A
+    from course_pkg.widgets import (  # all it exported before the split
+        HeadCountExplorer,
+        PatchNumbers,
+        PatchSizeExplorer,
+        cls_attention_maps,
+        figure_to_png,
+        patch_numbers,
+        patch_size_options,
+        render_head_frame,
+        render_patch_frame,
+        rollout_map,
+        to_display_image,
+    )
+
+    assert patch_numbers is A.patch_numbers and PatchNumbers is A.PatchNumbers
+    assert patch_size_options is A.patch_size_options
+    assert rollout_map is F.rollout_map and cls_attention_maps is F.cls_attention_maps
+    assert render_patch_frame is F.render_patch_frame and render_head_frame is F.render_head_frame
+    assert figure_to_png is F.figure_to_png and to_display_image is F.to_display_image
+    assert HeadCountExplorer.__module__ == PatchSizeExplorer.__module__ == "course_pkg.widgets"
+    assert sorted(W.__all__) == sorted([
+        "HeadCountExplorer", "PatchNumbers", "PatchSizeExplorer", "cls_attention_maps", "figure_to_png",
+        "patch_numbers", "patch_size_options", "render_head_frame", "render_patch_frame", "rollout_map",
+        "to_display_image"])
+    for name in W.__all__:
+        source = A if hasattr(A, name) else F if hasattr(F, name) else W
+        assert getattr(W, name) is getattr(source, name), name
+
+
+def test_maps_are_the_recorders_maps_rescaled() -> None:
+    from course_pkg.attention_maps import cls_attention_map, cls_rollout_map, record_attention
+
+    model, x = _tiny_vit(4, heads=2), _image(16)
+    with torch.no_grad(), record_attention(model) as rec:
+        logits = model(x[None])
+    layers = list(rec.of_kind("token").values())
+    roll = cls_rollout_map(layers, 4)[0]
+    heads = cls_attention_map(layers[-1], 4)[0]
+    got_roll, pred = W.rollout_map(model, x)
+    got_heads, _ = W.cls_attention_maps(model, x)
+    assert pred == int(logits.argmax())
+    np.testing.assert_array_equal(got_roll, (roll / roll.sum()).numpy())
+    np.testing.assert_array_equal(got_heads, (heads / heads.sum(dim=(-2, -1), keepdim=True)).numpy())
