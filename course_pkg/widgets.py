@@ -89,13 +89,14 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
-def _image_widget(png: bytes, description: str) -> ipywidgets.Image:
+def _image_widget(png: bytes) -> ipywidgets.Image:
     """An Image widget shown at the PNG's own size (never stretched by its neighbours; shrinks on narrow screens).
 
-    ``description`` says what the picture shows; it becomes the image's title, read by screen readers.
+    Its alt text comes from the book's page script (``book/_static/course.js``), by explorer: a ``tooltip``
+    on the widget would say it too, but the published pages' widget embedder then fails to draw the image.
     """
     width, _ = _png_size(png)
-    return _widgets().Image(value=png, format="png", tooltip=description,
+    return _widgets().Image(value=png, format="png",
                             layout={"width": f"{width}px", "max_width": "100%", "height": "auto"})
 
 
@@ -203,9 +204,7 @@ class PatchSizeExplorer(_Explorer):
             model_line = (f"<p style='margin:2px 0'>model trained with {p}&times;{p} patches: <b>{cap}</b></p>"
                           if p in rollouts else
                           "<p style='margin:2px 0;color:#777'>no trained model at this patch size</p>")
-            alt = (f"the image cut into {p} x {p} pixel patches"
-                   + (", with the attention rollout of the model trained at this size" if p in rollouts else ""))
-            pages.append(_page(_image_widget(self.frames[p], alt), w.HTML(self.numbers[p].to_html() + model_line)))
+            pages.append(_page(_image_widget(self.frames[p]), w.HTML(self.numbers[p].to_html() + model_line)))
         start = initial if initial is not None else (ref if ref in patch_sizes else patch_sizes[0])
         if start not in patch_sizes:
             raise ValueError(f"initial={start} is not one of the patch sizes {patch_sizes}")
@@ -325,9 +324,7 @@ class HeadCountExplorer(_Explorer):
                                        tooltips=["every head side by side"] + [f"head {h} alone" for h in range(n)],
                                        style={"button_width": "44px", "description_width": "initial"})
             selector.add_class(f"course-head-selector-{n}")
-            alts = [f"[CLS] attention of each of the {n} heads"] + [f"[CLS] attention of head {h} of {n}"
-                                                                  for h in range(n)]
-            inner = w.Stack([_image_widget(f, a) for f, a in zip(frames, alts)], selected_index=0)
+            inner = w.Stack([_image_widget(f) for f in frames], selected_index=0)
             self.links.append(w.jslink((selector, "index"), (inner, "selected_index")))
             selector.observe(self._on_head, names="index")
             self.selectors[n], self.inner[n] = selector, inner

@@ -3,7 +3,8 @@
  * 1. MathJax 2's Hub for the widget manager (below).
  * 2. Accessible names the theme and the widgets leave out (axe-core, tests/test_browser.py): the colour-mode
  *    button is named "Color mode" but shows the current mode's icon, whose title is its visible text; an
- *    ipywidgets slider handle (role="slider") has no name, so it gets its widget's label ("patch size").
+ *    ipywidgets slider handle (role="slider") has no name, so it gets its widget's label ("patch size");
+ *    the explorers' frames get alt text saying what they show.
  * 3. The references list (docutils: role="list") holds entries with role="doc-biblioentry", a role that
  *    DPUB-ARIA 1.1 deprecated in favour of "listitem"; assistive tech and axe-core then see a formula in an
  *    entry as a stray child of the list (aria-required-children). The entries become list items.
@@ -63,7 +64,20 @@
       h.setAttribute("aria-label", text || "slider");
     });
   }
-  function names() { nameThemeButtons(); nameSliders(); }
+  // The explorers' frames (ipywidgets Image views) have no alt text of their own: say what each shows.
+  var EXPLORER_ALT = {
+    "course-patch-explorer": "Patch-size explorer frame: the image cut into patches, with the attention " +
+      "rollout of the model trained at that patch size where there is one",
+    "course-head-explorer": "Head-count explorer frame: the [CLS] attention map of each head, or of one head"
+  };
+  function nameImages(root) {
+    Object.keys(EXPLORER_ALT).forEach(function (cls) {
+      (root || document).querySelectorAll("." + cls + " img:not([alt])").forEach(function (img) {
+        img.setAttribute("alt", EXPLORER_ALT[cls]);
+      });
+    });
+  }
+  function names() { nameThemeButtons(); nameSliders(); nameImages(); }
   document.addEventListener("DOMContentLoaded", names);
   window.addEventListener("load", names);
   new MutationObserver(function (records) {
@@ -71,6 +85,7 @@
       if (records[i].type === "attributes") { nameThemeButtons(); return; }
     }
     nameSliders();
+    nameImages();
   }).observe(document.documentElement, {attributes: true, attributeFilter: ["data-mode"], childList: true,
                                         subtree: true});
 
