@@ -14,19 +14,21 @@ if importlib.util.find_spec("course_pkg") is None:
         _log.seek(0)
         _out = [s.strip() for s in _log.read().splitlines() if s.strip()] or [str(_err)]
         _why = next((s for s in _out if s.startswith(("fatal:", "ERROR:"))), _out[-1])
+        _msg = (f"Could not install course_pkg from {_src}\n  ({_why[:150]})\n"
+                "No network here, or the server did not answer. Two ways out:\n"
+                "  1. point COURSE_PKG_SOURCE at a checkout or a .whl file, e.g.\n"
+                "     os.environ['COURSE_PKG_SOURCE'] = '/content/attention-course'\n"
+                "  2. or at a URL that works, e.g. a fork of the course:\n"
+                "     'git+https://github.com/<you>/attention-course'\n"
+                "then run this cell again.")
+        if "IPython" not in sys.modules:   # plain Python: the message, exit status 1
+            sys.exit(_msg)
 
         class CourseSetupError(Exception):
             def _render_traceback_(self):   # Jupyter shows the message alone
                 return [str(self)]
 
-        raise CourseSetupError(
-            f"Could not install course_pkg from {_src}\n  ({_why[:150]})\n"
-            "There is no network here, or the server did not answer. Two ways out:\n"
-            "  1. point COURSE_PKG_SOURCE at a checkout or a .whl file you have, e.g.\n"
-            "     os.environ['COURSE_PKG_SOURCE'] = '/content/attention-course'\n"
-            "  2. or at a URL that works, e.g. a fork of the course:\n"
-            "     'git+https://github.com/<you>/attention-course'\n"
-            "then run this cell again.") from None
+        raise CourseSetupError(_msg) from None
     importlib.invalidate_caches()
 import course_pkg
 course_pkg.banner()

@@ -92,3 +92,21 @@ def test_on_a_stalled_connection_the_first_cell_gives_up_within_about_a_minute(t
     _check_message(out)
     assert "127.0.0.1" in out
     assert seconds < LIMIT_S, f"took {seconds:.0f} s"
+
+
+def test_as_a_plain_python_script_it_exits_with_the_message_alone(tmp_path: Path) -> None:
+    """Outside Jupyter (``python cell.py`` in a fresh venv, no network): exit status 1, no traceback."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-rn", "true"]).returncode != 0:
+        _skip_or_fail("this machine does not allow network namespaces")
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "v")], check=True)
+    (tmp_path / "cell.py").write_text(CELL)
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_PKG_SOURCE", "PYTHONPATH")}
+    start = time.perf_counter()
+    proc = subprocess.run(["unshare", "-rn", str(tmp_path / "v" / "bin" / "python"), "cell.py"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Could not install course_pkg" in out and "COURSE_PKG_SOURCE" in out, out
+    assert "Could not resolve host" in out, out      # git's own reason, not a missing pip
+    assert "Traceback" not in out, out
+    assert time.perf_counter() - start < LIMIT_S
