@@ -314,14 +314,15 @@ def plot_pointing_game(results: Union[Mapping[str, float], Mapping[str, Mapping[
     ax.bar(x - 0.18, scores, width=0.36, yerr=err, capsize=3, color="tab:blue", label="score (peak on object)")
     ax.bar(x + 0.18, [float(r["chance"]) for _, r in items], width=0.36, color="lightgrey",
            label="chance (random maps scored the same way)")
-    for xi, s, (_, r) in zip(x, scores, items):
-        ax.text(xi - 0.18, min(s + 0.03, 0.97), f"{s:.2f}", ha="center", va="bottom", fontsize=8)
+    for xi, s, (_, hi), (_, r) in zip(x, scores, lo_hi, items):
+        ax.text(xi - 0.18, hi + 0.02, f"{s:.2f}", ha="center", va="bottom", fontsize=8)  # above the error bar
         ax.text(xi + 0.18, float(r["chance"]) + 0.02, f"{float(r['chance']):.2f}", ha="center", va="bottom",
                 fontsize=8)
     ax.set_xticks(x, labels=[name for name, _ in items], fontsize=9)
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.32)                          # room for the labels and, above them, the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("share of images")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
     if title:
         ax.set_title(f"{title} (n = {int(items[0][1]['n'])})" if len({int(r['n']) for _, r in items}) == 1
                      else title)
