@@ -337,7 +337,13 @@ def test_writing_outside_the_scratch_folder_is_refused(graded_class: Class) -> N
         _zero(r, "attention_pool", "forbidden", "decoy.txt")
     assert c.decoy.read_text() == "untouched"
     r = c.results["remove_course_file"]
-    _zero(r, "weighted_average", "forbidden", "os.remove")
+    e = _ex(r, "weighted_average")
+    if KERNEL and e.status == "failed":
+        # the course is not in the sandbox's view: the removal finds no file. (Where the checkout lies
+        # under /tmp, the sandbox's own scratch, the friendly audit hook has no reason to refuse it first.)
+        _zero(r, "weighted_average", "failed", "FileNotFoundError")
+    else:
+        _zero(r, "weighted_average", "forbidden", "os.remove")
     _others_pass(r, "weighted_average")
 
 
