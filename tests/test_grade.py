@@ -589,6 +589,20 @@ def test_py_units_are_top_level_statements(tmp_path: Path) -> None:
         ("line 1", "import torch"), ("line 3", "@staticmethod\ndef f(x):\n    return x"), ("line 7", "a = 1; b = 2")]
 
 
+def test_ipython_magics_become_pass_in_notebooks_and_py_files(tmp_path: Path) -> None:
+    sources = dict(samples.stub_sources(CH))
+    first = next(iter(sources))
+    sources[first] = "%matplotlib inline\n  !pip install x\n" + sources[first]
+    nb = samples.write_notebook(tmp_path / "01_x.ipynb", CH, sources, metadata_chapter=CH)
+    py = tmp_path / "01_y.py"
+    py.write_text("%time\nx = 1\n")
+    for path in (nb, py):
+        sub = load("a", path, None, {CH: NAMES})
+        text = "\n".join(u.source for u in sub.units)
+        assert "%" not in text and "!pip" not in text, path.name
+        assert "pass  # IPython magic skipped by the grader" in text, path.name
+
+
 def test_discover_learners(tmp_path: Path) -> None:
     (tmp_path / "c" / "dora").mkdir(parents=True)
     (tmp_path / "c" / "ann.ipynb").write_text("{}")

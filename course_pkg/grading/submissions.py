@@ -274,7 +274,7 @@ def _load(learner: str, path: Path, chapter_override: Optional[str], known: dict
                                                                   for _, c in tagged)))))
             else:
                 sub.notes.append("no cell is tagged 'exercise' and none defines an exercise's name")
-        sub.units = [Unit(f"cell {i}", _cell_source(c)) for i, c in tagged]
+        sub.units = [Unit(f"cell {i}", strip_magics(_cell_source(c))) for i, c in tagged]
     else:
         text = strip_magics(text)  # Colab's "Download .py" keeps !pip and %magic lines
         try:
