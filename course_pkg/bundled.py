@@ -41,7 +41,8 @@ from torch import nn
 
 __all__ = ["CHECKPOINT_DIR", "MODELS", "REQUIRED_KEYS", "Checkpoint", "accepted_kwargs", "build_model",
            "bundled_test_data", "check_writable", "checkpoint_path", "get_entry", "list_bundled", "load_bundled",
-           "load_checkpoint", "load_train_state", "manifest", "resolve_builder", "save_checkpoint", "sha256_of", "update_manifest"]
+           "load_checkpoint", "load_train_state", "manifest", "remove_from_manifest", "resolve_builder", "save_checkpoint",
+           "sha256_of", "update_manifest"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -516,3 +517,26 @@ def update_manifest(entry: Mapping[str, Any], directory: Union[str, os.PathLike,
         tmp.write_text(json.dumps(entries, indent=2) + "\n")
         os.replace(tmp, target)
     return entries
+
+
+def remove_from_manifest(name: str, directory: Union[str, os.PathLike, None] = None) -> bool:
+    """Drop the entry called ``name`` from ``manifest.json`` (its file stays); ``True`` if there was one.
+
+    A training script calls this before it overwrites a bundled file, so that the stale entry's
+    SHA-256 does not refuse the new weights when they are read back.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r} is not valid; use a manifest entry's name, e.g. 'digits_vit'")
+    folder = Path(directory or CHECKPOINT_DIR)
+    if not _manifest_path(folder).is_file():
+        return False
+    with _locked(folder):
+        entries = manifest(folder)
+        kept = [e for e in entries if e["name"] != name]
+        if len(kept) == len(entries):
+            return False
+        target = _manifest_path(folder)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(kept, indent=2) + "\n")
+        os.replace(tmp, target)
+    return True

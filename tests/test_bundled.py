@@ -121,6 +121,12 @@ def test_update_manifest_merges_by_name_in_a_stable_order(tmp_path: Path) -> Non
     with pytest.raises(TypeError, match="JSON data only"):
         update_manifest(dict(_entry("x", "a.pt"), extra=torch.zeros(1)), tmp_path)
     assert list_bundled(tmp_path) == ["alpha", "zeta"], "a refused entry leaves the manifest alone"
+    assert bundled.remove_from_manifest("zeta", tmp_path) is True
+    assert list_bundled(tmp_path) == ["alpha"] and (tmp_path / "b.pt").is_file()   # the file stays
+    assert bundled.remove_from_manifest("zeta", tmp_path) is False
+    assert bundled.remove_from_manifest("x", tmp_path / "nowhere") is False
+    with pytest.raises(ValueError, match="name=''"):
+        bundled.remove_from_manifest("", tmp_path)
 
 
 def test_training_script_smoke_run(tmp_path: Path) -> None:
@@ -208,11 +214,13 @@ def test_texture_pointing_numbers_reproduce() -> None:
 
 
 def test_texture_training_script_smoke_run(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "scripts/train_textures.py", "--only", "cbam", "--seeds", "0",
-                           "--all-seeds", "0", "--epochs", "1", "--n-train", "32", "--n-val", "16",
-                           "--n-test", "16", "--batch-size", "16", "--out-dir", str(tmp_path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for _ in range(2):   # the second run replaces the first run's bundled file and entry
+        proc = subprocess.run([sys.executable, "scripts/train_textures.py", "--only", "cbam", "--seeds", "0",
+                               "--all-seeds", "0", "--epochs", "1", "--n-train", "32", "--n-val", "16",
+                               "--n-test", "16", "--batch-size", "16", "--image-size", "32",
+                               "--out-dir", str(tmp_path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     entry = get_entry("textures_resnet_small_cbam_s0", tmp_path)
     assert entry["test_n"] == 16 and "--n-train 32" in entry["command"]
     model = load_bundled("textures_resnet_small_cbam_s0", device="cpu", directory=tmp_path)
