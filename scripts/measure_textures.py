@@ -14,9 +14,13 @@ measuring in the chapters):
   channels that move most, and the same statistic between two independent grass-only draws (the noise
   floor);
 * ``ablation``: accuracy when a gate is replaced at test time by its own per-image mean (CBAM spatial,
-  CBAM channel, SE): the gate keeps its overall scale but loses *where* (spatial) or *which* (channel).
+  CBAM channel, SE): the gate keeps its overall scale but loses *where* (spatial) or *which* (channel);
+* ``shift``: accuracy on test sets with distractors the networks never saw (brown wood, as brown as the
+  fur), and whether CBAM's last spatial map and the plain network's energy then peak on the fur or on
+  a distractor: did training teach the networks the fur's texture, or its colour?
 
     python scripts/measure_textures.py
+    python scripts/measure_textures.py --budget-check /tmp/long   # after train_textures.py --epochs 48 --out-dir /tmp/long
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from course_pkg.cbam import ChannelAttention, SpatialAttention  # noqa: E402
 from course_pkg.pointing_game import POINTING_TOLERANCE, centre_map, pointing_game  # noqa: E402
 from course_pkg.resnet import attention_modules  # noqa: E402
 from course_pkg.squeeze_excite import SqueezeExcitation  # noqa: E402
-from course_pkg.textures import cat_on_grass  # noqa: E402
+from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, cat_on_grass, make_textures  # noqa: E402
 from course_pkg.train import evaluate  # noqa: E402
 
 KINDS = ("none", "se", "cbam")
@@ -199,7 +203,69 @@ def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
         full = result["accuracy"][kind]["values"]
         result["ablation"][label] = {"accuracy": _mean_sd(accs), "intact": _mean_sd(full),
                                      "drop": _mean_sd([a - b for a, b in zip(full, accs)])}
+    result["shift"] = measure_shift(names, load, n, size, test_seed=int(result["test_data"]["kwargs"]["seed"]))
     return result
+
+
+#: Test sets whose distractors the networks never saw in training: wood from ``coffee`` is as brown
+#: as the cat's fur, so only a network that finds the fur by its *texture* still finds it.
+SHIFTS: dict[str, dict[str, Any]] = {
+    "wood among the distractors": {"distractor_textures": list(ALL_DISTRACTOR_TEXTURES)},
+    "every distractor wood": {"distractor_textures": ["wood"]},
+}
+
+
+def measure_shift(names: dict[str, list[str]], load: Callable[[str], nn.Module], n: int, size: int,
+                  test_seed: int) -> dict[str, Any]:
+    """Accuracy of every model on :data:`SHIFTS`, and where CBAM's last spatial map and the plain network's
+    last-stage energy peak there: on the fur (``on_fur``) or on a distractor (``on_distractors``)."""
+    out: dict[str, Any] = {}
+    for label, kwargs in SHIFTS.items():
+        data = make_textures(n, size, test_seed, **kwargs)
+        row: dict[str, Any] = {"make_textures": {"n": n, "image_size": size, "seed": test_seed, **kwargs},
+                               "accuracy": {}, "pointing": {}}
+        for kind in KINDS:
+            row["accuracy"][kind] = _mean_sd([evaluate(load(nm), data, device="cpu") for nm in names[kind]])
+        maps: dict[str, list[torch.Tensor]] = {"cbam layer3 spatial map": [], "plain layer3 feature energy": []}
+        for nm in names["cbam"]:
+            model = load(nm)
+            with torch.no_grad():
+                model(data.images)
+            maps["cbam layer3 spatial map"].append(attention_modules(model)[-1][1].last_spatial_map)
+        for nm in names["none"]:
+            maps["plain layer3 feature energy"].append(stage_outputs(load(nm), data.images)["layer3"].pow(2).mean(1))
+        for key, per_seed in maps.items():
+            on_fur = [pointing_game(m, data.masks) for m in per_seed]
+            on_dis = [pointing_game(m, data.distractor_masks) for m in per_seed]
+            row["pointing"][key] = {"on_fur": _mean_sd([r["score"] for r in on_fur]),
+                                    "on_distractors": _mean_sd([r["score"] for r in on_dis]),
+                                    "chance_fur": on_fur[0]["chance"], "chance_distractors": on_dis[0]["chance"]}
+        out[label] = row
+    return out
+
+
+BUDGET_FILE = "textures_budget_check.json"
+
+
+def collect_budget(other_dir: Path, directory: Path) -> dict[str, Any]:
+    """The convergence check: models trained like the bundled ones but for another number of epochs
+    (``scripts/train_textures.py --epochs N --out-dir other_dir``). Records each one's command, test
+    accuracy and validation curve next to the bundled model of the same kind and seed; the checkpoints
+    themselves are not bundled. If training longer changes little, the bundled models had converged."""
+    rows = []
+    for e in bundled.manifest(other_dir):
+        if not e["name"].startswith("textures_resnet_small_"):
+            continue
+        base = bundled.get_entry(e["name"], directory)
+        if e["test_data"] != base["test_data"] or e["train_data"] != base["train_data"]:
+            raise SystemExit(f"{e['name']} in {other_dir} was trained or tested on other data than the bundled one")
+        rows.append({"name": e["name"], "kind": e["name"].split("_")[3], "seed": e["seed"],
+                     "command": e["command"], "epochs": e["epochs"], "test_accuracy": e["test_accuracy"],
+                     "test_n": e["test_n"], "val_acc": [r["val_acc"] for r in e["history"]],
+                     "bundled_epochs": base["epochs"], "bundled_test_accuracy": base["test_accuracy"]})
+    if not rows:
+        raise SystemExit(f"no texture models in {other_dir}")
+    return {"runs": rows, "command": f"python scripts/measure_textures.py --budget-check {other_dir}"}
 
 
 def cli() -> None:
@@ -207,9 +273,19 @@ def cli() -> None:
     p.add_argument("--dir", type=Path, default=bundled.CHECKPOINT_DIR, help="where the models are bundled")
     p.add_argument("--out", type=Path, default=None, help=f"default: DIR/{OUT_FILE}")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budget-check", type=Path, default=None,
+                   help="only collect the models trained with another number of epochs into this folder, "
+                        f"into DIR/{BUDGET_FILE}")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    if args.budget_check is not None:
+        check = collect_budget(args.budget_check, args.dir)
+        (args.dir / BUDGET_FILE).write_text(json.dumps(check, indent=1) + "\n")
+        for r in check["runs"]:
+            print(f"{r['name']}: {r['epochs']} epochs {r['test_accuracy']:.4f}, "
+                  f"{r['bundled_epochs']} epochs {r['bundled_test_accuracy']:.4f}")
+        return
     result = measure(args.dir)
     args.out = args.out or args.dir / OUT_FILE
     result["command"] = "python scripts/measure_textures.py"
@@ -230,6 +306,11 @@ def cli() -> None:
     for label, r in result["ablation"].items():
         print(f"ablation {label}: {r['accuracy']['mean']:.3f} (intact {r['intact']['mean']:.3f}, "
               f"drop {r['drop']['mean']:+.3f})")
+    for label, r in result["shift"].items():
+        accs = ", ".join(f"{k} {a['mean']:.3f}" for k, a in r["accuracy"].items())
+        where = "; ".join(f"{k}: fur {p['on_fur']['mean']:.2f}, distractors {p['on_distractors']['mean']:.2f}"
+                          for k, p in r["pointing"].items())
+        print(f"shift {label}: accuracy {accs}; peaks {where}")
     print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
 
 

@@ -14,6 +14,7 @@ manifest collects the curves and summaries for the chapters to plot without trai
 
     python scripts/train_textures.py                    # the bundled set: 3 kinds x 3 seeds
     python scripts/train_textures.py --only se --seeds 1
+    python scripts/train_textures.py --distractor-textures tissue wood grass gravel brick --out-dir /tmp/wood
     python scripts/train_textures.py --epochs 1 --n-train 64 --n-val 32 --n-test 32 --out-dir /tmp/tx  # smoke run
 """
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from course_pkg import bundled  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.resnet import resnet_small  # noqa: E402
-from course_pkg.textures import TEXTURE_CLASSES, make_textures  # noqa: E402
+from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, TEXTURE_CLASSES, make_textures  # noqa: E402
 from course_pkg.train import evaluate, fit, load_checkpoint, save_checkpoint  # noqa: E402
 
 KINDS = ("none", "se", "cbam")
@@ -51,7 +52,9 @@ def entry_name(kind: str, seed: int) -> str:
 
 def data_specs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """``make_textures`` keyword arguments of the train, validation and test sets."""
-    common = {"image_size": args.image_size}
+    common: dict[str, Any] = {"image_size": args.image_size}
+    if args.distractor_textures:           # only when not the default, so old commands stay valid
+        common["distractor_textures"] = list(args.distractor_textures)
     return {"train": {"n": args.n_train, **common, "seed": args.data_seed},
             "val": {"n": args.n_val, **common, "seed": args.data_seed + 1},
             "test": {"n": args.n_test, **common, "seed": args.data_seed + 2}}
@@ -65,6 +68,8 @@ def command_for(kind: str, seed: int, args: argparse.Namespace) -> str:
              "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
              "--weight-decay", str(args.weight_decay), "--warmup-epochs", str(args.warmup_epochs),
              "--widths", *[str(w) for w in args.widths]]
+    if args.distractor_textures:
+        words += ["--distractor-textures", *args.distractor_textures]
     return shlex.join(words)
 
 
@@ -90,6 +95,7 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
     specs = data_specs(args)
     meta = {"builder": "course_pkg.resnet:resnet_small", "kwargs": kwargs, "seed": seed,
             "train_data": {"generator": GENERATOR, "kwargs": specs["train"]}}
+    bundled.remove_from_manifest(name, args.out_dir)   # its old hash would refuse the new file
     save_checkpoint(path, model, meta, dtype=torch.float16)
     fresh = resnet_small(**kwargs)                     # score the stored (float16) weights on the CPU
     load_checkpoint(path, fresh)
@@ -157,14 +163,17 @@ def cli() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=KINDS, action="append", help="train only this kind (repeatable)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n-train", type=int, default=6000)
-    p.add_argument("--n-val", type=int, default=300)
-    p.add_argument("--n-test", type=int, default=600)
-    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--n-train", type=int, default=8000)
+    p.add_argument("--n-val", type=int, default=400)
+    p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--image-size", type=int, default=48)
     p.add_argument("--widths", type=int, nargs=3, default=[8, 16, 32],
                    help="resnet_small's stage widths (half the default: the set trains on a shared CPU)")
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=9)
+    p.add_argument("--distractor-textures", nargs="+", choices=ALL_DISTRACTOR_TEXTURES, default=None,
+                   help="textures of the distractors (default: make_textures' own, without the brown wood; "
+                        "add wood to make the fur's colour useless, so only its texture finds it)")
+    p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)

@@ -226,3 +226,23 @@ def test_texture_training_script_smoke_run(tmp_path: Path) -> None:
     model = load_bundled("textures_resnet_small_cbam_s0", device="cpu", directory=tmp_path)
     assert evaluate(model, bundled_test_data("textures_resnet_small_cbam_s0", tmp_path)) == entry["test_accuracy"]
     assert json.loads((tmp_path / "textures_training.json").read_text())["kinds"]["cbam"]["n_seeds"] == 1
+
+
+def test_texture_claims_of_chapters_4_and_5_hold() -> None:
+    """The fixed sentences of chapters 4 and 5 about the bundled texture networks: every one ends near the
+    top of the scale, and every one finds the fur by its colour (grey images: about chance; every
+    distractor brown wood: below chance, so it answers with a wood object's shape)."""
+    from course_pkg.textures import make_textures
+
+    name = _texture_names("none")[0]
+    test = bundled_test_data(name)
+    size = test.images.shape[-1]
+    grey = test._replace(images=test.images[:300].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1).contiguous(),
+                         labels=test.labels[:300])
+    wood = make_textures(300, size, 3000, distractor_textures=("wood",))
+    for kind in TEXTURE_KINDS:
+        for n in _texture_names(kind):
+            assert get_entry(n)["test_accuracy"] >= 0.94, n
+            model = load_bundled(n, device="cpu")
+            assert evaluate(model, grey) < 0.4, n
+            assert evaluate(model, wood) < 0.25, n
