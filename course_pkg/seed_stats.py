@@ -92,15 +92,25 @@ def epochs_to_reach(history: Sequence[dict], level: float, key: str = "val_acc")
     return next((e for e, v in _curve(history, key) if v >= level), None)
 
 
-def settled_epoch(history: Sequence[dict], tolerance: float = 0.02, key: str = "val_acc") -> int:
+def settled_epoch(history: Sequence[dict], tolerance: float = 0.02, key: str = "val_acc",
+                  window: int = 1) -> int:
     """The first epoch from which every later value of ``key`` lies within ``tolerance`` of the last one.
 
     A curve that settles early, long before the learning rate runs out, has converged for this budget;
-    one that settles only in its last epoch was still moving when training stopped.
+    one that settles only in its last epoch was still moving when training stopped. With ``window=k``
+    each value is first replaced by the median of the last ``k`` epochs (fewer at the start), so that a
+    one-epoch dip while the learning rate is high, recovered at the next epoch, does not count as
+    "still moving".
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ValueError(f"tolerance={tolerance!r} is not valid; use a non-negative number such as 0.02")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window={window!r} is not valid; use a positive number of epochs such as 5")
     curve = _curve(history, key)
+    if window > 1:
+        values = [v for _, v in curve]
+        curve = [(e, statistics.median(values[max(0, i - window + 1):i + 1]))
+                 for i, (e, _) in enumerate(curve)]
     final = curve[-1][1]
     settled = curve[-1][0]
     for epoch, value in reversed(curve):

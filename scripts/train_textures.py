@@ -173,7 +173,7 @@ def cli() -> None:
     p.add_argument("--distractor-textures", nargs="+", choices=ALL_DISTRACTOR_TEXTURES, default=None,
                    help="textures of the distractors (default: make_textures' own, without the brown wood; "
                         "add wood to make the fur's colour useless, so only its texture finds it)")
-    p.add_argument("--epochs", type=int, default=24)
+    p.add_argument("--epochs", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)

@@ -42,6 +42,9 @@ def test_learning_curve_measures() -> None:
     assert settled_epoch(h, 0.0) == 8
     assert settled_epoch(_history([0.2, 0.4, 0.6]), 0.05) == 3    # still rising at the end
     assert settled_epoch([{"epoch": 1, "train_acc": 0.5}], 0.01, key="train_acc") == 1
+    dip = _history([0.3, 0.9, 0.97, 0.98, 0.6, 0.98, 0.99, 0.98])   # one bad epoch at 5
+    assert settled_epoch(dip, 0.02) == 6
+    assert settled_epoch(dip, 0.02, window=3) == 4       # medians .3 .6 .9 .97 .97 .98 .98 .98
 
 
 @pytest.mark.parametrize("call, match", [
@@ -54,6 +57,7 @@ def test_learning_curve_measures() -> None:
     (lambda: epochs_to_reach(_history([0.5]), "0.9"), "level='0.9'"),
     (lambda: settled_epoch([{"epoch": 1}], 0.02), "'val_acc'"),
     (lambda: settled_epoch(_history([0.5]), -1), "tolerance=-1"),
+    (lambda: settled_epoch(_history([0.5]), 0.02, window=0), "window=0"),
 ])
 def test_bad_input_is_named(call, match: str) -> None:
     with pytest.raises((TypeError, ValueError), match=match):
