@@ -462,6 +462,14 @@ def bundled_test_data(name: str, directory: Union[str, os.PathLike, None] = None
 # Writing the manifest (scripts only)
 # ------------------------------------------------------------------------------------------------
 
+def _write_manifest(folder: Path, entries: list[dict[str, Any]]) -> None:
+    """Write ``manifest.json`` whole (to a ``.tmp`` file renamed over it); call it under :func:`_locked`."""
+    target = _manifest_path(folder)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(entries, indent=2) + "\n")
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """An exclusive lock while the manifest is read, changed and written (two scripts may run at once)."""
@@ -512,10 +520,7 @@ def update_manifest(entry: Mapping[str, Any], directory: Union[str, os.PathLike,
     with _locked(folder):
         entries = [e for e in manifest(folder) if e["name"] != new["name"]] + [new]
         entries.sort(key=lambda e: e["name"])
-        target = _manifest_path(folder)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(entries, indent=2) + "\n")
-        os.replace(tmp, target)
+        _write_manifest(folder, entries)
     return entries
 
 
@@ -535,8 +540,5 @@ def remove_from_manifest(name: str, directory: Union[str, os.PathLike, None] = N
         kept = [e for e in entries if e["name"] != name]
         if len(kept) == len(entries):
             return False
-        target = _manifest_path(folder)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(kept, indent=2) + "\n")
-        os.replace(tmp, target)
+        _write_manifest(folder, kept)
     return True
