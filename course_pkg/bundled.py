@@ -42,7 +42,7 @@ from torch import nn
 __all__ = ["CHECKPOINT_DIR", "MODELS", "REQUIRED_KEYS", "Checkpoint", "accepted_kwargs", "build_model",
            "bundled_test_data", "check_writable", "checkpoint_path", "get_entry", "list_bundled", "load_bundled",
            "load_checkpoint", "load_train_state", "manifest", "remove_from_manifest", "resolve_builder", "save_checkpoint",
-           "sha256_of", "update_manifest"]
+           "seed_runs", "sha256_of", "update_manifest"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -386,6 +386,20 @@ def manifest(directory: Union[str, os.PathLike, None] = None) -> list[dict[str, 
 def list_bundled(directory: Union[str, os.PathLike, None] = None) -> list[str]:
     """The names of the bundled models."""
     return [e["name"] for e in manifest(directory)]
+
+
+def seed_runs(prefix: str, directory: Union[str, os.PathLike, None] = None) -> list[dict[str, Any]]:
+    """The manifest entries named ``prefix`` followed by a seed number, in seed order.
+
+    E.g. ``seed_runs("textures_resnet_small_se_s")`` gives the entries of ``..._se_s0``, ``..._se_s1``, ...:
+    the same model trained with several seeds (``scripts/train_textures.py``).
+    """
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix={prefix!r} is not valid; use the shared start of the names, e.g. "
+                         "'textures_resnet_small_se_s'")
+    runs = [e for e in manifest(directory)
+            if e["name"].startswith(prefix) and e["name"][len(prefix):].isdigit()]
+    return sorted(runs, key=lambda e: int(e["name"][len(prefix):]))
 
 
 def get_entry(name: str, directory: Union[str, os.PathLike, None] = None) -> dict[str, Any]:

@@ -53,9 +53,7 @@ OUT_FILE = "textures_measurements.json"
 
 
 def _names(kind: str, directory: Path) -> list[str]:
-    pre = f"textures_resnet_small_{kind}_s"
-    return sorted((n for n in bundled.list_bundled(directory) if n.startswith(pre)),
-                  key=lambda n: int(n[len(pre):]))
+    return [e["name"] for e in bundled.seed_runs(f"textures_resnet_small_{kind}_s", directory)]
 
 
 def _mean_sd(values: list[float]) -> dict[str, Any]:

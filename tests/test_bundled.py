@@ -149,7 +149,7 @@ TEXTURE_KINDS = ("none", "se", "cbam")
 
 
 def _texture_names(kind: str) -> list[str]:
-    return [n for n in list_bundled() if n.startswith(f"textures_resnet_small_{kind}_s")]
+    return [e["name"] for e in bundled.seed_runs(f"textures_resnet_small_{kind}_s")]
 
 
 def test_texture_cnns_three_seeds_each_same_data_and_budget() -> None:
@@ -246,3 +246,13 @@ def test_texture_claims_of_chapters_4_and_5_hold() -> None:
             model = load_bundled(n, device="cpu")
             assert evaluate(model, grey) < 0.4, n
             assert evaluate(model, wood) < 0.25, n
+
+
+def test_seed_runs_lists_one_model_per_seed_in_seed_order(tmp_path: Path) -> None:
+    torch.save({}, tmp_path / "a.pt")
+    for name in ("m_s10", "m_s2", "m_s0", "m_s1_long", "other_s3"):
+        update_manifest(_entry(name, "a.pt"), tmp_path)
+    assert [e["name"] for e in bundled.seed_runs("m_s", tmp_path)] == ["m_s0", "m_s2", "m_s10"]
+    with pytest.raises(ValueError, match="prefix=''"):
+        bundled.seed_runs("", tmp_path)
+
