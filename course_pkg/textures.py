@@ -156,7 +156,7 @@ def _paste(image: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, int
 
 def _draw_one(rng: np.random.Generator, size: int, label: int, n_distractors: int,
               backgrounds: Sequence[str], fills: Sequence[str], noise: float, with_target: bool,
-              rotate: bool
+              rotate: bool, target_texture: str = "fur"
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One image ``(H, W, 3)``, its target mask, its distractor mask and its background's name index."""
     background = backgrounds[int(rng.integers(len(backgrounds)))]
@@ -181,7 +181,7 @@ def _draw_one(rng: np.random.Generator, size: int, label: int, n_distractors: in
         eq_radius = size * rng.uniform(0.115, 0.155)
         half = eq_radius * math.sqrt(math.pi / _UNIT_AREA[shape])
         angle = rng.uniform(0, 2 * math.pi) if rotate else 0.0   # drawn only when used
-        texture = "fur" if j == 0 else fillers[int(rng.integers(len(fillers)))]
+        texture = target_texture if j == 0 else fillers[int(rng.integers(len(fillers)))]
         gain = rng.uniform(0.85, 1.15)
         qy, qx = divmod(int(quadrants[j]), 2)
         # the centre may sit anywhere its shape stays inside the quadrant (a 1 px gap to the next one)
@@ -206,7 +206,8 @@ def _draw_one(rng: np.random.Generator, size: int, label: int, n_distractors: in
 def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: int = 3,
                   backgrounds: Sequence[str] = BACKGROUND_TEXTURES,
                   distractor_textures: Sequence[str] = DISTRACTOR_TEXTURES, noise: float = 0.02,
-                  with_target: bool = True, rotate: bool = False, device: Union[str, torch.device, None] = None) -> TextureSet:
+                  with_target: bool = True, rotate: bool = False, target_texture: str = "fur",
+                  device: Union[str, torch.device, None] = None) -> TextureSet:
     """Draw ``n`` texture-object images: a fur shape (the class) among distractors on a texture.
 
     Args:
@@ -226,6 +227,8 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
             masks all False): the inputs to compare attention with and without the object.
         rotate: turn every shape by a random angle (``False``: upright discs, squares, triangles and
             crosses, which a small network learns from far fewer images).
+        target_texture: what fills the target object, one of :data:`TEXTURE_NAMES` (``"fur"``, the
+            data set's; another texture in its place tests what a trained network responds to).
         device: where the returned tensors live (default: the CPU).
 
     Returns:
@@ -252,6 +255,8 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
                          f"from {', '.join(ALL_DISTRACTOR_TEXTURES)}")
     if not (isinstance(noise, (int, float)) and not isinstance(noise, bool) and 0 <= noise <= 0.5):
         raise ValueError(f"noise={noise!r} is not valid; use a standard deviation from 0 to 0.5")
+    if target_texture not in TEXTURE_NAMES:
+        raise ValueError(f"target_texture={target_texture!r} is not valid; use one of {', '.join(TEXTURE_NAMES)}")
     for name, flag in (("with_target", with_target), ("rotate", rotate)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name}={flag!r} is not valid; use True or False")
@@ -267,7 +272,8 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
         labels[i] = int(rng.integers(len(TEXTURE_CLASSES)))
         images[i], masks[i], dmasks[i], bgs[i] = _draw_one(rng, size, int(labels[i]), distractors,
                                                            tuple(backgrounds), tuple(distractor_textures),
-                                                           float(noise), with_target, rotate)
+                                                           float(noise), with_target, rotate,
+                                                           target_texture)
     return TextureSet(
         images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev),
         labels=torch.from_numpy(labels).to(dev),
@@ -279,12 +285,13 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
 
 
 def cat_on_grass(n: int = 1, image_size: int = 48, seed: int = 0, *, with_target: bool = True,
-                 device: Union[str, torch.device, None] = None) -> TextureSet:
+                 target_texture: str = "fur", device: Union[str, torch.device, None] = None) -> TextureSet:
     """The worked example: a cat-fur shape on grass, no distractors (``make_textures`` with
-    ``distractors=0, backgrounds=("grass",)``). ``with_target=False`` gives the same grass alone.
+    ``distractors=0, backgrounds=("grass",)``). ``with_target=False`` gives the same grass alone;
+    ``target_texture`` fills the object with another texture (the same shapes, places and crops of grass).
 
     Returns:
         :class:`TextureSet` with images ``(n, 3, H, W)`` and masks ``(n, H, W)``.
     """
     return make_textures(n, image_size, seed, distractors=0, backgrounds=("grass",),
-                         with_target=with_target, device=device)
+                         with_target=with_target, target_texture=target_texture, device=device)

@@ -41,19 +41,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_pkg import bundled  # noqa: E402
+from course_pkg.attention_maps import record_attention  # noqa: E402
 from course_pkg.cbam import ChannelAttention, SpatialAttention  # noqa: E402
+from course_pkg.gate_ablation import ablate_gates, gate_means  # noqa: E402
+from course_pkg.gate_stats import map_saturation, variance_explained  # noqa: E402
 from course_pkg.pointing_game import POINTING_TOLERANCE, centre_map, pointing_game  # noqa: E402
-from course_pkg.resnet import attention_modules  # noqa: E402
 from course_pkg.squeeze_excite import SqueezeExcitation  # noqa: E402
-from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, cat_on_grass, make_textures  # noqa: E402
+from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, TEXTURE_NAMES, cat_on_grass, make_textures  # noqa: E402
 from course_pkg.train import evaluate  # noqa: E402
 
 KINDS = ("none", "se", "cbam")
 OUT_FILE = "textures_measurements.json"
+#: task -> (manifest name prefix, output file)
+TASKS = {"objects": ("textures", OUT_FILE), "cued": ("cued", "cued_measurements.json")}
 
 
-def _names(kind: str, directory: Path) -> list[str]:
-    return [e["name"] for e in bundled.seed_runs(f"textures_resnet_small_{kind}_s", directory)]
+def _names(kind: str, directory: Path, task: str = "objects") -> list[str]:
+    return [e["name"] for e in bundled.seed_runs(f"{TASKS[task][0]}_resnet_small_{kind}_s", directory)]
 
 
 def _mean_sd(values: list[float]) -> dict[str, Any]:
@@ -136,10 +140,8 @@ def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
 
     for nm in names["cbam"]:
         model = load(nm)
-        with torch.no_grad():
-            model(images)
-        for name, m in attention_modules(model):
-            add(f"cbam {name.split('.')[0]} spatial map", m.last_spatial_map)
+        for name, m in _record(model, images)["spatial"].items():
+            add(f"cbam {name.split('.')[0]} spatial map", m)
         feats = stage_outputs(model, images)
         add("cbam layer3 feature energy", feats["layer3"].pow(2).mean(dim=1))
     for nm in names["none"]:
@@ -163,11 +165,8 @@ def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
             model = load(nm)
             weights = {}
             for label, x in (("fur", fur), ("grass", grass), ("grass2", grass2)):
-                with torch.no_grad():
-                    model(x)
-                weights[label] = {name: (m.last_weights if isinstance(m, SqueezeExcitation)
-                                         else m.last_channel_weights).mean(0)
-                                  for name, m in attention_modules(model)}
+                weights[label] = {name.removesuffix(".channel"): w.mean(0)
+                                  for name, w in _record(model, x)["channel"].items()}
             for name in weights["fur"]:
                 diff = weights["fur"][name] - weights["grass"][name]           # (C,)
                 floor = weights["grass2"][name] - weights["grass"][name]
@@ -202,6 +201,12 @@ def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
         result["ablation"][label] = {"accuracy": _mean_sd(accs), "intact": _mean_sd(full),
                                      "drop": _mean_sd([a - b for a, b in zip(full, accs)])}
     result["shift"] = measure_shift(names, load, n, size, test_seed=int(result["test_data"]["kwargs"]["seed"]))
+    entry = bundled.get_entry(names["none"][0], directory)
+    reference = bundled._import(entry["val_data"]["generator"])(**entry["val_data"]["kwargs"])
+    result["reference_data"] = entry["val_data"]
+    intact = {k: result["accuracy"][k]["values"] for k in KINDS}
+    result.update(measure_gates(names, load, test, reference, intact))
+    result["recalibration"] = measure_recalibration(names, load, size)
     return result
 
 
@@ -226,10 +231,7 @@ def measure_shift(names: dict[str, list[str]], load: Callable[[str], nn.Module],
             row["accuracy"][kind] = _mean_sd([evaluate(load(nm), data, device="cpu") for nm in names[kind]])
         maps: dict[str, list[torch.Tensor]] = {"cbam layer3 spatial map": [], "plain layer3 feature energy": []}
         for nm in names["cbam"]:
-            model = load(nm)
-            with torch.no_grad():
-                model(data.images)
-            maps["cbam layer3 spatial map"].append(attention_modules(model)[-1][1].last_spatial_map)
+            maps["cbam layer3 spatial map"].append(list(_record(load(nm), data.images)["spatial"].values())[-1])
         for nm in names["none"]:
             maps["plain layer3 feature energy"].append(stage_outputs(load(nm), data.images)["layer3"].pow(2).mean(1))
         for key, per_seed in maps.items():
@@ -240,6 +242,167 @@ def measure_shift(names: dict[str, list[str]], load: Callable[[str], nn.Module],
                                     "chance_fur": on_fur[0]["chance"], "chance_distractors": on_dis[0]["chance"]}
         out[label] = row
     return out
+
+# ------------------------------------------------------------------------------------------------
+# What the gates do and are: three ablations, variance explained, per-seed pointing, recalibration
+# ------------------------------------------------------------------------------------------------
+#: (model kind, gate kind) pairs that have gates
+GATES = (("se", "channel"), ("cbam", "channel"), ("cbam", "spatial"))
+#: what each ablation removes and keeps, in one sentence (printed into the JSON for the chapters)
+ABLATION_TEXT = {
+    "ones": "every gate set to 1: removes the module's effect altogether",
+    "image_mean": "each gate replaced by its own mean for that image: keeps each image's overall scale, "
+                  "removes which channels (or where), fixed and per-image alike",
+    "static": "each gate replaced by its mean over held-out images, per channel (or position): keeps which "
+              "channels (or where) on average, removes only the choice made image by image",
+}
+
+
+def measure_ablations(names: dict[str, list[str]], load: Callable[[str], nn.Module], test: Any,
+                      reference: torch.Tensor, intact: dict[str, list[float]]) -> dict[str, Any]:
+    """Accuracy of every gated model under each ablation of :mod:`course_pkg.gate_ablation`, per seed.
+
+    ``reference`` ``(N, 3, H, W)``: held-out images (not the test set) whose mean gates the ``"static"``
+    ablation uses. ``intact``: the models' own test accuracies, per kind, in the order of ``names``."""
+    out: dict[str, Any] = {"what": ABLATION_TEXT}
+    for kind, gate in GATES:
+        for mode in ABLATION_TEXT:
+            accs = []
+            for nm in names[kind]:
+                model = load(nm)
+                ref = gate_means(model, reference, gate) if mode == "static" else None
+                with ablate_gates(model, gate, mode, ref):
+                    accs.append(evaluate(model, test, device="cpu"))
+            out[f"{kind} {gate} {mode}"] = {
+                "accuracy": _mean_sd(accs), "drop": _mean_sd([a - b for a, b in zip(intact[kind], accs)]),
+                "seeds": names[kind]}
+    return out
+
+
+@torch.no_grad()
+def _record(model: nn.Module, images: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    with record_attention(model) as rec:
+        model(images)
+    return {"channel": rec.of_kind("channel"), "spatial": rec.of_kind("spatial")}
+
+
+def measure_variance(names: dict[str, list[str]], load: Callable[[str], nn.Module], data: Any
+                     ) -> dict[str, Any]:
+    """Per block: the share of the channel weights' variance across ``data``'s images explained by the
+    label and by the background (:func:`course_pkg.gate_stats.variance_explained`), per seed."""
+    out: dict[str, Any] = {}
+    for kind in ("se", "cbam"):
+        rows: dict[str, list[dict[str, float]]] = {}
+        for nm in names[kind]:
+            for name, w in _record(load(nm), data.images)["channel"].items():
+                rows.setdefault(name.split(".")[0], []).append(
+                    {"label": variance_explained(w, data.labels),
+                     "background": variance_explained(w, data.backgrounds)})
+        out[kind] = {layer: {"label": _mean_sd([r["label"] for r in rs]),
+                             "background": _mean_sd([r["background"] for r in rs])}
+                     for layer, rs in rows.items()}
+    return out
+
+
+def quadrant_prior(n: int, side: int, generator: torch.Generator) -> torch.Tensor:
+    """``(n, side, side)`` maps, each a bump at the centre of one quadrant drawn at random: a map that
+    knows the objects sit in quadrants but not in which one."""
+    y = (torch.arange(side, dtype=torch.float64) + 0.5) / side
+    bumps = torch.stack([torch.exp(-((y[:, None] - cy) ** 2 + (y[None, :] - cx) ** 2) / (2 * 0.08 ** 2))
+                         for cy in (0.25, 0.75) for cx in (0.25, 0.75)])           # (4, side, side)
+    return bumps[torch.randint(0, 4, (n,), generator=generator)]
+
+
+def measure_pointing_per_seed(names: dict[str, list[str]], load: Callable[[str], nn.Module], data: Any
+                              ) -> dict[str, Any]:
+    """The pointing game per seed on ``data``, for every CBAM spatial map (every layer, layer 1 too) and
+    the plain network's feature energy of every stage: the score on the target, on the other objects,
+    and the maps' saturation (share of cells above 0.9, mean on and off the target)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+
+    def add(label: str, seed_name: str, maps: torch.Tensor, saturation: bool) -> None:
+        on = pointing_game(maps, data.masks)
+        off = pointing_game(maps, data.distractor_masks)
+        row = {"name": seed_name, "score": on["score"], "chance": on["chance"],
+               "on_others": off["score"], "chance_others": off["chance"], "map_size": list(maps.shape[1:])}
+        if saturation:
+            row.update(map_saturation(maps, data.masks))
+        rows.setdefault(label, []).append(row)
+
+    for nm in names["cbam"]:
+        for name, m in _record(load(nm), data.images)["spatial"].items():
+            add(f"cbam {name.split('.')[0]} spatial map", nm, m, True)
+    for nm in names["none"]:
+        for key, f in stage_outputs(load(nm), data.images).items():
+            add(f"plain {key} feature energy", nm, f.pow(2).mean(dim=1), False)
+    side = rows["plain layer3 feature energy"][0]["map_size"][0]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        add("random map", "random", torch.rand(len(data.labels), side, side, generator=g), False)
+        add("quadrant prior", "prior", quadrant_prior(len(data.labels), side, g), False)
+    return {label: {"score": _mean_sd([r["score"] for r in rs]),
+                    "on_others": _mean_sd([r["on_others"] for r in rs]), "per_seed": rs}
+            for label, rs in rows.items()}
+
+
+def measure_recalibration(names: dict[str, list[str]], load: Callable[[str], nn.Module], size: int,
+                          n: int = 200) -> dict[str, Any]:
+    """How far each block's mean channel weights move when an object filled with each texture is put on
+    grass, against the same grass alone (``cat_on_grass(..., target_texture=t)``); ``floor``: between
+    two independent draws of grass alone. Also the correlation, across channels, of the shifts that fur
+    and wood cause: near 1, the block answers both the same way."""
+    grass = cat_on_grass(n, image_size=size, seed=1000, with_target=False).images
+    grass2 = cat_on_grass(n, image_size=size, seed=2000, with_target=False).images
+    filled = {t: cat_on_grass(n, image_size=size, seed=1000, target_texture=t).images for t in TEXTURE_NAMES}
+    out: dict[str, Any] = {"inputs": f"cat_on_grass({n}, image_size={size}, seed=1000, target_texture=t) "
+                                     f"against cat_on_grass({n}, image_size={size}, seed=1000, with_target=False)"}
+    for kind in ("se", "cbam"):
+        rows: dict[str, dict[str, list[float]]] = {}
+        for nm in names[kind]:
+            model = load(nm)
+            base = {k: w.mean(0) for k, w in _record(model, grass)["channel"].items()}
+            floor = {k: w.mean(0) for k, w in _record(model, grass2)["channel"].items()}
+            shifts = {t: {k: w.mean(0) - base[k] for k, w in _record(model, x)["channel"].items()}
+                      for t, x in filled.items()}
+            for k in base:
+                layer = rows.setdefault(k.split(".")[0], {})
+                for t in TEXTURE_NAMES:
+                    layer.setdefault(t, []).append(float(shifts[t][k].abs().mean()))
+                layer.setdefault("floor", []).append(float((floor[k] - base[k]).abs().mean()))
+                a, b = shifts["fur"][k], shifts["wood"][k]
+                layer.setdefault("r_fur_wood", []).append(float(torch.corrcoef(torch.stack([a, b]))[0, 1]))
+        out[kind] = {layer: {t: _mean_sd(v) for t, v in d.items()} for layer, d in rows.items()}
+    return out
+
+
+def measure_gates(names: dict[str, list[str]], load: Callable[[str], nn.Module], test: Any, reference: Any,
+                  intact: dict[str, list[float]]) -> dict[str, Any]:
+    """The measurements both tasks share: ablations, variance explained, per-seed pointing."""
+    return {"ablations": measure_ablations(names, load, test, reference.images, intact),
+            "variance": measure_variance(names, load, test),
+            "pointing_per_seed": measure_pointing_per_seed(names, load, test)}
+
+
+def measure_cued(directory: Path) -> dict[str, Any]:
+    """The cued task's models: accuracy and its comparison, and :func:`measure_gates`."""
+
+    def load(name: str) -> nn.Module:
+        return bundled.load_bundled(name, device="cpu", directory=directory)
+
+    names = {k: _names(k, directory, "cued") for k in KINDS}
+    if not all(names.values()):
+        raise SystemExit(f"train the cued-texture models first (found {names})")
+    test = bundled.bundled_test_data(names["none"][0], directory)
+    entry = bundled.get_entry(names["none"][0], directory)
+    reference = bundled._import(entry["val_data"]["generator"])(**entry["val_data"]["kwargs"])
+    result: dict[str, Any] = {"tolerance": POINTING_TOLERANCE, "test_data": entry["test_data"],
+                              "reference_data": entry["val_data"], "accuracy": {}}
+    intact = {}
+    for kind in KINDS:
+        intact[kind] = [evaluate(load(nm), test, device="cpu") for nm in names[kind]]
+        result["accuracy"][kind] = {**_mean_sd(intact[kind]), "names": names[kind]}
+    result.update(measure_gates(names, load, test, reference, intact))
+    return result
 
 
 BUDGET_FILE = "textures_budget_check.json"

@@ -35,25 +35,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_pkg import bundled  # noqa: E402
+from course_pkg.cued_textures import make_cued_textures  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.resnet import resnet_small  # noqa: E402
 from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, TEXTURE_CLASSES, make_textures  # noqa: E402
 from course_pkg.train import evaluate, fit, load_checkpoint, save_checkpoint  # noqa: E402
 
 KINDS = ("none", "se", "cbam")
-GENERATOR = "course_pkg.textures:make_textures"
-SUMMARY_FILE = "textures_training.json"
+#: task -> (data generator, its import path, manifest name prefix, summary file, extra generator kwargs)
+TASKS: dict[str, tuple[Any, str, str, str, dict[str, Any]]] = {
+    "objects": (make_textures, "course_pkg.textures:make_textures", "textures", "textures_training.json", {}),
+    "cued": (make_cued_textures, "course_pkg.cued_textures:make_cued_textures", "cued",
+             "cued_training.json", {}),
+    "uncued": (make_cued_textures, "course_pkg.cued_textures:make_cued_textures", "uncued",
+               "uncued_training.json", {"target": "fur"}),
+}
 
 
-def entry_name(kind: str, seed: int) -> str:
-    """The manifest name of one trained model, e.g. ``textures_resnet_small_cbam_s1``."""
-    return f"textures_resnet_small_{kind}_s{seed}"
+def entry_name(kind: str, seed: int, task: str = "objects") -> str:
+    """The manifest name of one trained model, e.g. ``textures_resnet_small_cbam_s1``
+    (``cued_resnet_small_cbam_s1`` on the cued task)."""
+    return f"{TASKS[task][2]}_resnet_small_{kind}_s{seed}"
 
 
 def data_specs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """``make_textures`` keyword arguments of the train, validation and test sets."""
-    common: dict[str, Any] = {"image_size": args.image_size}
-    if args.distractor_textures:           # only when not the default, so old commands stay valid
+    common: dict[str, Any] = {"image_size": args.image_size, **TASKS[args.task][4]}
+    if args.distractor_textures and args.task == "objects":   # only when not the default
         common["distractor_textures"] = list(args.distractor_textures)
     return {"train": {"n": args.n_train, **common, "seed": args.data_seed},
             "val": {"n": args.n_val, **common, "seed": args.data_seed + 1},
@@ -62,7 +70,8 @@ def data_specs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def command_for(kind: str, seed: int, args: argparse.Namespace) -> str:
     """The command line that trains exactly this one model into the bundled folder."""
-    words = ["python", "scripts/train_textures.py", "--only", kind, "--seeds", str(seed),
+    words = ["python", "scripts/train_textures.py", *(["--task", args.task] if args.task != "objects" else []),
+             "--only", kind, "--seeds", str(seed),
              "--n-train", str(args.n_train), "--n-val", str(args.n_val), "--n-test", str(args.n_test),
              "--image-size", str(args.image_size), "--data-seed", str(args.data_seed),
              "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
@@ -75,7 +84,7 @@ def command_for(kind: str, seed: int, args: argparse.Namespace) -> str:
 
 def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, Any]) -> dict[str, Any]:
     """Train one model, save it, score the saved file on the CPU, add it to the manifest; returns its entry."""
-    name = entry_name(kind, seed)
+    name = entry_name(kind, seed, args.task)
     path = args.out_dir / f"{name}.pt"
     attention = None if kind == "none" else kind
     kwargs = {"num_classes": len(TEXTURE_CLASSES), "in_chans": 3, "attention": attention,
@@ -94,7 +103,7 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
     train_time = time.perf_counter() - start
     specs = data_specs(args)
     meta = {"builder": "course_pkg.resnet:resnet_small", "kwargs": kwargs, "seed": seed,
-            "train_data": {"generator": GENERATOR, "kwargs": specs["train"]}}
+            "train_data": {"generator": TASKS[args.task][1], "kwargs": specs["train"]}}
     bundled.remove_from_manifest(name, args.out_dir)   # its old hash would refuse the new file
     save_checkpoint(path, model, meta, dtype=torch.float16)
     fresh = resnet_small(**kwargs)                     # score the stored (float16) weights on the CPU
@@ -104,14 +113,19 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
     entry = {
         "name": name,
         "file": path.name,
-        "description": f"resnet_small with attention={attention!r} trained on the texture objects "
-                       f"({args.image_size} px, label = shape of the cat-fur object, 4 classes), seed {seed}",
+        "description": f"resnet_small with attention={attention!r} trained on "
+                       + {"objects": "the texture objects", "cued": "the cued textures",
+                          "uncued": "the cued textures without the cue's meaning"}[args.task]
+                       + f" ({args.image_size} px, label = shape of the "
+                       + {"objects": "cat-fur object", "cued": "object the cue names",
+                          "uncued": "fur object"}[args.task]
+                       + f", 4 classes), seed {seed}",
         "builder": "course_pkg.resnet:resnet_small",
         "kwargs": kwargs,
         "dataset": "textures",
-        "train_data": {"generator": GENERATOR, "kwargs": specs["train"]},
-        "val_data": {"generator": GENERATOR, "kwargs": specs["val"]},
-        "test_data": {"generator": GENERATOR, "kwargs": specs["test"]},
+        "train_data": {"generator": TASKS[args.task][1], "kwargs": specs["train"]},
+        "val_data": {"generator": TASKS[args.task][1], "kwargs": specs["val"]},
+        "test_data": {"generator": TASKS[args.task][1], "kwargs": specs["test"]},
         "seed": seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "weight_decay": args.weight_decay, "warmup_epochs": args.warmup_epochs, "schedule": "cosine",
         "num_params": sum(p.numel() for p in model.parameters()),
@@ -128,17 +142,17 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
     return entry
 
 
-def summarise(out_dir: Path, seeds: list[int]) -> dict[str, Any]:
+def summarise(out_dir: Path, seeds: list[int], task: str = "objects") -> dict[str, Any]:
     """Mean and sd of test accuracy per kind over those of ``seeds`` that are trained (``seeds_missing``
     lists the others), written into each of their manifest entries (``seeds_summary``) and into
-    ``textures_training.json`` with the curves. The sd is None for a single seed."""
+    ``textures_training.json`` (``cued_training.json``) with the curves. The sd is None for a single seed."""
     entries = {e["name"]: e for e in bundled.manifest(out_dir)}
     summary: dict[str, Any] = {"kinds": {}, "curves": {}}
     for kind in KINDS:
-        done = [s for s in seeds if entry_name(kind, s) in entries]
+        done = [s for s in seeds if entry_name(kind, s, task) in entries]
         if not done:
             continue
-        names = [entry_name(kind, s) for s in done]
+        names = [entry_name(kind, s, task) for s in done]
         accs = [entries[n]["test_accuracy"] for n in names]
         stats = {"mean": statistics.fmean(accs), "sd": statistics.stdev(accs) if len(accs) > 1 else None,
                  "n_seeds": len(accs), "seeds": done, "seeds_missing": [s for s in seeds if s not in done],
@@ -155,12 +169,15 @@ def summarise(out_dir: Path, seeds: list[int]) -> dict[str, Any]:
         summary["data"] = {k: first[k] for k in ("train_data", "val_data", "test_data")}
         summary["budget"] = {k: first[k] for k in ("epochs", "batch_size", "lr", "weight_decay",
                                                    "warmup_epochs", "schedule")}
-        (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+        (out_dir / TASKS[task][3]).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
 def cli() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=tuple(TASKS), default="objects",
+                   help="objects: the fur is always the target (the control); cued: a cue names the object "
+                        "to read (course_pkg.cued_textures); uncued: the same images, always the fur object")
     p.add_argument("--only", choices=KINDS, action="append", help="train only this kind (repeatable)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--n-train", type=int, default=8000)
@@ -190,6 +207,9 @@ def cli() -> None:
     for name in ("n_train", "n_val", "n_test", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')}={getattr(args, name)} must be a positive integer")
+    if args.task != "objects" and args.distractor_textures:
+        raise SystemExit("--distractor-textures applies to --task objects only; the cued task always "
+                         "fills its objects with fur, wood and tissue")
     if any(s < 0 for s in args.seeds):
         raise SystemExit(f"--seeds={args.seeds} must be non-negative integers")
     args.device = args.device or "cpu"
@@ -201,7 +221,7 @@ def cli() -> None:
     if args.summary_only:
         args.only, args.seeds = [], []
     specs = data_specs(args) if args.seeds else {}
-    sets = {k: make_textures(**v) for k, v in specs.items()}
+    sets = {k: TASKS[args.task][0](**v) for k, v in specs.items()}
     if sets:
         print(f"data: {', '.join(f'{k} {len(v.labels)}' for k, v in sets.items())} images of "
               f"{args.image_size} px ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -211,7 +231,7 @@ def cli() -> None:
             print(f"{e['name']}: test accuracy {e['test_accuracy']:.4f} ({e['test_correct']}/{e['test_n']}), "
                   f"trained in {e['train_time_s']:.0f} s",
                   flush=True)
-    summary = summarise(args.out_dir, args.all_seeds)
+    summary = summarise(args.out_dir, args.all_seeds, args.task)
     for kind, s in summary["kinds"].items():
         sd = "n/a" if s["sd"] is None else f"{s['sd']:.4f}"
         print(f"{kind}: test accuracy {s['mean']:.4f} +- {sd} over seeds {s['seeds']}")
