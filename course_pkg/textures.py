@@ -86,6 +86,15 @@ class TextureSet(NamedTuple):
     backgrounds: torch.Tensor       # (N,) int64, index into TEXTURE_NAMES
     class_names: tuple[str, ...]
 
+    def to(self, device: Union[str, torch.device]) -> TextureSet:
+        """The same set with every tensor on ``device`` (like ``Tensor.to``; ``class_names`` unchanged)."""
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:0', 'mps' or a "
+                             "torch.device") from err
+        return self._replace(**{k: v.to(dev) for k, v in self._asdict().items() if isinstance(v, torch.Tensor)})
+
 
 @functools.cache
 def _source(name: str) -> np.ndarray:

@@ -84,3 +84,21 @@ def test_bad_arguments_are_named(kwargs, match) -> None:
 
 def test_every_texture_is_known() -> None:
     assert set(CUED_TEXTURES) == set(CUES.values()) == set(TINTS)
+
+
+def test_to_moves_every_tensor_and_bundled_test_data_uses_it() -> None:
+    """Chapters 4 and 5 call ``bundled_test_data(name, device=device)``: on a GPU that needs ``.to``
+    (checked here on the meta device, which has no GPU)."""
+    from course_pkg.bundled import bundled_test_data, seed_runs
+
+    meta = torch.device("meta")
+    moved = make_cued_textures(4).to(meta)
+    assert all(t.device == meta for t in moved if isinstance(t, torch.Tensor))
+    assert moved.class_names == TEXTURE_CLASSES
+    with pytest.raises(ValueError, match="device='gpu'"):
+        make_cued_textures(4).to("gpu")
+    for prefix in ("textures_resnet_small_none_s", "cued_resnet_small_none_s"):
+        runs = seed_runs(prefix)
+        if runs:
+            data = bundled_test_data(runs[0]["name"], device=meta)
+            assert data.images.device == meta and data.masks.device == meta
