@@ -1,4 +1,11 @@
-"""Measure the bundled texture-object CNNs: accuracy over seeds, pointing game, SE weights, ablations.
+"""Measure the bundled texture CNNs: accuracy over seeds, pointing game, SE weights, ablations.
+
+Both tasks (``--task objects``, the control, and ``--task cued``, the selection task) get what
+:func:`measure_gates` measures: the three test-time ablations of every gate (every gate 1, its per-image
+mean, its mean over held-out images: see :mod:`course_pkg.gate_ablation`), the share of the channel gates'
+variance explained by the label and by the background (or cue), and the pointing game per seed with how
+saturated the maps are. The control also gets the older measurements below and ``recalibration`` (an
+object of every texture on grass against grass alone).
 
 Reads the models :mod:`scripts.train_textures` bundled and writes
 ``course_pkg/checkpoints/textures_measurements.json`` for chapters 4 and 5 to load (no training, no
@@ -20,6 +27,7 @@ measuring in the chapters):
   a distractor: did training teach the networks the fur's texture, or its colour?
 
     python scripts/measure_textures.py
+    python scripts/measure_textures.py --task cued     # the cued task's models -> cued_measurements.json
     python scripts/measure_textures.py --budget-check /tmp/long   # after train_textures.py --epochs 48 --out-dir /tmp/long
 """
 
@@ -429,11 +437,35 @@ def collect_budget(other_dir: Path, directory: Path) -> dict[str, Any]:
     return {"runs": rows, "command": f"python scripts/measure_textures.py --budget-check {other_dir}"}
 
 
+def report_gates(result: dict[str, Any]) -> None:
+    """Print what :func:`measure_gates` measured."""
+    for kind, a in result["accuracy"].items():
+        print(f"accuracy {kind:5s} " + " ".join(f"{v:.3f}" for v in a["values"]))
+    for label, r in result["ablations"].items():
+        if label != "what":
+            print(f"ablation {label:24s} " + " ".join(f"{v:.3f}" for v in r["accuracy"]["values"])
+                  + f"  drop {r['drop']['mean']:+.3f} +- {r['drop']['sd'] or 0:.3f}")
+    for kind, layers in result["variance"].items():
+        for layer, r in layers.items():
+            print(f"variance {kind} {layer}: label {r['label']['mean']:.2f}, background {r['background']['mean']:.2f}")
+    for label, r in result["pointing_per_seed"].items():
+        cells = "; ".join(f"{x['score']:.2f}" + (f" (>0.9: {x['share_above']:.2f}, on {x['mean_on']:.2f}, off "
+                                                  f"{x['mean_off']:.2f})" if "share_above" in x else "")
+                          for x in r["per_seed"])
+        print(f"pointing {label:28s} others {r['on_others']['mean']:.2f} | {cells}")
+    for kind, layers in result.get("recalibration", {}).items():
+        if kind != "inputs":
+            for layer, r in layers.items():
+                print(f"recalibration {kind} {layer}: " + ", ".join(f"{t} {v['mean']:.4f}" for t, v in r.items()))
+
+
 def cli() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", type=Path, default=bundled.CHECKPOINT_DIR, help="where the models are bundled")
     p.add_argument("--out", type=Path, default=None, help=f"default: DIR/{OUT_FILE}")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--task", choices=tuple(TASKS), default="objects",
+                   help="objects: the texture objects (the control); cued: the cued textures")
     p.add_argument("--budget-check", type=Path, default=None,
                    help="only collect the models trained with another number of epochs into this folder, "
                         f"into DIR/{BUDGET_FILE}")
@@ -447,11 +479,15 @@ def cli() -> None:
             print(f"{r['name']}: {r['epochs']} epochs {r['test_accuracy']:.4f}, "
                   f"{r['bundled_epochs']} epochs {r['bundled_test_accuracy']:.4f}")
         return
-    result = measure(args.dir)
-    args.out = args.out or args.dir / OUT_FILE
-    result["command"] = "python scripts/measure_textures.py"
+    result = measure(args.dir) if args.task == "objects" else measure_cued(args.dir)
+    args.out = args.out or args.dir / TASKS[args.task][1]
+    result["command"] = "python scripts/measure_textures.py" + (" --task cued" if args.task == "cued" else "")
     result["torch"] = str(torch.__version__)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    report_gates(result)
+    if args.task == "cued":
+        print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
+        return
     for kind, a in result["accuracy"].items():
         sd = f"{a['sd']:.3f}" if a["sd"] is not None else "n/a"
         print(f"accuracy {kind:5s} {a['mean']:.3f} +- {sd} over {a['n']} seeds {a['values']}")

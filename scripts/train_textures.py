@@ -1,18 +1,24 @@
-"""Train the bundled texture-object CNNs: plain, SE and CBAM ``resnet_small``, several seeds each.
+"""Train the bundled texture CNNs of chapters 4 and 5: plain, SE and CBAM ``resnet_small``, several seeds each.
 
-The data is :func:`course_pkg.textures.make_textures` (a cat-fur shape among textured distractors on
-grass, gravel or brick; the label is the fur object's shape). Every model sees the same images with the
+``--task objects`` (the control) trains on :func:`course_pkg.textures.make_textures` (a cat-fur shape
+among textured distractors on grass, gravel or brick; the label is the fur object's shape, the same target
+in every image). ``--task cued`` trains on :func:`course_pkg.cued_textures.make_cued_textures` (three tinted
+textured shapes and a small cue that names the one whose shape is the label: the useful channels change
+from image to image). ``--task uncued`` uses the same kind of images with the cue meaning nothing (always
+the fur object). Every model sees the same images with the
 same budget (epochs, batch, learning rate with a cosine schedule); only the attention module and the
 seed (initialisation and shuffling) differ, so the spread over seeds measures what a seed does and the
 difference of means what attention does.
 
-Each model is saved (float16, under 100 KB) to ``course_pkg/checkpoints/textures_resnet_small_<kind>_s<seed>.pt``,
+Each model is saved (float16, under 100 KB) to ``course_pkg/checkpoints/<task prefix>_resnet_small_<kind>_s<seed>.pt``,
 scored again on the CPU from the saved file, and entered in ``manifest.json`` with the exact command that
 makes it and its per-epoch validation curve. When a kind has all its seeds, every one of its entries gets
-``seeds_summary`` (mean and sd of test accuracy over the seeds) and ``textures_training.json`` next to the
+``seeds_summary`` (mean and sd of test accuracy over the seeds) and ``<prefix>_training.json`` next to the
 manifest collects the curves and summaries for the chapters to plot without training.
 
-    python scripts/train_textures.py                    # the bundled set: 3 kinds x 3 seeds
+    python scripts/train_textures.py                    # the bundled control: 3 kinds x 3 seeds
+    python scripts/train_textures.py --task cued --epochs 12 --seeds 0 1 2 3 4 --all-seeds 0 1 2 3 4
+    python scripts/train_textures.py --task uncued --epochs 12 --seeds 0 --all-seeds 0
     python scripts/train_textures.py --only se --seeds 1
     python scripts/train_textures.py --distractor-textures tissue wood grass gravel brick --out-dir /tmp/wood
     python scripts/train_textures.py --epochs 1 --n-train 64 --n-val 32 --n-test 32 --out-dir /tmp/tx  # smoke run
