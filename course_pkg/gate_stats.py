@@ -36,7 +36,7 @@ def variance_explained(gates: torch.Tensor, groups: torch.Tensor) -> float:
     g = gates.double().cpu()
     k = groups.cpu()
     total = (g - g.mean(0)).pow(2).sum()
-    if total == 0:
+    if not bool((g.amax(0) > g.amin(0)).any()) or total == 0:
         raise ValueError("the gates do not vary across the images: there is no variance to explain")
     between = torch.zeros((), dtype=torch.float64)
     for v in k.unique():

@@ -303,12 +303,19 @@ def measure_variance(names: dict[str, list[str]], load: Callable[[str], nn.Modul
         rows: dict[str, list[dict[str, float]]] = {}
         for nm in names[kind]:
             for name, w in _record(load(nm), data.images)["channel"].items():
+                varies = bool((w.amax(0) > w.amin(0)).any())
                 rows.setdefault(name.split(".")[0], []).append(
-                    {"label": variance_explained(w, data.labels),
-                     "background": variance_explained(w, data.backgrounds)})
-        out[kind] = {layer: {"label": _mean_sd([r["label"] for r in rs]),
-                             "background": _mean_sd([r["background"] for r in rs])}
-                     for layer, rs in rows.items()}
+                    {"label": variance_explained(w, data.labels) if varies else None,
+                     "background": variance_explained(w, data.backgrounds) if varies else None,
+                     "sd": float(w.std(0).mean())})
+        out[kind] = {}
+        for layer, rs in rows.items():        # a gate constant over the images explains nothing
+            varied = [r for r in rs if r["label"] is not None]
+            out[kind][layer] = {"label": _mean_sd([r["label"] for r in varied]) if varied else None,
+                                "background": (_mean_sd([r["background"] for r in varied])
+                                               if varied else None),
+                                "constant_seeds": len(rs) - len(varied),
+                                "mean_sd": _mean_sd([r["sd"] for r in rs])}
     return out
 
 
@@ -416,14 +423,14 @@ def measure_cued(directory: Path) -> dict[str, Any]:
 BUDGET_FILE = "textures_budget_check.json"
 
 
-def collect_budget(other_dir: Path, directory: Path) -> dict[str, Any]:
+def collect_budget(other_dir: Path, directory: Path, task: str = "objects") -> dict[str, Any]:
     """The convergence check: models trained like the bundled ones but for another number of epochs
     (``scripts/train_textures.py --epochs N --out-dir other_dir``). Records each one's command, test
     accuracy and validation curve next to the bundled model of the same kind and seed; the checkpoints
     themselves are not bundled. If training longer changes little, the bundled models had converged."""
     rows = []
     for e in bundled.manifest(other_dir):
-        if not e["name"].startswith("textures_resnet_small_"):
+        if not e["name"].startswith(f"{TASKS[task][0]}_resnet_small_"):
             continue
         base = bundled.get_entry(e["name"], directory)
         if e["test_data"] != base["test_data"] or e["train_data"] != base["train_data"]:
@@ -431,10 +438,13 @@ def collect_budget(other_dir: Path, directory: Path) -> dict[str, Any]:
         rows.append({"name": e["name"], "kind": e["name"].split("_")[3], "seed": e["seed"],
                      "command": e["command"], "epochs": e["epochs"], "test_accuracy": e["test_accuracy"],
                      "test_n": e["test_n"], "val_acc": [r["val_acc"] for r in e["history"]],
+                     "final_train_acc": e["history"][-1]["train_acc"],
                      "bundled_epochs": base["epochs"], "bundled_test_accuracy": base["test_accuracy"]})
     if not rows:
         raise SystemExit(f"no texture models in {other_dir}")
-    return {"runs": rows, "command": f"python scripts/measure_textures.py --budget-check {other_dir}"}
+    task_flag = f" --task {task}" if task != "objects" else ""
+    return {"runs": rows,
+            "command": f"python scripts/measure_textures.py{task_flag} --budget-check {other_dir}"}
 
 
 def report_gates(result: dict[str, Any]) -> None:
@@ -447,7 +457,12 @@ def report_gates(result: dict[str, Any]) -> None:
                   + f"  drop {r['drop']['mean']:+.3f} +- {r['drop']['sd'] or 0:.3f}")
     for kind, layers in result["variance"].items():
         for layer, r in layers.items():
-            print(f"variance {kind} {layer}: label {r['label']['mean']:.2f}, background {r['background']['mean']:.2f}")
+            if r["label"] is None:
+                print(f"variance {kind} {layer}: the gates are constant over the images")
+                continue
+            print(f"variance {kind} {layer}: label {r['label']['mean']:.2f}, background "
+                  f"{r['background']['mean']:.2f} ({r['constant_seeds']} seeds with constant gates; "
+                  f"mean per-channel sd {r['mean_sd']['mean']:.4f})")
     for label, r in result["pointing_per_seed"].items():
         cells = "; ".join(f"{x['score']:.2f}" + (f" (>0.9: {x['share_above']:.2f}, on {x['mean_on']:.2f}, off "
                                                   f"{x['mean_off']:.2f})" if "share_above" in x else "")
@@ -473,8 +488,9 @@ def cli() -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     if args.budget_check is not None:
-        check = collect_budget(args.budget_check, args.dir)
-        (args.dir / BUDGET_FILE).write_text(json.dumps(check, indent=1) + "\n")
+        check = collect_budget(args.budget_check, args.dir, args.task)
+        out = BUDGET_FILE if args.task == "objects" else f"{TASKS[args.task][0]}_budget_check.json"
+        (args.dir / out).write_text(json.dumps(check, indent=1) + "\n")
         for r in check["runs"]:
             print(f"{r['name']}: {r['epochs']} epochs {r['test_accuracy']:.4f}, "
                   f"{r['bundled_epochs']} epochs {r['bundled_test_accuracy']:.4f}")

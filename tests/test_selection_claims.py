@@ -64,7 +64,7 @@ def test_the_plain_network_cannot_fit_the_cued_task() -> None:
     SE-ResNet fits them: not a matter of epochs."""
     plain = [e["history"][-1]["train_acc"] for e in _runs("cued", "none")]
     se = [e["history"][-1]["train_acc"] for e in _runs("cued", "se")]
-    assert max(plain) < 0.6 and min(se) > 0.9
+    assert max(plain) < 0.6 and min(se) > 0.85
     assert mean_sd(_accs("cued", "none"))[0] < 0.45
 
 
