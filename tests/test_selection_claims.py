@@ -114,3 +114,13 @@ def test_cbam_maps_are_saturated_and_the_references_behave() -> None:
     random = rows["random map"]["per_seed"]
     assert abs(rows["random map"]["score"]["mean"] - random[0]["chance"]) < 0.03
     assert rows["plain layer3 feature energy"]["score"]["mean"] > 0.8
+
+
+def test_twice_the_epochs_does_not_teach_the_plain_network_the_rule() -> None:
+    """ch04: trained for twice the epochs, the plain ResNet stays near a third on new images while the
+    SE-ResNet of the same seed solves the task (cued_budget_check.json)."""
+    runs = json.loads((bundled.CHECKPOINT_DIR / "cued_budget_check.json").read_text())["runs"]
+    by_kind = {r["kind"]: r for r in runs}
+    assert by_kind["none"]["epochs"] == 2 * by_kind["none"]["bundled_epochs"]
+    assert by_kind["none"]["test_accuracy"] < 0.45
+    assert by_kind["se"]["test_accuracy"] > 0.9
