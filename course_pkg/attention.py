@@ -34,6 +34,10 @@ Masks: one rule, checked on every call.
 
 The layer's parameter names are timm's (``qkv`` packing ``[q; k; v]``, ``proj``), so a state dict of
 ``timm.layers.Attention`` (as used in ``timm.models.vision_transformer``) loads with ``strict=True``.
+
+``torch.fx.symbolic_trace`` traces :class:`MultiHeadSelfAttention` without a mask and without
+``return_attention`` (a graph holds one path; it refuses the others when called) and keeps the input check
+in the graph (see :mod:`course_pkg.checks`).
 """
 
 from __future__ import annotations

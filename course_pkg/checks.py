@@ -9,6 +9,15 @@ Conventions (the same for the whole public API):
 Every message names the parameter, shows the value (or its dtype / shape) and says what is accepted, and
 where the likely cause is known (a channels-last image, a 0-255 ``uint8`` image, a NumPy array) it says so.
 The tensor checks read only shapes and dtypes: they never copy the tensor or wait for the device.
+
+Compilers and tracers. Under ``torch.compile`` the checks become guards on static shapes and dtypes (checks
+that read tensor values are skipped while it traces, :func:`is_compiling`). ``torch.fx.symbolic_trace``
+traces with placeholders that have no shape, so every model file registers its input check with
+``torch.fx.wrap``: the check is kept as one call in the traced graph and runs, with the same message, on the
+real input each time the graph runs. Options that choose a code path (``return_attention``, ``mask``) are
+fixed to their defaults while tracing and the graph refuses any other value (:func:`fixed_when_traced`). A
+traced graph has the attention taps inlined (they are identities), so ``record_attention`` watches the
+untraced model.
 """
 
 from __future__ import annotations

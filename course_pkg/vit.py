@@ -15,6 +15,9 @@ re-exported here, so ``from course_pkg.vit import from_timm, cls_rollout_map`` k
 
 Shapes: B batch, C channels, H x W image, P patch size, (gh, gw) patch grid, N = 1 + gh * gw tokens,
 D embedding width, nh heads.
+
+``torch.fx.symbolic_trace(model)`` traces the ``return_attention=False`` path, the input check included
+(see :mod:`course_pkg.checks`); the traced graph refuses ``return_attention=True``.
 """
 
 from __future__ import annotations
