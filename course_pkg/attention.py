@@ -34,6 +34,10 @@ Masks: one rule, checked on every call.
 
 The layer's parameter names are timm's (``qkv`` packing ``[q; k; v]``, ``proj``), so a state dict of
 ``timm.layers.Attention`` (as used in ``timm.models.vision_transformer``) loads with ``strict=True``.
+
+``torch.fx.symbolic_trace`` traces :class:`MultiHeadSelfAttention` without a mask and without
+``return_attention`` (a graph holds one path; it refuses the others when called) and keeps the input check
+in the graph (see :mod:`course_pkg.checks`).
 """
 
 from __future__ import annotations
@@ -47,7 +51,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention_maps import AttentionTap
-from .checks import check_dtype_matches, check_probability, check_tensor, describe, is_compiling, positive_int
+from .checks import (
+    check_dtype_matches,
+    check_probability,
+    check_tensor,
+    describe,
+    fixed_when_traced,
+    is_compiling,
+    positive_int,
+)
 
 __all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "check_mask",
            "scaled_dot_product_attention"]
@@ -185,6 +197,24 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[to
 scaled_dot_product_attention = attention_with_weights
 
 
+def _check_tokens(x: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """Raise a clear error unless ``x`` is a batch of tokens ``(B, N, dim)`` of the weights' ``dtype``."""
+    check_tensor(x, "x", "MultiHeadSelfAttention", f"(B, N, {dim})")
+    if x.dim() != 3:
+        raise ValueError(f"x has {x.dim()} dimensions (shape {tuple(x.shape)}); expected 3: (batch B, "
+                         f"tokens N, channels {dim}). Add a batch dimension with x.unsqueeze(0); an "
+                         "image (B, C, H, W) must become tokens first (e.g. PatchEmbed)")
+    if x.shape[-1] != dim:
+        raise ValueError(f"x has last dimension {x.shape[-1]} (shape {tuple(x.shape)}) but this layer was built "
+                         f"with dim={dim}; expected shape (B, N, {dim})")
+    check_dtype_matches(x, dtype, "x", "MultiHeadSelfAttention")
+    return x
+
+
+# torch.fx.symbolic_trace keeps the input check as a call in the graph (it runs on the real input then)
+torch.fx.wrap("_check_tokens")
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention over a sequence of tokens (the Transformer / ViT layer).
 
@@ -228,15 +258,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.tap = AttentionTap("token")                   # where the weights (B, H, N, N) can be seen
 
     def _check_input(self, x: torch.Tensor) -> None:
-        check_tensor(x, "x", "MultiHeadSelfAttention", f"(B, N, {self.dim})")
-        if x.dim() != 3:
-            raise ValueError(f"x has {x.dim()} dimensions (shape {tuple(x.shape)}); expected 3: (batch B, "
-                             f"tokens N, channels {self.dim}). Add a batch dimension with x.unsqueeze(0); an "
-                             "image (B, C, H, W) must become tokens first (e.g. PatchEmbed)")
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"x has last dimension {x.shape[-1]} (shape {tuple(x.shape)}) but this layer was built "
-                             f"with dim={self.dim}; expected shape (B, N, {self.dim})")
-        check_dtype_matches(x, self.qkv.weight.dtype, "x", "MultiHeadSelfAttention")
+        _check_tokens(x, self.dim, self.qkv.weight.dtype)
 
     def _check_mask(self, mask: Optional[torch.Tensor], B: int, N: int, dtype: torch.dtype
                     ) -> Optional[torch.Tensor]:
@@ -268,6 +290,8 @@ class MultiHeadSelfAttention(nn.Module):
             ``out (B, N, C)``, or ``(out, weights)`` when ``return_attention``.
         """
         self._check_input(x)
+        mask = fixed_when_traced(mask, "mask", None)
+        return_attention = fixed_when_traced(return_attention, "return_attention", False)
         B, N, C = x.shape
         H, hd = self.num_heads, self.head_dim
         mask = self._check_mask(mask, B, N, x.dtype)

@@ -58,6 +58,23 @@ __all__ = [
 ]
 
 
+def _check_spatial_input(x: torch.Tensor, dtype: torch.dtype, owner: str = "SpatialAttention") -> torch.Tensor:
+    """Raise a clear error unless ``x`` is a 4-D tensor ``(B, C, H, W)`` (any ``C``) of the weights' ``dtype``."""
+    check_tensor(x, "x", owner, "(B, C, H, W)")
+    if x.dim() != 4:
+        how = ("add a batch dimension with x.unsqueeze(0) for a single map" if x.dim() == 3
+               else "pass a batch of shape (B, C, H, W)")
+        raise ValueError(f"{owner} expects a 4-D input (B, C, H, W), got a {x.dim()}-D tensor "
+                         f"of shape {tuple(x.shape)}; {how}")
+    check_dtype_matches(x, dtype, "x", owner)
+    return x
+
+
+# torch.fx.symbolic_trace keeps the input checks as calls in the graph (they run on the real input then)
+torch.fx.wrap("check_feature_map")
+torch.fx.wrap("_check_spatial_input")
+
+
 class ChannelAttention(ChannelMLP):
     """CBAM's channel attention: a shared MLP over the average- and max-pooled descriptors.
 
@@ -114,13 +131,7 @@ class SpatialAttention(nn.Module):
 
     def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial map ``M_s(x)``, ``(B, 1, H, W)`` in ``(0, 1)``."""
-        check_tensor(x, "x", "SpatialAttention", "(B, C, H, W)")
-        if x.dim() != 4:
-            how = ("add a batch dimension with x.unsqueeze(0) for a single map" if x.dim() == 3
-                   else "pass a batch of shape (B, C, H, W)")
-            raise ValueError(f"SpatialAttention expects a 4-D input (B, C, H, W), got a {x.dim()}-D tensor "
-                             f"of shape {tuple(x.shape)}; {how}")
-        check_dtype_matches(x, self.conv.weight.dtype, "x", "SpatialAttention")
+        _check_spatial_input(x, self.conv.weight.dtype)
         pooled = torch.cat([x.mean(dim=1, keepdim=True),     # (B, 1, H, W) average over channels
                             x.amax(dim=1, keepdim=True)],    # (B, 1, H, W) max over channels
                            dim=1)                            # (B, 2, H, W) order [mean, max] (paper, timm)

@@ -9,6 +9,15 @@ Conventions (the same for the whole public API):
 Every message names the parameter, shows the value (or its dtype / shape) and says what is accepted, and
 where the likely cause is known (a channels-last image, a 0-255 ``uint8`` image, a NumPy array) it says so.
 The tensor checks read only shapes and dtypes: they never copy the tensor or wait for the device.
+
+Compilers and tracers. Under ``torch.compile`` the checks become guards on static shapes and dtypes (checks
+that read tensor values are skipped while it traces, :func:`is_compiling`). ``torch.fx.symbolic_trace``
+traces with placeholders that have no shape, so every model file registers its input check with
+``torch.fx.wrap``: the check is kept as one call in the traced graph and runs, with the same message, on the
+real input each time the graph runs. Options that choose a code path (``return_attention``, ``mask``) are
+fixed to their defaults while tracing and the graph refuses any other value (:func:`fixed_when_traced`). A
+traced graph has the attention taps inlined (they are identities), so ``record_attention`` watches the
+untraced model.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ __all__ = [
     "check_probability",
     "check_tensor",
     "describe",
+    "fixed_when_traced",
     "int_in_range",
     "is_compiling",
     "pair",
@@ -34,6 +44,36 @@ __all__ = [
 def is_compiling() -> bool:
     """True while ``torch.compile`` traces: data-dependent checks (that read tensor values) are skipped."""
     return bool(torch.compiler.is_compiling())
+
+
+def fixed_when_traced(value: Any, name: str, default: Any) -> Any:
+    """``value`` itself, except while ``torch.fx.symbolic_trace`` traces the module that takes it.
+
+    ``torch.fx`` turns every argument of the traced ``forward`` into a placeholder, including options such as
+    ``return_attention=False`` or ``mask=None`` that choose a code path or the output's structure; a graph
+    cannot hold both paths. Such an option is then fixed to its ``default`` (what ``concrete_args`` would
+    do), and the graph checks when it runs that the option is still ``default``: a traced model called with
+    another value raises a ``ValueError``, never gives a silently different answer. In eager mode and
+    under ``torch.compile`` this returns ``value`` unchanged.
+
+    Args:
+        value: the argument as the module received it.
+        name: its parameter name, for the message.
+        default: the value a trace is specialised to: the parameter's default, ``False`` or ``None``.
+    """
+    if isinstance(value, torch.fx.Proxy):
+        value.tracer.create_proxy("call_function", _check_traced_option, (value, name, default), {})
+        return default
+    return value
+
+
+def _check_traced_option(value: Any, name: str, default: Any) -> None:
+    """Run by a module traced with :func:`fixed_when_traced`: refuse another value than ``default``."""
+    same = value is None if default is None else (isinstance(value, bool) and value == default)
+    if not same:
+        raise ValueError(f"{describe(value, name)} cannot be used with this module: it was traced by "
+                         f"torch.fx.symbolic_trace with {name}={default!r}, the only value its graph "
+                         "handles; call the untraced module (eagerly or under torch.compile) instead")
 
 
 def describe(value: Any, name: str) -> str:

@@ -159,6 +159,9 @@ class Bottleneck(nn.Module):
 
 ResidualBlockType = Union[type[BasicBlock], type[Bottleneck]]  # the class of a ResNet's blocks
 
+# torch.fx.symbolic_trace keeps the input check as a call in the graph (it runs on the real input then)
+torch.fx.wrap("check_image_batch")
+
 
 class ResNet(nn.Module):
     """A ResNet whose residual blocks may carry SE or CBAM attention.

@@ -49,6 +49,10 @@ def check_feature_map(x: torch.Tensor, channels: int, owner: str,
     check_image_batch(x, channels, "x", owner, "channels", dtype)
 
 
+# torch.fx.symbolic_trace keeps the input check as a call in the graph (it runs on the real input then)
+torch.fx.wrap("check_feature_map")
+
+
 def hidden_width(channels: int, reduction: int, hidden_channels: Optional[int] = None) -> int:
     """The width of the bottleneck: ``hidden_channels`` if given, else ``channels // reduction``.
 

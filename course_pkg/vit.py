@@ -15,6 +15,9 @@ re-exported here, so ``from course_pkg.vit import from_timm, cls_rollout_map`` k
 
 Shapes: B batch, C channels, H x W image, P patch size, (gh, gw) patch grid, N = 1 + gh * gw tokens,
 D embedding width, nh heads.
+
+``torch.fx.symbolic_trace(model)`` traces the ``return_attention=False`` path, the input check included
+(see :mod:`course_pkg.checks`); the traced graph refuses ``return_attention=True``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from .attention import MultiHeadSelfAttention
-from .checks import check_image_batch, check_probability, pair, positive_int
+from .checks import check_image_batch, check_probability, fixed_when_traced, pair, positive_int
 
 __all__ = [
     "Block",
@@ -53,6 +56,23 @@ LN_EPS = 1e-6  # timm's and torchvision's ViT LayerNorm eps; PyTorch's default 1
 # ------------------------------------------------------------------------------------------------
 # Building blocks
 # ------------------------------------------------------------------------------------------------
+def _check_patch_input(x: torch.Tensor, in_chans: int, img_size: tuple[int, int], dtype: torch.dtype,
+                      owner: str = "PatchEmbed") -> torch.Tensor:
+    """Raise a clear error unless ``x`` is an image batch ``(B, in_chans, *img_size)`` of the weights'
+    ``dtype`` (channels-last, NumPy, lists, ``uint8`` and ``float64`` get their own advice); returns ``x``."""
+    check_image_batch(x, in_chans, "x", owner, "in_chans", dtype)
+    h, w = x.shape[-2:]
+    if (h, w) != img_size:
+        raise ValueError(f"input size {h}x{w} does not match the model's img_size={img_size[0]}x"
+                         f"{img_size[1]} (x has shape {tuple(x.shape)}); resize the image (the "
+                         "position embeddings are per patch)")
+    return x
+
+
+# torch.fx.symbolic_trace keeps the input check as a call in the graph (it runs on the real input then)
+torch.fx.wrap("_check_patch_input")
+
+
 class PatchEmbed(nn.Module):
     """Cut an image into P x P patches and project each one to a D-dim token: (B, C, H, W) -> (B, gh*gw, D).
 
@@ -80,12 +100,7 @@ class PatchEmbed(nn.Module):
     def check_input(self, x: torch.Tensor, owner: str = "PatchEmbed") -> None:
         """Raise a clear error unless ``x`` is an image batch ``(B, in_chans, *img_size)`` of the weights'
         dtype (channels-last, NumPy, lists, ``uint8`` and ``float64`` get their own advice)."""
-        check_image_batch(x, self.in_chans, "x", owner, "in_chans", self.proj.weight.dtype)
-        h, w = x.shape[-2:]
-        if (h, w) != self.img_size:
-            raise ValueError(f"input size {h}x{w} does not match the model's img_size={self.img_size[0]}x"
-                             f"{self.img_size[1]} (x has shape {tuple(x.shape)}); resize the image (the "
-                             "position embeddings are per patch)")
+        _check_patch_input(x, self.in_chans, self.img_size, self.proj.weight.dtype, owner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -125,6 +140,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, return_attention: bool = False
                 ) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Returns the new tokens (B, N, D), plus the attention weights (B, nh, N, N) on request."""
+        return_attention = fixed_when_traced(return_attention, "return_attention", False)
         if return_attention:
             y, weights = self.attn(self.norm1(x), return_attention=True)  # (B, N, D), (B, nh, N, N)
             x = x + y
@@ -258,6 +274,7 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor, return_attention: bool = False
                 ) -> Union[torch.Tensor, tuple[torch.Tensor, list[torch.Tensor]]]:
         """Image (B, C, H, W) -> logits (B, num_classes) [, per-layer attention (B, nh, N, N) x depth]."""
+        return_attention = fixed_when_traced(return_attention, "return_attention", False)
         if return_attention:
             tokens, maps = self.forward_features(x, return_attention=True)
             return self.forward_head(tokens), maps

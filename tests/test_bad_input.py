@@ -2012,15 +2012,12 @@ def test_enough_cases() -> None:
     assert len(CASES) >= 170
 
 
-def test_uppercase_device_is_accepted_or_clear() -> None:
-    """``get_device('CPU')``: the CPU, or a ValueError listing the accepted values (not torch's list)."""
-    try:
-        dev = env.get_device("CPU")
-    except ValueError as err:
-        msg = str(err).lower()
-        assert "prefer" in msg and "'cpu'" in msg and "privateuseone" not in msg
-    else:
-        assert dev == torch.device("cpu")
+def test_uppercase_device_is_refused_with_the_lower_case_name() -> None:
+    """``get_device('CPU')``: a ValueError naming the lower-case spelling and the accepted values (not
+    torch's list of device types)."""
+    with pytest.raises(ValueError, match=r"prefer='CPU'.*lower case: 'cpu'.*accepted values") as info:
+        env.get_device("CPU")
+    assert "privateuseone" not in str(info.value).lower()
 
 
 # ===================================================================================================
@@ -2037,38 +2034,32 @@ def _manual_attention(m: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torc
     return s.softmax(-1)
 
 
+FLOAT_01 = r"float \(torch.float32\) mask of only 0s and 1s.*mask\.bool\(\)"
+
+
 def test_float_01_mask_never_silently_additive() -> None:
-    """A float 0/1 causal mask raises, or gives exactly the causal (bool) result: no weight on the future."""
+    """A float 0/1 causal mask is refused (as an additive bias it would mask nothing); its bool twin works."""
     x = tokens()
-    try:
-        _, w = mhsa()(x, mask=torch.tril(torch.ones(5, 5)), return_attention=True)
-    except (ValueError, TypeError):
-        return
-    _, ref = mhsa()(x, mask=att.causal_mask(5), return_attention=True)
-    assert w.triu(1).abs().max().item() == 0.0, "a float 0/1 mask put weight on future keys"
-    torch.testing.assert_close(w, ref)
-
-
-def test_float_01_mask_sdpa_never_silently_additive() -> None:
-    try:
-        _, w = att.scaled_dot_product_attention(Q, Q, Q, mask=torch.tril(torch.ones(5, 5)))
-    except (ValueError, TypeError):
-        return
+    with pytest.raises(ValueError, match=FLOAT_01):
+        mhsa()(x, mask=torch.tril(torch.ones(5, 5)), return_attention=True)
+    _, w = mhsa()(x, mask=torch.tril(torch.ones(5, 5)).bool(), return_attention=True)
     assert w.triu(1).abs().max().item() == 0.0
 
 
+def test_float_01_mask_sdpa_never_silently_additive() -> None:
+    with pytest.raises(ValueError, match=FLOAT_01):
+        att.scaled_dot_product_attention(Q, Q, Q, mask=torch.tril(torch.ones(5, 5)))
+
+
 def test_per_sample_mask_when_batch_equals_heads() -> None:
-    """A (B, N, N) padding mask with B == num_heads either raises or is applied per *sample*."""
+    """A (B, N, N) padding mask with B == num_heads is applied per *sample* (a 3-D mask always is)."""
     torch.manual_seed(0)
     m = att.MultiHeadSelfAttention(16, 4).eval()
     x = torch.randn(4, 5, 16)
     lengths = torch.tensor([5, 4, 3, 2])
     keep_keys = torch.arange(5)[None, :] < lengths[:, None]  # (B, N)
     keep = keep_keys[:, None, :].expand(4, 5, 5)  # (B, N, N)
-    try:
-        _, w = m(x, mask=keep, return_attention=True)
-    except (ValueError, TypeError):
-        return
+    _, w = m(x, mask=keep, return_attention=True)
     with torch.no_grad():
         ref = _manual_attention(m, x, keep)
     padded = (~keep_keys)[:, None, None, :].expand_as(w)
@@ -2076,91 +2067,75 @@ def test_per_sample_mask_when_batch_equals_heads() -> None:
     torch.testing.assert_close(w, ref)
 
 
-def _close_or_raises(
-    convert: Callable[[], nn.Module], source: nn.Module, x: torch.Tensor, must_mention: str
-) -> None:
-    try:
-        ours = convert()
-    except (ValueError, TypeError) as err:
-        assert must_mention in str(err), f"the error does not ask for {must_mention}: {err}"
-        return
+def _asks_for(convert: Callable[[], nn.Module], *missing: str) -> None:
+    """The conversion refuses to guess: a ValueError that names what to pass."""
+    with pytest.raises(ValueError) as info:
+        convert()
+    for name in missing:
+        assert name in str(info.value), f"the error does not ask for {name}: {info.value}"
+
+
+def _exact(convert: Callable[[], nn.Module], source: nn.Module, x: torch.Tensor) -> None:
+    """The conversion reads the configuration from the source model and computes what it computes."""
     with torch.no_grad():
-        try:
-            got = ours.eval()(x)
-        except ValueError as err:
-            pytest.fail(f"the conversion guessed a configuration that does not fit the source model: {err}")
-        torch.testing.assert_close(got, source(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(convert().eval()(x), source(x), rtol=1e-4, atol=1e-5)
 
 
 def test_from_timm_state_dict_6_heads() -> None:
     src = timm_vit(6)
-    _close_or_raises(lambda: vit.from_timm(src.state_dict()), src, img(2, 3, 32, 32), "num_heads")
+    _asks_for(lambda: vit.from_timm(src.state_dict()), "num_heads", "img_size", "gelu")
 
 
 def test_from_timm_state_dict_with_heads_given_is_exact() -> None:
+    """Given what a state dict does not record, the conversion is exact; without ``gelu`` it asks for it."""
     src = timm_vit(6)
-    try:
-        ours = vit.from_timm(src.state_dict(), num_heads=6, img_size=32)
-    except (ValueError, TypeError) as err:  # it may still ask for the activation: then it must say so
-        assert "gelu" in str(err).lower() or "act" in str(err).lower(), err
-        return
-    with torch.no_grad():
-        torch.testing.assert_close(
-            ours.eval()(img(2, 3, 32, 32)), src(img(2, 3, 32, 32)), rtol=1e-4, atol=1e-5
-        )
+    _asks_for(lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32), "gelu")
+    _exact(lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32, gelu="exact"), src,
+           img(2, 3, 32, 32))
 
 
 def test_from_timm_state_dict_non_square() -> None:
     src = timm_vit(6, (16, 64))
-    _close_or_raises(lambda: vit.from_timm(src.state_dict(), num_heads=6), src, img(2, 3, 16, 64), "img_size")
+    _asks_for(lambda: vit.from_timm(src.state_dict(), num_heads=6), "img_size", "16 x 64")
 
 
 def test_from_timm_module_non_square_and_6_heads() -> None:
     src = timm_vit(6, (16, 64))
-    _close_or_raises(lambda: vit.from_timm(src), src, img(2, 3, 16, 64), "img_size")
+    _exact(lambda: vit.from_timm(src), src, img(2, 3, 16, 64))
 
 
 def test_from_timm_tanh_gelu_module() -> None:
     src = timm_vit(6, 32, tanh=True)
-    _close_or_raises(lambda: vit.from_timm(src), src, img(2, 3, 32, 32), "GELU")
+    _asks_for(lambda: vit.from_timm(src), "GELU", "tanh")
 
 
 def test_from_timm_tanh_gelu_state_dict() -> None:
-    """A state dict does not record the activation: the result equals the source model, or it raises."""
+    """A state dict does not record the activation: the conversion asks for it instead of guessing."""
     src = timm_vit(6, 32, tanh=True)
-    _close_or_raises(
-        lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32), src, img(2, 3, 32, 32), "GELU"
-    )
+    _asks_for(lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32), "gelu=", "tanh GELU")
 
 
 def test_from_torchvision_state_dict_6_heads() -> None:
     src = tv_vit()
-    _close_or_raises(lambda: vit.from_torchvision(src.state_dict()), src, img(2, 3, 32, 32), "num_heads")
+    _asks_for(lambda: vit.from_torchvision(src.state_dict()), "num_heads")
 
 
 def test_from_torchvision_module_6_heads() -> None:
     src = tv_vit()
-    _close_or_raises(lambda: vit.from_torchvision(src), src, img(2, 3, 32, 32), "num_heads")
+    _exact(lambda: vit.from_torchvision(src), src, img(2, 3, 32, 32))
 
 
 def test_normalize_uint8_never_inf() -> None:
+    """An 8-bit image is refused with the conversion to use, never normalised as 0-255 numbers."""
     x = (img(3, 8, 8) * 255).to(torch.uint8)
-    try:
-        y = data.normalize_imagenet(x)
-    except (ValueError, TypeError):
-        return
-    ref = data.normalize_imagenet(x.float() / 255)
-    assert torch.isfinite(y).all()
-    torch.testing.assert_close(y, ref)
+    with pytest.raises(ValueError, match=r"dtype torch.uint8.*x\.float\(\) / 255"):
+        data.normalize_imagenet(x)
 
 
 def test_normalize_0_255_float_never_huge() -> None:
     x = img(3, 8, 8) * 255
-    try:
-        y = data.normalize_imagenet(x)
-    except ValueError:
-        return
-    assert y.abs().max().item() < 5.0, "a 0-255 image was normalised as if it were in [0, 1]"
+    with pytest.raises(ValueError, match=r"looks like a 0-255 image.*divide by 255"):
+        data.normalize_imagenet(x)
 
 
 def test_channels_last_square_ambiguity_detected_where_possible() -> None:

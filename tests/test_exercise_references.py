@@ -18,8 +18,6 @@ from torch import nn
 
 from course_pkg import attention, cbam, vit
 from course_pkg.exercises import Exercise, all_exercises
-from course_pkg.exercises.core import fill_parameters
-from course_pkg.exercises.solutions import ch04 as ref04
 from course_pkg.squeeze_excite import SqueezeExcitation
 
 
@@ -229,18 +227,3 @@ def test_a_wrong_reference_would_be_caught() -> None:
                      softmax.cases)
     assert wrong.test(wrong.reference).passed  # a reference always passes its own cases...
     assert not wrong.test(INDEPENDENT[softmax.id]).passed  # ...but not against the independent one
-
-
-@pytest.mark.parametrize("channels, reduction, shape", [(8, 2, (2, 8, 5, 5)), (16, 4, (1, 16, 3, 7)),
-                                                        (6, 1, (3, 6, 4, 4)), (32, 16, (2, 32, 2, 2))])
-def test_the_seblock_solution_is_the_packages_squeeze_excitation(channels: int, reduction: int,
-                                                                  shape: tuple) -> None:
-    """The chapter 4 solution has the package module's layout (1x1 convolutions named fc1, fc2): the
-    package module's weights load into it with strict=True and both compute the same map."""
-    mine = ref04.SEBlock(channels, reduction)
-    package = SqueezeExcitation(channels, reduction)
-    fill_parameters(package, seed=3)
-    mine.load_state_dict(package.state_dict(), strict=True)
-    x = torch.randn(*shape)
-    torch.testing.assert_close(mine(x), package(x))
-    assert {n: p.shape for n, p in mine.named_parameters()} == {n: p.shape for n, p in package.named_parameters()}

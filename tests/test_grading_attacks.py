@@ -21,6 +21,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from grading_helpers import CH, ISOLATION, NAMES
+from grading_helpers import answer as _fn
+from grading_helpers import exercise_result as _ex
+from grading_helpers import sources_with as _with
 
 from course_pkg.grade import grade
 from course_pkg.grading import samples
@@ -29,27 +33,8 @@ from course_pkg.grading.report import csv_cell
 from course_pkg.grading.runner import PACKAGE_DIR, Limits, _Protocol, chapter_exercises, logical_bytes
 from course_pkg.grading.submissions import discover, load
 
-CH = "ch01"
-NAMES = [ex.name for ex in chapter_exercises(CH)]
 SOLUTIONS_FILE = PACKAGE_DIR / "exercises" / "solutions" / f"{CH}.py"
 needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no bubblewrap here: {bwrap_problem()}")
-ISOLATION = "auto" if bwrap_problem() is None else "none"  # the rest is tested without the kernel sandbox
-
-
-def _ex(r, name):  # noqa: ANN001, ANN202
-    return next(e for e in r.exercises if e.name == name)
-
-
-def _fn(name: str, body: str) -> str:
-    sig = {"softmax_weights": "(scores)", "weighted_average": "(weights, values)",
-           "attention_pool": "(query, keys, values)"}[name]
-    return f"def {name}{sig}:\n" + "".join(f"    {line}\n" for line in body.strip("\n").split("\n"))
-
-
-def _with(**replace: str) -> dict[str, str]:
-    srcs = samples.solution_sources(CH)
-    srcs.update(replace)
-    return srcs
 
 
 # ----------------------------------------------------------------------------------------------------
