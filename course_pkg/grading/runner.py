@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..exercises import Exercise, all_exercises
-from ..exercises.core import CaseResult, CheckResult, ValueCodecError, decode_value, encode_value
+from ..exercises.core import RAISED, CaseResult, CheckResult, ValueCodecError, decode_value, encode_value
 from .isolation import NOBODY, bwrap_command, drop_to_nobody, kill_nobody_processes
 from .submissions import Submission, mentions
 
@@ -175,6 +175,7 @@ def _plain(data: Any) -> Any:
 def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
     """Decide an exercise from its cases' raw outcomes exactly as ``Exercise.test`` does."""
     results: list[CaseResult] = []
+    outputs: dict[str, Any] = {}  # what Exercise.explain needs to name a recorded mistake
     for i, case in enumerate(ex.cases):
         o = outcomes.get(i)
         if o is None:
@@ -186,6 +187,7 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
         elif "error" in o:
             results.append(CaseResult(case.name, False, f"your code raised {o['error']}"
                                       + (f"\nThis case checks: {case.note}" if case.note else "")))
+            outputs[case.name] = RAISED
         elif "encode_error" in o:
             results.append(CaseResult(case.name, False, f"the output could not be sent to the grader "
                                                         f"({o['encode_error']})"))
@@ -205,9 +207,15 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
             with _JUDGE_LOCK:
                 try:
                     results.append(ex.judge(case, got))
+                    outputs[case.name] = got
                 except (MemoryError, RecursionError) as exc:
                     results.append(CaseResult(case.name, False, f"the output could not be compared "
                                                                 f"({type(exc).__name__})"))
+    with _JUDGE_LOCK:
+        try:
+            results = ex.explain(results, outputs)
+        except (MemoryError, RecursionError):
+            pass  # the advice is optional; the verdicts stand
     status = "passed" if all(r.passed for r in results) else "failed"
     return CheckResult(ex.id, status, results)
 
