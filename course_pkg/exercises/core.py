@@ -49,6 +49,7 @@ __all__ = [
     "Mistake",
     "NotAttempted",
     "OpaqueValue",
+    "Raised",
     "Shortcut",
     "ValueCodecError",
     "check_in_unit_interval",
@@ -436,13 +437,16 @@ def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float 
 def check_rows_sum_to_one(w: object, what: str, advice: str) -> None:
     """Property check for weights: each row (last dimension) of a finite float tensor sums to one.
 
-    Raises :class:`CheckFailure` saying ``"{what} ... but the sums are [...]. {advice}"``; anything that is
-    not a finite float tensor is left to the comparison, which explains it better."""
+    Raises :class:`CheckFailure` saying ``"{what}, but row [i] sums to s ... {advice}"``, naming the rows that
+    are off; anything that is not a finite float tensor is left to the comparison, which explains it better."""
     if isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all():
         sums = w.sum(dim=-1)
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            raise CheckFailure(f"{what}, but the sums are {[round(v, 4) for v in sums.flatten()[:4].tolist()]}. "
-                               f"{advice}")
+        off = ((sums - 1).abs() > 1e-4).flatten().nonzero().flatten()
+        if len(off):  # show the rows that are off, not the first rows (which may be fine)
+            shown = ", ".join(f"row {_index(int(i), sums.shape)} sums to {sums.flatten()[i].item():.4g}"
+                              for i in off[:3])
+            more = f" ({len(off)} of {sums.numel()} rows are off)" if sums.numel() > 1 else ""
+            raise CheckFailure(f"{what}, but {shown}{more}. {advice}")
 
 
 def check_in_unit_interval(out: object, what: str, advice: str, *, open_interval: bool = True) -> None:
@@ -735,20 +739,19 @@ def _compare_module_output(got: Any, expected: Any, rtol: float, atol: float, va
 # ----------------------------------------------------------------------------------------------
 # The exercise
 # ----------------------------------------------------------------------------------------------
-class _NoOutput:
+class Raised:
+    """Stands for the outcome of code that raised: ``text`` is :func:`describe_exception`'s
+    ``"Type: message"`` (two raises match when their texts do)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+
     def __repr__(self) -> str:
-        return "NO_OUTPUT"
+        return f"Raised({self.text!r})"
 
 
-NO_OUTPUT = _NoOutput()  # a recorded mistake raised on this case
-
-
-class _Raised:
-    def __repr__(self) -> str:
-        return "RAISED"
-
-
-RAISED = _Raised()  # in :meth:`Exercise.explain`'s outputs: the learner's code raised on this case
+NO_OUTPUT = Raised()  # a recorded mistake raised on this case (the text is kept per case)
+RAISED = NO_OUTPUT  # the same marker, for a learner's raise whose message is unknown
 @dataclass
 class Exercise:
     """One exercise: what to write, how it is checked, hints and a reference solution.
@@ -863,28 +866,27 @@ class Exercise:
             compare_outputs(got, expected, rtol=self.rtol, atol=self.atol, values=values)
 
     def mistake_output(self, index: int, case: Case) -> Any:
-        """Mistake ``index``'s output on a case (computed once, then cached); :data:`NO_OUTPUT`
+        """Mistake ``index``'s output on a case (computed once, then cached); a :class:`Raised`
         when that mistake raises on the case."""
         key = (index, case.name)
         if key not in self._mistake_outputs:
             try:
                 self._mistake_outputs[key] = self.run_case(self.mistakes[index].answer, case)
-            except Exception:  # noqa: BLE001 - a recorded mistake may well crash on a case
-                self._mistake_outputs[key] = NO_OUTPUT
+            except Exception as exc:  # noqa: BLE001 - a recorded mistake may well crash on a case
+                self._mistake_outputs[key] = Raised(describe_exception(exc))
         return self._mistake_outputs[key]
 
     def _mistake_passes(self, index: int, case: Case) -> bool:
         key = ("passes", index, case.name)
         if key not in self._mistake_outputs:
             out = self.mistake_output(index, case)
-            self._mistake_outputs[key] = out is not NO_OUTPUT and self.judge(case, out).passed
+            self._mistake_outputs[key] = not isinstance(out, Raised) and self.judge(case, out).passed
         return bool(self._mistake_outputs[key])
 
     def _behaves_like(self, index: int, results: Sequence[CaseResult], outputs: dict[str, Any]) -> bool:
         """Whether the learner's answer behaves like mistake ``index`` on every case: the same
-        verdict on the cases it passes, the same output (within the tolerances) on the cases it
-        fails, and a raise where the mistake raises; with at least one failing case where both
-        have an output (so a mistake is never claimed from crashes alone)."""
+        verdict on the cases it passes, and on the cases it fails the same output (within the
+        tolerances) or the same exception (type and message)."""
         cases = {c.name: c for c in self.cases}
         compared = False
         for r in results:
@@ -897,9 +899,11 @@ class Exercise:
                     return False
                 continue
             mine = self.mistake_output(index, case)
-            if got is RAISED or mine is NO_OUTPUT:
-                if not (got is RAISED and mine is NO_OUTPUT):
+            if isinstance(got, Raised) or isinstance(mine, Raised):
+                if not (isinstance(got, Raised) and isinstance(mine, Raised) and got.text
+                        and got.text == mine.text):
                     return False
+                compared = True
                 continue
             try:
                 self._compare(got, mine)
@@ -912,7 +916,7 @@ class Exercise:
         """The recorded mistake the learner's answer behaves like on every case, or None.
 
         ``results`` are the cases' verdicts; ``outputs`` maps a case's name to the learner's output
-        on it, or to :data:`RAISED` where the learner's code raised. A single case is not enough:
+        on it, or to a :class:`Raised` where the learner's code raised. A single case is not enough:
         degenerate cases collide (a sum and a max agree on an image with one bright pixel), so a
         mistake is claimed only when it agrees with the answer on all of them."""
         if all(r.passed for r in results):
@@ -1003,7 +1007,7 @@ class Exercise:
                     results.append(CaseResult(case.name, False,
                                               f"your code raised {describe_exception(exc)}" +
                                               (f"\nThis case checks: {case.note}" if case.note else "")))
-                    outputs[case.name] = RAISED
+                    outputs[case.name] = Raised(describe_exception(exc))
                     continue
                 outputs[case.name] = got
                 results.append(self.judge(case, got))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..exercises import Exercise, all_exercises
-from ..exercises.core import RAISED, CaseResult, CheckResult, ValueCodecError, decode_value, encode_value
+from ..exercises.core import CaseResult, CheckResult, Raised, ValueCodecError, decode_value, encode_value
 from .isolation import NOBODY, bwrap_command, drop_to_nobody, kill_nobody_processes
 from .submissions import Submission, mentions
 
@@ -187,7 +187,7 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
         elif "error" in o:
             results.append(CaseResult(case.name, False, f"your code raised {o['error']}"
                                       + (f"\nThis case checks: {case.note}" if case.note else "")))
-            outputs[case.name] = RAISED
+            outputs[case.name] = Raised(str(o['error']))
         elif "encode_error" in o:
             results.append(CaseResult(case.name, False, f"the output could not be sent to the grader "
                                                         f"({o['encode_error']})"))
