@@ -222,7 +222,7 @@ def _sdpa(q, k, v, mask=None, *, scale=None, fill=float("-inf"), keep_true=True,
 attempt("ch02.scaled_dot_product_attention", "no scale", lambda q, k, v, mask=None: _sdpa(q, k, v, mask, scale=lambda d: 1.0),
         "divide q @ k^T by sqrt(d)")
 attempt("ch02.scaled_dot_product_attention", "divides by d", lambda q, k, v, mask=None: _sdpa(q, k, v, mask, scale=lambda d: 1 / d),
-        "sqrt(d), not d")
+        "not 1 / d")
 attempt("ch02.scaled_dot_product_attention", "mask True = ignore", lambda q, k, v, mask=None: _sdpa(q, k, v, mask, keep_true=False),
         "True = keep")
 attempt("ch02.scaled_dot_product_attention", "mask multiplied after the softmax",
@@ -569,8 +569,9 @@ attempt("ch05.channel_attention", "no ReLU",
         lambda x, w1, w2: torch.sigmoid(x.mean(dim=(2, 3)) @ w1.T @ w2.T + x.amax(dim=(2, 3)) @ w1.T @ w2.T), "relu")
 attempt("ch05.channel_attention", "x.max over two dims", _ca(lambda x, mlp: torch.sigmoid(mlp(x.mean(dim=(2, 3))) + mlp(x.max(dim=(2, 3))))),
         "amax")
-attempt("ch05.channel_attention", "pools over the channels",
-        _ca(lambda x, mlp: torch.sigmoid(x.mean(dim=1) + x.amax(dim=1))), "over the positions")
+attempt("ch05.channel_attention", "weights not transposed",
+        lambda x, w1, w2: torch.sigmoid(F.relu(x.mean(dim=(2, 3)) @ w1) @ w2 + F.relu(x.amax(dim=(2, 3)) @ w1) @ w2),
+        "w1.T")
 
 
 def _sp(f):
@@ -647,7 +648,7 @@ class CBAMTwoSigmoids(ref5.CBAMBlock):
         return x * torch.sigmoid(self.conv(_pool(x)))
 
 
-attempt("ch05.CBAMBlock", "spatial first", CBAMSpatialFirst, "channel attention first")
+attempt("ch05.CBAMBlock", "spatial first", CBAMSpatialFirst, "channel attention comes first")
 attempt("ch05.CBAMBlock", "spatial map on the input", CBAMSpatialOnInput, "refined")
 attempt("ch05.CBAMBlock", "no padding", CBAMNoPadding, "padding")
 attempt("ch05.CBAMBlock", "forgets the spatial step", CBAMChannelOnly, "spatial step")

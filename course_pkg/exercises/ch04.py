@@ -200,7 +200,8 @@ def _se_classifier(c: int, b: int, hidden: int, k: int, *, distractor: bool = Fa
     """A case: features, labels and the parameters of a tiny SE classifier.
 
     ``distractor``: channel 0 carries the label, channel 1 loud noise, the head reads both and the SE gate
-    (hand-set, as training would) closes channel 1. ``open_gates``: every gate is sigmoid(10), about 1."""
+    (hand-set, as training would) closes channel 1; a hidden unit that only the ReLU keeps silent would
+    open it. ``open_gates``: every gate is sigmoid(10), about 1."""
     def make() -> tuple:
         labels = torch.randint(0, k, (b,))
         x = torch.randn(b, c, 4, 4) * 0.5
@@ -214,6 +215,9 @@ def _se_classifier(c: int, b: int, hidden: int, k: int, *, distractor: bool = Fa
             params["head_w"][0, :2] = -1.0
             params["head_b"] = torch.tensor([0.2, -0.2])
             params["b2"] = torch.tensor([4.0, -6.0] + [0.0] * (c - 2))  # keep channel 0, close channel 1
+            params["w1"][0] = 0.0                                       # hidden unit 0 is always -5, which the
+            params["b1"][0] = -5.0                                      # ReLU cuts to 0; without the ReLU it
+            params["w2"][1, 0] = -2.0                                   # would open channel 1 (the noise)
         if open_gates:
             params["w2"] = torch.zeros(c, hidden)
             params["b2"] = torch.full((c,), 10.0)
@@ -313,7 +317,7 @@ se_ablation = register(Exercise(
                 "returns (ablated, with SE)", "the order is (accuracy with SE, accuracy with the gates set to 1)."),
         Mistake(_no_sigmoid, "output[0] is", "forgets the sigmoid (gates outside (0, 1))",
                 "the gates are sigmoid(...) of the excitation, each in (0, 1), as in the SE block."),
-        Mistake(_ablate_with(lambda g: torch.full_like(g, 0.5)), "not by 0 or by 0.5", "sets the gates to 0.5",
+        Mistake(_ablate_with(lambda g: torch.full_like(g, 0.5)), "output[1] is", "sets the gates to 0.5",
                 "a gate of 0.5 halves every channel, it does not switch SE off; the ablation removes the gate: "
                 "replace every gate by 1 (torch.ones_like(gates))."),
         Mistake(_ablate_with(lambda g: g), "", "uses the same gates twice",

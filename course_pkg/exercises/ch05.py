@@ -305,6 +305,29 @@ def _order_scores_same_map(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no
     return cf, cf, gap
 
 
+def _order_swapped_on_refined(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: the swapped order computes its spatial map on the channel-refined features too."""
+    def gates(t):  # type: ignore[no-untyped-def]
+        def mlp(v):  # type: ignore[no-untyped-def]
+            return F.relu(v @ w1.T) @ w2.T
+        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+
+    def spatial(t):  # type: ignore[no-untyped-def]
+        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
+        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+
+    def pointing(m):  # type: ignore[no-untyped-def]
+        peak = m.flatten(1).argmax(dim=1)
+        return masks.flatten(1)[torch.arange(len(peak)), peak].float().mean().item()
+
+    y = x * gates(x)
+    map_cf = spatial(y)
+    out_cf = y * map_cf
+    z = x * map_cf
+    out_sf = z * gates(z)
+    return pointing(map_cf), pointing(map_cf), ((out_cf - out_sf).norm() / out_cf.norm()).item()
+
+
 def _order_unravel_with_height(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
     """Mistake: the peak's row and column from the flat index with H instead of W."""
     h = x.shape[2]
@@ -391,6 +414,9 @@ cbam_order_gap = register(Exercise(
     mistakes=[
         Mistake(_order_scores_same_map, "output[1] is", "scores the paper's map for both orders",
                 "in the swapped order the spatial map is computed on the raw input x, before any channel gate."),
+        Mistake(_order_swapped_on_refined, "output[1] is", "the swapped order's map on the refined features",
+                "in the swapped order the spatial map is computed on the raw input x, before any channel gate: "
+                "map_sf = spatial_map(x, ...), not the map of the channel-refined features."),
         Mistake(_order_unravel_with_height, "output[0] is", "finds the peak's row and column with H instead of W",
                 "a flat index i over an H x W map is row i // W, column i % W (or index masks.flatten(1))."),
         Mistake(_order_absolute_gap, "output[2] is", "the gap is not divided by ||out_cf||",

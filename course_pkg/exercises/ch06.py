@@ -81,6 +81,7 @@ count_patches = register(Exercise(
         Case("bigger patches", lambda: (224, 32), "224 / 32 = 7 per side; each patch holds 32 * 32 * 3 numbers"),
         Case("small grey image", lambda: (48, 4, 1), "one channel: a 4 x 4 patch has 16 numbers"),
         Case("patch = whole image", lambda: (32, 32), "one patch, plus [CLS]: a sequence of 2 tokens"),
+        Case("two channels", lambda: (32, 8, 2), "two channels: an 8 x 8 patch holds 8 * 8 * 2 = 128 numbers"),
     ],
     hints=[
         "Stride = patch size, so there are img_size // patch_size patches along each side, and the grid is square.",
