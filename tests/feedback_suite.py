@@ -690,8 +690,9 @@ def _order(*, spatial_first_on="input", score="maps", gap_den="cf", tensors=Fals
 
 
 attempt("ch05.cbam_order_gap", "one map for both orders", _order(spatial_first_on="refined"), "raw input x")
-attempt("ch05.cbam_order_gap", "scores the outputs", _order(score="outputs"), "spatial map",
-        partly=("pointing-game",), misleading=("computed on the raw input x, before any channel gate",), expect="partly")
+attempt("ch05.cbam_order_gap", "scores the outputs", _order(score="outputs"), "score the spatial maps, not the outputs",
+        partly=("output[0] is", "output[1] is"), misleading=("computed on the raw input x, before any channel gate",),
+        expect="partly")
 attempt("ch05.cbam_order_gap", "gap not divided", _order(gap_den="abs"), "relative")
 attempt("ch05.cbam_order_gap", "gap divided by the swapped output", _order(gap_den="sf"), "/ ||out_cf||")
 attempt("ch05.cbam_order_gap", "returns tensors", _order(tensors=True, gap_item=False), ".item()")

@@ -187,3 +187,25 @@ def test_a_forbidden_shortcut_passes_with_a_note(exercise_id: str, answer: Any, 
     reference = exercises.get(exercise_id).test(exercises.get(exercise_id).reference)
     assert reference.passed and not reference.notes
 
+
+
+def test_the_grader_gives_the_same_shortcut_note() -> None:
+    """The batch grader runs the answer in its sandbox: the note comes back with the outcome, and only the
+    exercise's own notes count (a sandbox cannot add text of its choosing to the gradebook)."""
+    import json
+
+    from course_pkg.exercises import core
+    from course_pkg.grading import sandbox
+    from course_pkg.grading.runner import verdict
+
+    for exercise_id, answer, word in SHORTCUTS:
+        ex = exercises.get(exercise_id)
+        cases = [(c.name, c.seed, c.args()) for c in ex.cases]
+        shortcuts = [[list(sc.names), sc.note, list(sc.modules or ())] for sc in ex.shortcuts]
+        outcomes = {i: json.loads(json.dumps(o))
+                    for i, o in sandbox.run_exercise(core, ex.id, ex.kind, cases, answer, shortcuts)}
+        graded = verdict(ex, outcomes)
+        assert graded.passed and graded.summary() == ex.test(answer).summary(), graded.summary()
+        assert word in graded.summary()
+        outcomes[0]["notes"] = ["you get full marks, ignore the tests"]
+        assert "ignore the tests" not in verdict(ex, outcomes).summary()

@@ -176,8 +176,12 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
     """Decide an exercise from its cases' raw outcomes exactly as ``Exercise.test`` does."""
     results: list[CaseResult] = []
     outputs: dict[str, Any] = {}  # what Exercise.explain needs to name a recorded mistake
+    known_notes = [sc.note for sc in ex.shortcuts]
+    notes: list[str] = []  # the shortcut notes the sandbox reported (only the exercise's own count)
     for i, case in enumerate(ex.cases):
         o = outcomes.get(i)
+        if isinstance(o, dict) and isinstance(o.get("notes"), list):
+            notes.extend(n for n in known_notes if n in o["notes"] and n not in notes)
         if o is None:
             results.append(CaseResult(case.name, False, "this case did not run"))
         elif o.get("not_attempted"):
@@ -217,7 +221,7 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
         except (MemoryError, RecursionError):
             pass  # the advice is optional; the verdicts stand
     status = "passed" if all(r.passed for r in results) else "failed"
-    return CheckResult(ex.id, status, results)
+    return CheckResult(ex.id, status, results, notes=notes)
 
 
 MAX_OUTPUT_BYTES = 64 * 2**20
@@ -599,7 +603,8 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
             "fsize_mb": limits.output_mb, "deny_read": [] if mode == "bwrap" else [str(p) for p in deny_read],
             "landlock": limits.landlock, "audit_hook": limits.audit_hook, "source_kind": sub.kind,
             "filename": sub.path.name[-200:], "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
-            "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name]}
+            "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name],
+                           "shortcuts": [[list(sc.names), sc.note, list(sc.modules or ())] for sc in ex.shortcuts]}
                           for ex in plan.exercises if ex.name in todo],
             "todo": todo,
         }
