@@ -27,6 +27,7 @@ import re
 import signal
 import textwrap
 import threading
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Optional, Sequence
@@ -871,7 +872,9 @@ class Exercise:
         key = (index, case.name)
         if key not in self._mistake_outputs:
             try:
-                self._mistake_outputs[key] = self.run_case(self.mistakes[index].answer, case)
+                with warnings.catch_warnings():  # a recorded mistake's warnings are not the learner's
+                    warnings.simplefilter("ignore")
+                    self._mistake_outputs[key] = self.run_case(self.mistakes[index].answer, case)
             except Exception as exc:  # noqa: BLE001 - a recorded mistake may well crash on a case
                 self._mistake_outputs[key] = Raised(describe_exception(exc))
         return self._mistake_outputs[key]
