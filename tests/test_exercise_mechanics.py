@@ -197,8 +197,13 @@ def test_an_integer_must_come_back_as_an_integer() -> None:
     with pytest.raises(CheckFailure, match="integer division //"):
         compare_outputs(196.0, 196)
     compare_outputs(196, 196)
-    compare_outputs(torch.tensor(196), 196)
-    with pytest.raises(CheckFailure, match="should be a number"):
+    compare_outputs(1, 1.0)  # an int is a fine float
+    # one rule for numbers (issue 19): a number the exercise returns is a plain Python number, so a
+    # tensor, even a 0-d one, is refused with the way out, whether an int or a float is expected
+    for got, expected in [(torch.tensor(196), 196), (torch.tensor(0.35), 0.35), (torch.tensor([0.35]), 0.35)]:
+        with pytest.raises(CheckFailure, match=r"is a tensor .* but a Python (int|float) is expected: call \.item\(\)"):
+            compare_outputs(got, expected)
+    with pytest.raises(CheckFailure, match="should be a Python int but is a bool"):
         compare_outputs(True, 1)
     count = exercises.get("ch06.count_patches")
     text = count.test(lambda s, p, c=3: ((s / p) ** 2, p * p * c, (s / p) ** 2 + 1)).summary()

@@ -16,6 +16,18 @@ Answers may use ``math``, ``torch``, ``nn``, ``F`` and the learner's earlier exe
 in the notebook, and the batch grader runs all the exercise cells of a notebook together, in order, without
 the chapter's other cells and without ``course_pkg``.
 
+Rules every check applies, the same in the notebook and in the batch grader:
+
+* a number an exercise returns is a plain Python number: an ``int`` where a count is expected (``196.0``
+  is refused: use ``//``), a ``float`` (or an ``int``) where a fraction is; a tensor, even a 0-d one, is
+  refused with "call .item()";
+* an answer must not change its inputs in place (``scores -= ...``, ``x *= w``, an optimizer stepping the
+  caller's tensors): the case fails and the feedback names the input;
+* a library shortcut the exercise text rules out (``torch.softmax`` in ``ch01.softmax_weights``,
+  ``F.unfold`` in ``ch06.patchify``) is judged by its outputs like any answer, and the feedback adds a note;
+* "This looks like a common mistake" is said only when the answer behaves like that recorded mistake on
+  every case (one case can be degenerate: a sum and a max agree on an image with one bright pixel).
+
 The same checks are available by id: ``check("ch01.softmax_weights", softmax_weights)``.
 Each chapter's exercises live in a module ``chNN`` here, registered with :func:`register`.
 """

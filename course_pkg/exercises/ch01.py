@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
+from .core import Case, CheckFailure, Exercise, Mistake, Shortcut, check_rows_sum_to_one, swapped_pair_hint
 from .solutions import ch01 as ref
 
 
@@ -32,6 +32,15 @@ def _check_rows(w: object) -> None:
     if isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all():
         if (w < 0).any():
             raise CheckFailure("some weights are negative; weights from a softmax are always positive.")
+
+
+def _sum_without_keepdim(s: torch.Tensor) -> torch.Tensor:
+    e = torch.exp(s - s.max(dim=-1, keepdim=True).values)
+    return e / e.sum(dim=-1)
+
+
+def _weights_untransposed_sum(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return (w * v).sum(dim=0)
 
 
 # -- the exercises ---------------------------------------------------------------------------------------
@@ -71,7 +80,15 @@ softmax_weights = register(Exercise(
         Mistake(lambda s: s / s.sum(dim=-1, keepdim=True), "", "normalises the raw scores",
                 "dividing the raw scores by their sum is not a softmax (scores may be negative or sum to 0); "
                 "exponentiate first."),
+        Mistake(_sum_without_keepdim, "", "sums without keepdim=True",
+                "the row sums lose their last axis (.sum(dim=-1) has shape (rows,)), so the division lines "
+                "them up with the columns: a batch of rows either fails to broadcast or is divided by the "
+                "wrong sums. Keep the axis: .sum(dim=-1, keepdim=True)."),
     ],
+    shortcuts=[Shortcut(("softmax", "log_softmax", "special_softmax", "_softmax"),
+                        "the exercise asks you to build the softmax from torch.exp and a sum, without "
+                        "torch.softmax (or F.softmax, Tensor.softmax, nn.Softmax). Your answer is judged by its "
+                        "outputs and passes, but write the steps yourself to practise what the chapter teaches.")],
 ))
 
 weighted_average = register(Exercise(
@@ -91,8 +108,25 @@ weighted_average = register(Exercise(
         "That sum is exactly a matrix product: weights @ values.",
     ],
     mistakes=[
-        Mistake(lambda w, v: v.mean(dim=0), "", "ignores the weights"),
-        Mistake(lambda w, v: (w[..., None] * v), "shape", "forgets to sum over the items"),
+        Mistake(lambda w, v: v.mean(dim=0), "", "ignores the weights",
+                "the output ignores the weights (it is the plain mean of the values): mix the value rows with "
+                "the given weights, weights @ values."),
+        Mistake(lambda w, v: (w[..., None] * v), "shape", "forgets to sum over the items",
+                "each value row is multiplied by its weight, but the rows are never added up: sum over the items "
+                "(dim=-2), or write the whole thing as weights @ values."),
+        Mistake(lambda w, v: v @ w, "raised", "values @ weights",
+                "the product is weights @ values: weights (m, n) times values (n, d) gives (m, d); values @ "
+                "weights multiplies the wrong axes."),
+        Mistake(lambda w, v: (w[..., None] * v).sum(dim=-1), "shape", "sums over the features",
+                "after weighting each value row you sum over the features (dim=-1); sum over the items instead "
+                "(dim=-2), or simply use weights @ values."),
+        Mistake(_weights_untransposed_sum, "raised", "multiplies weights * values without an item axis",
+                "weights * values lines the weights up with the last axis of values (the features), not with the "
+                "items: give the weights an axis, weights[:, None] * values, and sum over the items, or use "
+                "weights @ values."),
+        Mistake(lambda w, v: torch.softmax(w, dim=-1) @ v, "", "applies a softmax to the weights",
+                "the weights are already weights (positive, summing to one): use them as they are, weights @ "
+                "values, without a softmax."),
     ],
 ))
 
@@ -122,7 +156,18 @@ attention_pool = register(Exercise(
         Mistake(lambda q, k, v: (torch.softmax(q @ k.T, -1), torch.softmax(q @ k.T, -1) @ v), "order is (output, "
                 "weights)", "returns (weights, output)"),
         Mistake(lambda q, k, v: (torch.softmax(q @ k.T, 0) @ v, torch.softmax(q @ k.T, 0)), "sum to one",
-                "softmax over the queries instead of the keys"),
-        Mistake(lambda q, k, v: torch.softmax(q @ k.T, -1) @ v, "tuple", "returns only the output"),
+                "softmax over the queries instead of the keys",
+                "the softmax runs over the queries (dim=0): each query's weights must sum to one over the keys, "
+                "so take it along the last dimension (dim=-1)."),
+        Mistake(lambda q, k, v: torch.softmax(q @ k.T, -1) @ v, "tuple", "returns only the output",
+                "return a tuple (output, weights), not the output alone."),
+        Mistake(lambda q, k, v: (torch.softmax(q @ k.T / q.shape[-1] ** 0.5, -1) @ v,
+                                 torch.softmax(q @ k.T / q.shape[-1] ** 0.5, -1)), "values differ",
+                "divides the scores by sqrt(d)",
+                "this chapter's attention pool has no 1/sqrt(d) scale (chapter 2 adds it): the scores are the raw "
+                "dot products, query @ keys.T."),
+        Mistake(lambda q, k, v: (torch.softmax(q @ k.T, -1) @ k, torch.softmax(q @ k.T, -1)), "",
+                "mixes the keys instead of the values",
+                "the output mixes the keys; the keys only score, the values are what is mixed: weights @ values."),
     ],
 ))

@@ -29,7 +29,20 @@ from .solutions import ch02 as ref
 def _weights_sum_to_one(out: object, args: tuple) -> None:
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         return  # the comparison explains what the output should be
-    check_rows_sum_to_one(out[1], "each row of weights (one query) should sum to one over the keys",
+    keep = args[3] if len(args) > 3 else None
+    w = out[1]
+    if keep is not None and isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all() \
+            and w.shape == torch.broadcast_shapes(w.shape, keep.shape):
+        hidden = w.masked_select(~keep.expand_as(w))
+        sums = w.sum(dim=-1)
+        if hidden.numel() and (hidden.abs() <= 1e-6).all() and not torch.allclose(sums, torch.ones_like(sums),
+                                                                                    atol=1e-4):
+            bad = (sums - 1).abs().flatten().argmax()
+            raise CheckFailure(f"the pairs the mask hides get zero weight, but the rows no longer sum to one (one "
+                               f"sums to {sums.flatten()[bad].item():.3g}): the mask was applied after the softmax. "
+                               "Fill the hidden scores with -inf before the softmax, scores.masked_fill(~mask, "
+                               "float('-inf')), so the kept keys share the whole weight of the row.")
+    check_rows_sum_to_one(w, "each row of weights (one query) should sum to one over the keys",
                           "Take the softmax over the last dimension, the keys (dim=-1).")
 
 
@@ -67,6 +80,29 @@ def _inverted_mask(q, k, v, mask=None):
     s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
         s = s.masked_fill(mask, float("-inf"))
+    w = s.softmax(-1)
+    return w @ v, w
+
+
+def _mask_after_softmax(q, k, v, mask=None):
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+    if mask is not None:
+        w = w * mask
+    return w @ v, w
+
+
+def _divide_by_d(q, k, v, mask=None):
+    s = q @ k.transpose(-2, -1) / q.shape[-1]
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    w = s.softmax(-1)
+    return w @ v, w
+
+
+def _k_dot_T(q, k, v, mask=None):
+    s = q @ k.T / math.sqrt(q.shape[-1])
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
     w = s.softmax(-1)
     return w @ v, w
 
@@ -110,10 +146,21 @@ scaled_dot_product_attention = register(Exercise(
                 "the scores are not scaled: divide q @ k^T by sqrt(d), d = q.shape[-1], before the softmax."),
         Mistake(lambda q, k, v, mask=None: tuple(reversed(ref.scaled_dot_product_attention(q, k, v, mask))),
                 "order is (output, weights)", "returns (weights, output)"),
-        Mistake(_inverted_mask, "True = keep", "uses nn.MultiheadAttention's mask convention (True = ignore)"),
-        Mistake(_softmax_over_queries, "sum to one", "softmax over the queries"),
+        Mistake(_inverted_mask, "True = keep", "uses nn.MultiheadAttention's mask convention (True = ignore)",
+                "you hide the pairs where the mask is True; in this course (as in F.scaled_dot_product_attention) "
+                "True = keep: fill the scores where ~mask with -inf."),
+        Mistake(_softmax_over_queries, "sum to one", "softmax over the queries",
+                "the softmax runs over the queries (dim=-2); each query's weights sum to one over the keys: "
+                "softmax(..., dim=-1)."),
         Mistake(lambda q, k, v, mask=None: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v,
-                "tuple", "returns only the output"),
+                "tuple", "returns only the output", "return a tuple (output, weights), not the output alone."),
+        Mistake(_mask_after_softmax, "after the softmax", "multiplies the weights by the mask after the softmax",
+                "the mask is applied after the softmax, so the rows no longer sum to one; fill the hidden scores "
+                "with -inf before the softmax: scores.masked_fill(~mask, float('-inf'))."),
+        Mistake(_divide_by_d, "values differ", "divides the scores by d instead of sqrt(d)",
+                "the scale is 1 / sqrt(d), not 1 / d: divide q @ k^T by math.sqrt(q.shape[-1])."),
+        Mistake(_k_dot_T, "raised", "k.T on batched tensors",
+                "k.T reverses every dimension of a batched k; transpose only the last two: k.transpose(-2, -1)."),
     ],
 ))
 
@@ -141,9 +188,25 @@ split_heads = register(Exercise(
         "return x.reshape(B, N, H, C // H).transpose(1, 2)",
     ],
     mistakes=[
-        Mistake(_split_without_transpose, "values differ", "reshapes straight to (B, H, N, hd): mixes tokens"),
+        Mistake(_split_without_transpose, "values differ", "reshapes straight to (B, H, N, hd): mixes tokens",
+                "reshaping straight to (B, H, N, hd) mixes tokens: a head's rows then hold pieces of several "
+                "tokens. Reshape to (B, N, H, C // H) first, then transpose(1, 2)."),
         Mistake(lambda x, h: x.reshape(x.shape[0], x.shape[1], h, -1), "expected shape",
-                "forgets to move the heads axis"),
+                "forgets to move the heads axis",
+                "(B, N, H, hd) is half way: move the heads axis before the tokens with transpose(1, 2)."),
+        Mistake(lambda x, h: x.reshape(x.shape[0], x.shape[1], -1, h).permute(0, 3, 1, 2), "values differ",
+                "interleaves the channels",
+                "each head owns a contiguous block of C // H channels (head 0: channels 0 to hd - 1); reshaping "
+                "to (B, N, hd, H) deals the channels out one by one. Reshape to (B, N, H, C // H), then "
+                "transpose(1, 2)."),
+        Mistake(lambda x, h: x.reshape(x.shape[0], x.shape[1], h, -1).transpose(2, 3), "expected shape",
+                "transposes the last two axes",
+                "transpose(2, 3) swaps the heads and the channels; the heads axis must move before the tokens: "
+                "transpose(1, 2)."),
+        Mistake(lambda x, h: x.reshape(x.shape[0], x.shape[1], h, -1).permute(2, 0, 1, 3), "expected shape",
+                "puts the heads axis first",
+                "the batch stays first: the output is (B, H, N, hd), so transpose(1, 2) (not a permute that "
+                "puts the heads before the batch)."),
     ],
 ))
 
@@ -172,8 +235,24 @@ merge_heads = register(Exercise(
     ],
     mistakes=[
         Mistake(lambda x: x.reshape(x.shape[0], x.shape[2], -1), "values differ",
-                "reshapes without the transpose: mixes tokens"),
-        Mistake(_merge_with_view, "RuntimeError", ".view() on the transposed (non-contiguous) tensor"),
+                "reshapes without the transpose: mixes tokens",
+                "reshaping (B, H, N, hd) straight to (B, N, H * hd) mixes tokens: bring the tokens axis before "
+                "the heads first, x.transpose(1, 2), then reshape."),
+        Mistake(_merge_with_view, "RuntimeError", ".view() on the transposed (non-contiguous) tensor",
+                ".view() refuses the transposed tensor, which is not contiguous in memory: use .reshape() "
+                "(or .contiguous().view())."),
+        Mistake(lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1), "values differ",
+                "joins (hd, H) instead of (H, hd)",
+                "each output token must hold head 0's channels first, then head 1's: transpose(1, 2) gives "
+                "(B, N, H, hd) and the last two axes join in that order; permuting to (B, N, hd, H) interleaves "
+                "the heads."),
+        Mistake(lambda x: x.flatten(1, 2), "expected shape", "flattens the heads and the tokens together",
+                "flatten(1, 2) joins the heads and the tokens, giving (B, H * N, hd); join the heads and the "
+                "channels instead: x.transpose(1, 2).reshape(B, N, H * hd)."),
+        Mistake(lambda x: x.sum(dim=1), "expected shape", "adds the heads",
+                "adding the heads blends them into one; merging concatenates them side by side, (B, N, H * hd)."),
+        Mistake(lambda x: x.reshape(x.shape[0], -1, x.shape[2]), "expected shape", "puts the tokens last",
+                "the output is (B, N, H * hd), tokens before channels: x.transpose(1, 2).reshape(B, N, H * hd)."),
     ],
 ))
 
@@ -208,6 +287,40 @@ class _NoScale(ref.MultiHeadSelfAttention):
         H = self.num_heads
         q, k, v = (t.reshape(B, N, H, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
         w = (q @ k.transpose(-2, -1)).softmax(-1)
+        return self.proj((w @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class _MergeWithoutTranspose(ref.MultiHeadSelfAttention):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        H = self.num_heads
+        q, k, v = (t.reshape(B, N, H, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        return self.proj(F.scaled_dot_product_attention(q, k, v).reshape(B, N, C))
+
+
+class _ScaleByDim(ref.MultiHeadSelfAttention):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        H = self.num_heads
+        q, k, v = (t.reshape(B, N, H, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        w = (q @ k.transpose(-2, -1) / math.sqrt(C)).softmax(-1)
+        return self.proj((w @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class _ProjUnused(ref.MultiHeadSelfAttention):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        H = self.num_heads
+        q, k, v = (t.reshape(B, N, H, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
+
+
+class _SoftmaxOverQueries(ref.MultiHeadSelfAttention):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        H = self.num_heads
+        q, k, v = (t.reshape(B, N, H, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        w = (q @ k.transpose(-2, -1) / math.sqrt(C // H)).softmax(-2)
         return self.proj((w @ v).transpose(1, 2).reshape(B, N, C))
 
 
@@ -256,5 +369,16 @@ MultiHeadSelfAttention = register(Exercise(
         Mistake(_NoScale, "1 / sqrt(head_dim)", "no 1/sqrt(d) scale",
                 "the scores are not scaled: divide q @ k^T by sqrt(head_dim), head_dim = dim // num_heads "
                 "(F.scaled_dot_product_attention does it for you)."),
+        Mistake(_MergeWithoutTranspose, "values differ", "merges the heads by a reshape without the transpose",
+                "the heads are merged by reshaping (B, H, N, hd) straight to (B, N, C), which mixes tokens of "
+                "different heads: bring the tokens first with out.transpose(1, 2), then reshape(B, N, C)."),
+        Mistake(_ScaleByDim, "values differ", "scales by 1/sqrt(dim) instead of 1/sqrt(head_dim)",
+                "each head's scores are scaled by 1 / sqrt(head_dim), head_dim = dim // num_heads, not by "
+                "1 / sqrt(dim)."),
+        Mistake(_ProjUnused, "values differ", "defines self.proj but never applies it",
+                "self.proj is defined but never applied: the merged heads go through it, return self.proj(out)."),
+        Mistake(_SoftmaxOverQueries, "values differ", "softmax over the queries",
+                "the softmax runs over the queries (dim=-2); each query's weights sum to one over the keys: "
+                "softmax(..., dim=-1)."),
     ],
 ))

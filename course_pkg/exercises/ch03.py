@@ -43,10 +43,25 @@ spatial_weighting = register(Exercise(
         "(or attn_map.unsqueeze(1)) has shape (B, 1, H, W).",
     ],
     mistakes=[
-        Mistake(lambda f, m: f * m[..., None], "raised", "adds the axis at the end: (B, H, W, 1)"),
+        Mistake(lambda f, m: f * m[..., None], "raised", "adds the axis at the end: (B, H, W, 1)",
+                "attn_map[..., None] has shape (B, H, W, 1), which lines up with the wrong axes of the features; "
+                "the channel axis goes second: attn_map[:, None] has shape (B, 1, H, W)."),
         Mistake(lambda f, m: f * torch.softmax(m.flatten(1), -1).view_as(m)[:, None], "values differ",
-                "renormalises the map with a softmax"),
-        Mistake(lambda f, m: (f * m[:, None]).sum(dim=(2, 3)), "shape", "pools the weighted map"),
+                "renormalises the map with a softmax",
+                "the map is used as it is: a softmax would renormalise it (a map of ones would no longer keep "
+                "the features). Multiply by attn_map[:, None]."),
+        Mistake(lambda f, m: (f * m[:, None]).sum(dim=(2, 3)), "shape", "pools the weighted map",
+                "the output keeps every position: (B, C, H, W), the features multiplied by the map, not pooled."),
+        Mistake(lambda f, m: f * m, "raised", "multiplies by the map without a channel axis",
+                "the map (B, H, W) needs a channel axis in second place to broadcast over the channels: "
+                "attn_map[:, None] has shape (B, 1, H, W). Without it (or with attn_map[None]) the map's batch "
+                "axis lines up with the channels, which works by accident for a single image only."),
+        Mistake(lambda f, m: f + m[:, None], "values differ", "adds the map",
+                "the map weights the features: multiply, features * attn_map[:, None], do not add."),
+        Mistake(lambda f, m: (f * m[:, None]).sum(dim=1), "shape", "sums over the channels",
+                "keep the channels: the output has the features' shape (B, C, H, W); multiply, do not sum."),
+        Mistake(lambda f, m: f * torch.sigmoid(m)[:, None], "values differ", "squashes the map with a sigmoid",
+                "the map is already weights: multiply by it as it is, without a sigmoid."),
     ],
 ))
 
@@ -68,9 +83,22 @@ channel_weighting = register(Exercise(
         "weights[:, :, None, None].",
     ],
     mistakes=[
-        Mistake(lambda f, w: f * w[:, None, None, :], "values differ", "broadcasts the weights over the width"),
+        Mistake(lambda f, w: f * w[:, None, None, :], "values differ", "broadcasts the weights over the width",
+                "weights[:, None, None, :] lines the weights up with the width axis; they belong to the channels "
+                "(dim 1): weights[:, :, None, None] has shape (B, C, 1, 1)."),
         Mistake(lambda f, w: f * torch.softmax(w, -1)[:, :, None, None], "values differ",
-                "turns the weights into a softmax"),
+                "turns the weights into a softmax",
+                "the weights are already weights: multiply by them as they are, without a softmax."),
+        Mistake(lambda f, w: f * w[:, :, None], "raised", "adds one axis instead of two",
+                "weights[:, :, None] has shape (B, C, 1), which lines up with the last three axes (C, H, W) of "
+                "the features; add two axes: weights[:, :, None, None] has shape (B, C, 1, 1)."),
+        Mistake(lambda f, w: (f * w[:, :, None, None]).sum(dim=1), "shape", "sums over the channels",
+                "keep the channels: the output has the features' shape (B, C, H, W); multiply, do not sum."),
+        Mistake(lambda f, w: f + w[:, :, None, None], "values differ", "adds the weights",
+                "the weights scale the channels: multiply, features * weights[:, :, None, None], do not add."),
+        Mistake(lambda f, w: f * torch.sigmoid(w)[:, :, None, None], "values differ",
+                "squashes the weights with a sigmoid",
+                "the weights are already weights: multiply by them as they are, without a sigmoid."),
     ],
 ))
 
@@ -102,6 +130,14 @@ patch_self_attention = register(Exercise(
                            torch.softmax(p @ p.transpose(-2, -1) / p.shape[-1] ** 0.5, -2)),
                 "sum to one", "softmax over the wrong axis"),
         Mistake(lambda p: torch.softmax(p @ p.transpose(-2, -1), -1) @ p, "tuple", "returns only the output"),
+        Mistake(lambda p: (torch.softmax(p @ p.T / p.shape[-1] ** 0.5, -1) @ p,
+                           torch.softmax(p @ p.T / p.shape[-1] ** 0.5, -1)), "raised", "patches.T on a batch",
+                "patches.T reverses every axis of a batch (B, N, D); transpose only the last two: "
+                "patches.transpose(-2, -1)."),
+        Mistake(lambda p: (torch.softmax(p @ p.transpose(-2, -1) / p.shape[-1], -1) @ p,
+                           torch.softmax(p @ p.transpose(-2, -1) / p.shape[-1], -1)), "values differ",
+                "divides the scores by D",
+                "the scores are divided by sqrt(D), not D: / math.sqrt(patches.shape[-1])."),
     ],
 ))
 

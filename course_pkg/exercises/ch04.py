@@ -50,9 +50,22 @@ squeeze = register(Exercise(
         "x.mean(dim=(2, 3)) averages over the two spatial axes.",
     ],
     mistakes=[
-        Mistake(lambda x: x.amax(dim=(2, 3)), "averages over all H x W", "max pooling"),
-        Mistake(lambda x: x.mean(dim=1), "shape", "averages over the channels"),
-        Mistake(lambda x: x.mean(dim=(2, 3), keepdim=True), "expected shape", "keeps the 1 x 1 axes"),
+        Mistake(lambda x: x.amax(dim=(2, 3)), "averages over all H x W", "max pooling",
+                "the squeeze is an average over the H x W positions (x.mean(dim=(2, 3))), not a max."),
+        Mistake(lambda x: x.mean(dim=1), "shape", "averages over the channels",
+                "x.mean(dim=1) averages over the channels; the squeeze averages over the positions: "
+                "x.mean(dim=(2, 3)), (B, C, H, W) -> (B, C)."),
+        Mistake(lambda x: x.mean(dim=(2, 3), keepdim=True), "expected shape", "keeps the 1 x 1 axes",
+                "drop the 1 x 1 axes: x.mean(dim=(2, 3)) without keepdim gives (B, C)."),
+        Mistake(lambda x: x.sum(dim=(2, 3)), "averages over all H x W", "sums instead of averaging",
+                "the squeeze is an average, not a sum: divide by H * W, or use x.mean(dim=(2, 3))."),
+        Mistake(lambda x: x.mean(dim=(1, 2)), "shape", "averages over the wrong axes",
+                "average over the two spatial axes, height and width: dim=(2, 3), so (B, C, H, W) -> (B, C)."),
+        Mistake(lambda x: x.mean(dim=-1), "shape", "averages over the width only",
+                "average over height and width together: dim=(2, 3), so (B, C, H, W) -> (B, C)."),
+        Mistake(lambda x: x.mean(dim=(2, 3), keepdim=True).squeeze(), "shape", "squeeze() drops the batch axis",
+                ".squeeze() drops every axis of size 1, the batch axis of a single image included: use "
+                "x.mean(dim=(2, 3)), or squeeze only dims (2, 3)."),
     ],
 ))
 
@@ -86,7 +99,16 @@ excitation = register(Exercise(
         Mistake(lambda z, w1, b1, w2, b2: torch.softmax(torch.relu(z @ w1.T + b1) @ w2.T + b2, -1), "values differ",
                 "a softmax makes the channels compete; SE uses independent sigmoids"),
         Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(z @ w1 + b1) @ w2 + b2), "raised",
-                "forgets to transpose the weights"),
+                "forgets to transpose the weights",
+                "the weights are stored like nn.Linear's, (out, in): multiply by the transposes, z @ w1.T and "
+                "h @ w2.T."),
+        Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.relu(torch.relu(z @ w1.T + b1) @ w2.T + b2)),
+                "values differ", "an extra ReLU after the second layer",
+                "there is a ReLU after the second layer, so no weight can go below sigmoid(0) = 0.5; only the "
+                "hidden layer has a ReLU: torch.sigmoid(h @ w2.T + b2)."),
+        Mistake(lambda z, w1, b1, w2, b2: torch.sigmoid(torch.sigmoid(z @ w1.T + b1) @ w2.T + b2), "values differ",
+                "a sigmoid instead of the ReLU between the layers",
+                "the hidden layer's activation is a ReLU, not a sigmoid: h = torch.relu(z @ w1.T + b1)."),
     ],
 ))
 
@@ -99,6 +121,16 @@ class _SEMaxPool(ref.SEBlock):
 class _SEWeightsOnly(ref.SEBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
+
+
+class _SENoSigmoid(ref.SEBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True))))
+
+
+class _SENoRelu(ref.SEBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(self.fc1(x.mean(dim=(2, 3), keepdim=True))))
 
 
 class _SEWideBottleneck(nn.Module):
@@ -154,6 +186,11 @@ SEBlock = register(Exercise(
         Mistake(_SELinear, "wrong shapes", "nn.Linear layers instead of 1x1 convolutions",
                 "build fc1 and fc2 as nn.Conv2d(..., kernel_size=1), as in the chapter's SqueezeExcitation "
                 "(their weights have shape (out, in, 1, 1)); squeeze with keepdim=True so they apply directly."),
+        Mistake(_SENoSigmoid, "values differ", "forgets the sigmoid",
+                "the channel weights end with a sigmoid, each in (0, 1): "
+                "w = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))."),
+        Mistake(_SENoRelu, "values differ", "forgets the ReLU",
+                "there is a ReLU between fc1 and fc2: self.fc2(torch.relu(self.fc1(s)))."),
     ],
 ))
 
@@ -163,7 +200,8 @@ def _se_classifier(c: int, b: int, hidden: int, k: int, *, distractor: bool = Fa
     """A case: features, labels and the parameters of a tiny SE classifier.
 
     ``distractor``: channel 0 carries the label, channel 1 loud noise, the head reads both and the SE gate
-    (hand-set, as training would) closes channel 1. ``open_gates``: every gate is sigmoid(10), about 1."""
+    (hand-set, as training would) closes channel 1; a hidden unit that only the ReLU keeps silent would
+    open it. ``open_gates``: every gate is sigmoid(10), about 1."""
     def make() -> tuple:
         labels = torch.randint(0, k, (b,))
         x = torch.randn(b, c, 4, 4) * 0.5
@@ -177,6 +215,9 @@ def _se_classifier(c: int, b: int, hidden: int, k: int, *, distractor: bool = Fa
             params["head_w"][0, :2] = -1.0
             params["head_b"] = torch.tensor([0.2, -0.2])
             params["b2"] = torch.tensor([4.0, -6.0] + [0.0] * (c - 2))  # keep channel 0, close channel 1
+            params["w1"][0] = 0.0                                       # hidden unit 0 is always -5, which the
+            params["b1"][0] = -5.0                                      # ReLU cuts to 0; without the ReLU it
+            params["w2"][1, 0] = -2.0                                   # would open channel 1 (the noise)
         if open_gates:
             params["w2"] = torch.zeros(c, hidden)
             params["b2"] = torch.full((c,), 10.0)
@@ -193,6 +234,29 @@ def _no_sigmoid(features: torch.Tensor, labels: torch.Tensor, params: dict) -> t
         logits = (features * g[:, :, None, None]).mean(dim=(2, 3)) @ params["head_w"].T + params["head_b"]
         return (logits.argmax(dim=1) == labels).sum().item() / len(labels)
     return accuracy(gates), accuracy(torch.ones_like(gates))
+
+
+def _ablation_accuracy(features: torch.Tensor, labels: torch.Tensor, params: dict, g: torch.Tensor) -> float:
+    logits = (features * g[:, :, None, None]).mean(dim=(2, 3)) @ params["head_w"].T + params["head_b"]
+    return (logits.argmax(dim=1) == labels).sum().item() / len(labels)
+
+
+def _ablate_with(replace):  # type: ignore[no-untyped-def]
+    """Mistake: the ablation replaces each gate by ``replace(gates)`` instead of by 1."""
+    def answer(features: torch.Tensor, labels: torch.Tensor, params: dict) -> tuple[float, float]:
+        z = features.mean(dim=(2, 3))
+        gates = torch.sigmoid(torch.relu(z @ params["w1"].T + params["b1"]) @ params["w2"].T + params["b2"])
+        return (_ablation_accuracy(features, labels, params, gates),
+                _ablation_accuracy(features, labels, params, replace(gates)))
+    return answer
+
+
+def _no_relu_gates(features: torch.Tensor, labels: torch.Tensor, params: dict) -> tuple[float, float]:
+    """Mistake: the gates without the ReLU between the two layers."""
+    z = features.mean(dim=(2, 3))
+    gates = torch.sigmoid((z @ params["w1"].T + params["b1"]) @ params["w2"].T + params["b2"])
+    return (_ablation_accuracy(features, labels, params, gates),
+            _ablation_accuracy(features, labels, params, torch.ones_like(gates)))
 
 
 def _accuracies(out: object, args: tuple) -> None:
@@ -253,5 +317,14 @@ se_ablation = register(Exercise(
                 "returns (ablated, with SE)", "the order is (accuracy with SE, accuracy with the gates set to 1)."),
         Mistake(_no_sigmoid, "output[0] is", "forgets the sigmoid (gates outside (0, 1))",
                 "the gates are sigmoid(...) of the excitation, each in (0, 1), as in the SE block."),
+        Mistake(_ablate_with(lambda g: torch.full_like(g, 0.5)), "output[1] is", "sets the gates to 0.5",
+                "a gate of 0.5 halves every channel, it does not switch SE off; the ablation removes the gate: "
+                "replace every gate by 1 (torch.ones_like(gates))."),
+        Mistake(_ablate_with(lambda g: g), "", "uses the same gates twice",
+                "both numbers are the same accuracy twice: the second one uses gates all set to 1 "
+                "(torch.ones_like(gates)), the block switched off."),
+        Mistake(_no_relu_gates, "", "forgets the ReLU in the gates",
+                "the gates are sigmoid(relu(z @ w1.T + b1) @ w2.T + b2): the ReLU between the two layers is "
+                "missing."),
     ],
 ))

@@ -22,6 +22,10 @@ def _in_unit_interval(out: object, args: tuple) -> None:
                            open_interval=False)
 
 
+def _spatial_in_unit_interval(out: object, args: tuple) -> None:
+    check_in_unit_interval(out, "the spatial map's values", "End with torch.sigmoid.", open_interval=False)
+
+
 def _channel_args(b: int, c: int, hidden: int, h: int, w: int, spike: bool = False):  # type: ignore[no-untyped-def]
     def make() -> tuple:
         x = torch.randn(b, c, h, w)
@@ -58,13 +62,37 @@ channel_attention = register(Exercise(
     properties=[_in_unit_interval],
     mistakes=[
         Mistake(lambda x, w1, w2: torch.sigmoid(F.relu(x.mean((2, 3)) @ w1.T) @ w2.T), "max-pooled",
-                "uses the average-pooled descriptor only (that is SE)"),
+                "uses the average-pooled descriptor only (that is SE)",
+                "only the average-pooled descriptor feeds the MLP (that is SE); CBAM adds the max-pooled one: "
+                "sigmoid(mlp(avg) + mlp(max))."),
         Mistake(lambda x, w1, w2: torch.sigmoid(F.relu(x.mean((2, 3)) @ w1.T) @ w2.T)
-                + torch.sigmoid(F.relu(x.amax((2, 3)) @ w1.T) @ w2.T), "(0, 1)", "one sigmoid per branch, then adds"),
+                + torch.sigmoid(F.relu(x.amax((2, 3)) @ w1.T) @ w2.T), "(0, 1)", "one sigmoid per branch, then adds",
+                "each branch has its own sigmoid and the two are added (so a weight can reach 2): add the two MLP "
+                "outputs first, then apply one sigmoid."),
         Mistake(lambda x, w1, w2: torch.sigmoid(F.relu((x.mean((2, 3)) + x.amax((2, 3))) @ w1.T) @ w2.T),
-                "values differ", "adds the descriptors before the MLP"),
+                "values differ", "adds the descriptors before the MLP",
+                "send each descriptor through the MLP on its own and add the two outputs, sigmoid(mlp(avg) + "
+                "mlp(max)); the MLP is not linear, so adding the descriptors first is not the same."),
+        Mistake(lambda x, w1, w2: torch.sigmoid(F.relu(x.amax((2, 3)) @ w1.T) @ w2.T), "values differ",
+                "uses the max-pooled descriptor only",
+                "only the max-pooled descriptor feeds the MLP; CBAM uses the average-pooled one too: "
+                "sigmoid(mlp(avg) + mlp(max))."),
+        Mistake(lambda x, w1, w2: torch.sigmoid(x.mean((2, 3)) @ w1.T @ w2.T + x.amax((2, 3)) @ w1.T @ w2.T),
+                "values differ", "forgets the MLP's ReLU",
+                "the shared MLP has a ReLU between its two layers: mlp(v) = torch.relu(v @ w1.T) @ w2.T."),
+        Mistake(lambda x, w1, w2: x.max(dim=(2, 3)), "raised", "x.max over two dimensions",
+                "x.max(dim=...) takes a single dimension (and returns values and indices); for the max over the "
+                "positions use x.amax(dim=(2, 3))."),
+        Mistake(lambda x, w1, w2: torch.sigmoid(F.relu(x.mean((2, 3)) @ w1) @ w2 + F.relu(x.amax((2, 3)) @ w1) @ w2),
+                "raised", "forgets to transpose the weights",
+                "w1 (C/r, C) and w2 (C, C/r) are stored like nn.Linear weights, (out, in): multiply by the "
+                "transposes, v @ w1.T, then @ w2.T."),
     ],
 ))
+
+def _mean_max(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+
 
 spatial_map = register(Exercise(
     id="ch05.spatial_map",
@@ -85,17 +113,33 @@ spatial_map = register(Exercise(
         "F.conv2d(pooled, weight, bias, padding=k // 2).",
         "Finish with torch.sigmoid and drop the channel axis: [:, 0] gives (B, H, W).",
     ],
-    properties=[_in_unit_interval],
+    properties=[_spatial_in_unit_interval],
     mistakes=[
         Mistake(lambda x, w, b: torch.sigmoid(F.conv2d(torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1),
                                                        w, b, padding=w.shape[-1] // 2))[:, 0],
-                "[mean, max]", "stacks [max, mean], the official code's order"),
+                "[mean, max]", "stacks [max, mean], the official code's order",
+                "stack the pooled maps as [mean, max] (the paper's and timm's order), not [max, mean]."),
         Mistake(lambda x, w, b: torch.sigmoid(F.conv2d(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1),
                                                        w, b))[:, 0],
-                "shape", "forgets the padding"),
+                "shape", "forgets the padding",
+                "without padding the k x k convolution shrinks the map: pass padding=k // 2."),
         Mistake(lambda x, w, b: torch.sigmoid(F.conv2d(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1),
                                                        w, b, padding=w.shape[-1] // 2)),
-                "expected shape", "keeps the channel axis"),
+                "expected shape", "keeps the channel axis",
+                "drop the channel axis of the (B, 1, H, W) map: [:, 0] gives (B, H, W)."),
+        Mistake(lambda x, w, b: torch.sigmoid(F.conv2d(_mean_max(x), w, padding=w.shape[-1] // 2))[:, 0],
+                "values differ", "forgets the convolution's bias",
+                "the convolution's bias is left out: F.conv2d(pooled, weight, bias, padding=k // 2)."),
+        Mistake(lambda x, w, b: torch.sigmoid(F.conv2d(torch.cat([x.sum(1, keepdim=True), x.amax(1, keepdim=True)], 1),
+                                                       w, b, padding=w.shape[-1] // 2))[:, 0],
+                "values differ", "sums over the channels instead of averaging",
+                "the first pooled map is the mean over the channels, x.mean(dim=1, keepdim=True), not their sum."),
+        Mistake(lambda x, w, b: F.conv2d(_mean_max(x), w, b, padding=w.shape[-1] // 2)[:, 0], "(0, 1)",
+                "forgets the sigmoid", "the map ends with torch.sigmoid, so each value lies in (0, 1)."),
+        Mistake(lambda x, w, b: torch.sigmoid(F.conv2d(_mean_max(x), w, b, padding=3))[:, 0], "shape",
+                "pads by 3 whatever the kernel",
+                "the padding that keeps the map H x W is k // 2 for a k x k kernel (weight.shape[-1] // 2), not a "
+                "fixed 3."),
     ],
 ))
 
@@ -115,6 +159,28 @@ class _SpatialOnInput(ref.CBAMBlock):
         mc = torch.sigmoid(self.fc2(torch.relu(self.fc1(avg))) + self.fc2(torch.relu(self.fc1(mx))))
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # on the input
         return x * mc[:, :, None, None] * torch.sigmoid(self.conv(pooled))
+
+
+class _ChannelOnly(ref.CBAMBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg, mx = x.mean(dim=(2, 3)), x.amax(dim=(2, 3))
+        mc = torch.sigmoid(self.fc2(torch.relu(self.fc1(avg))) + self.fc2(torch.relu(self.fc1(mx))))
+        return x * mc[:, :, None, None]
+
+
+class _MaxMean(ref.CBAMBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg, mx = x.mean(dim=(2, 3)), x.amax(dim=(2, 3))
+        x = x * torch.sigmoid(self.fc2(torch.relu(self.fc1(avg))) + self.fc2(torch.relu(self.fc1(mx))))[:, :, None, None]
+        return x * torch.sigmoid(self.conv(torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], 1)))
+
+
+class _TwoSigmoids(ref.CBAMBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg, mx = x.mean(dim=(2, 3)), x.amax(dim=(2, 3))
+        mc = torch.sigmoid(self.fc2(torch.relu(self.fc1(avg)))) + torch.sigmoid(self.fc2(torch.relu(self.fc1(mx))))
+        x = x * mc[:, :, None, None]
+        return x * torch.sigmoid(self.conv(_mean_max(x)))
 
 
 class _NoPadding(ref.CBAMBlock):
@@ -147,9 +213,20 @@ CBAMBlock = register(Exercise(
         "return x * sigmoid(self.conv(pooled)).",
     ],
     mistakes=[
-        Mistake(_SpatialFirst, "channel attention first", "spatial attention before channel attention"),
+        Mistake(_SpatialFirst, "channel attention first", "spatial attention before channel attention",
+                "channel attention comes first, then the spatial map computed on the channel-refined features."),
         Mistake(_SpatialOnInput, "values differ", "computes the spatial map on the input, not on the refined map"),
-        Mistake(_NoPadding, "raised", "no padding: the map shrinks and no longer fits the features"),
+        Mistake(_NoPadding, "raised", "no padding: the map shrinks and no longer fits the features",
+                "no padding: the map shrinks and no longer fits the features; build the convolution with "
+                "padding=kernel_size // 2."),
+        Mistake(_ChannelOnly, "values differ", "forgets the spatial step",
+                "the spatial step is missing: after the channel step, pool [mean, max] across the channels and "
+                "return x * torch.sigmoid(self.conv(pooled))."),
+        Mistake(_MaxMean, "values differ", "stacks [max, mean]",
+                "stack the pooled maps as [mean, max] (the paper's and timm's order), not [max, mean]."),
+        Mistake(_TwoSigmoids, "values differ", "one sigmoid per branch of the channel step",
+                "the channel step adds the two MLP outputs and applies one sigmoid: "
+                "torch.sigmoid(mlp(avg) + mlp(max))."),
     ],
 ))
 
@@ -228,6 +305,29 @@ def _order_scores_same_map(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no
     return cf, cf, gap
 
 
+def _order_swapped_on_refined(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: the swapped order computes its spatial map on the channel-refined features too."""
+    def gates(t):  # type: ignore[no-untyped-def]
+        def mlp(v):  # type: ignore[no-untyped-def]
+            return F.relu(v @ w1.T) @ w2.T
+        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+
+    def spatial(t):  # type: ignore[no-untyped-def]
+        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
+        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+
+    def pointing(m):  # type: ignore[no-untyped-def]
+        peak = m.flatten(1).argmax(dim=1)
+        return masks.flatten(1)[torch.arange(len(peak)), peak].float().mean().item()
+
+    y = x * gates(x)
+    map_cf = spatial(y)
+    out_cf = y * map_cf
+    z = x * map_cf
+    out_sf = z * gates(z)
+    return pointing(map_cf), pointing(map_cf), ((out_cf - out_sf).norm() / out_cf.norm()).item()
+
+
 def _order_unravel_with_height(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
     """Mistake: the peak's row and column from the flat index with H instead of W."""
     h = x.shape[2]
@@ -249,6 +349,31 @@ def _order_unravel_with_height(x, w1, w2, conv_w, conv_b, masks):  # type: ignor
     y = x * gates(x)
     _, _, gap = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
     return pointing(spatial(y)), pointing(spatial(x)), gap
+
+
+def _order_scores_swapped(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: returns (score_spatial_first, score_channel_first, gap)."""
+    cf, sf, gap = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
+    return sf, cf, gap
+
+
+def _order_gap_over_sf(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
+    """Mistake: the gap divided by ||out_sf|| instead of ||out_cf||."""
+    def gates(t):  # type: ignore[no-untyped-def]
+        def mlp(v):  # type: ignore[no-untyped-def]
+            return F.relu(v @ w1.T) @ w2.T
+        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+
+    def spatial(t):  # type: ignore[no-untyped-def]
+        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
+        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+
+    cf, sf, _ = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
+    y = x * gates(x)
+    out_cf = y * spatial(y)
+    z = x * spatial(x)
+    out_sf = z * gates(z)
+    return cf, sf, ((out_cf - out_sf).norm() / out_sf.norm()).item()
 
 
 def _order_absolute_gap(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
@@ -289,9 +414,16 @@ cbam_order_gap = register(Exercise(
     mistakes=[
         Mistake(_order_scores_same_map, "output[1] is", "scores the paper's map for both orders",
                 "in the swapped order the spatial map is computed on the raw input x, before any channel gate."),
+        Mistake(_order_swapped_on_refined, "output[1] is", "the swapped order's map on the refined features",
+                "in the swapped order the spatial map is computed on the raw input x, before any channel gate: "
+                "map_sf = spatial_map(x, ...), not the map of the channel-refined features."),
         Mistake(_order_unravel_with_height, "output[0] is", "finds the peak's row and column with H instead of W",
                 "a flat index i over an H x W map is row i // W, column i % W (or index masks.flatten(1))."),
         Mistake(_order_absolute_gap, "output[2] is", "the gap is not divided by ||out_cf||",
                 "the gap is relative: ||out_cf - out_sf|| / ||out_cf||."),
+        Mistake(_order_scores_swapped, "output[0] is", "returns the two scores in the other order",
+                "the order is (score of map_cf, score of map_sf, gap): the paper's order (channel first) first."),
+        Mistake(_order_gap_over_sf, "output[2] is", "divides the gap by ||out_sf||",
+                "the gap is measured against the paper's order: ||out_cf - out_sf|| / ||out_cf||."),
     ],
 ))

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register
-from .core import Case, CheckFailure, Exercise, Mistake
+from .core import Case, CheckFailure, Exercise, Mistake, Shortcut
 from .solutions import ch06 as ref
 
 
@@ -81,6 +81,7 @@ count_patches = register(Exercise(
         Case("bigger patches", lambda: (224, 32), "224 / 32 = 7 per side; each patch holds 32 * 32 * 3 numbers"),
         Case("small grey image", lambda: (48, 4, 1), "one channel: a 4 x 4 patch has 16 numbers"),
         Case("patch = whole image", lambda: (32, 32), "one patch, plus [CLS]: a sequence of 2 tokens"),
+        Case("two channels", lambda: (32, 8, 2), "two channels: an 8 x 8 patch holds 8 * 8 * 2 = 128 numbers"),
     ],
     hints=[
         "Stride = patch size, so there are img_size // patch_size patches along each side, and the grid is square.",
@@ -93,12 +94,31 @@ count_patches = register(Exercise(
         Mistake(lambda s, p, c=3: ((s / p) ** 2, p * p * c, (s / p) ** 2 + 1), "integer division //",
                 "divides with / and returns floats"),
         Mistake(lambda s, p, c=3: (s // p, p * p * c, s // p + 1), "output[0] is 14 but 196 is expected",
-                "counts patches along one side only"),
-        Mistake(lambda s, p, c=3: ((s // p) ** 2, p * p, (s // p) ** 2 + 1), "output[1]", "forgets the channels"),
+                "counts patches along one side only",
+                "img_size // patch_size is the number of patches per side; the grid is square, so there are "
+                "(img_size // patch_size) ** 2 patches."),
+        Mistake(lambda s, p, c=3: ((s // p) ** 2, p * p, (s // p) ** 2 + 1), "output[1]", "forgets the channels",
+                "a flattened patch holds patch_size * patch_size pixels in each of the in_chans channels: "
+                "patch_size * patch_size * in_chans."),
         Mistake(lambda s, p, c=3: ((s // p) ** 2, p * p * c, (s // p) ** 2), "output[2]", "forgets the [CLS] token"),
         Mistake(lambda s, p, c=3: (s // p) ** 2, "tuple of three integers", "returns only the patch count"),
+        Mistake(lambda s, p, c=1: ((s // p) ** 2, p * p * c, (s // p) ** 2 + 1), "output[1]",
+                "in_chans defaults to 1",
+                "in_chans defaults to 3 (RGB images): def count_patches(img_size, patch_size, in_chans=3)."),
     ],
 ))
+
+
+def _patchify_permuted(*perm: int):  # type: ignore[no-untyped-def]
+    def answer(x: torch.Tensor, p: int) -> torch.Tensor:
+        B, C, H, W = x.shape
+        return x.reshape(B, C, H // p, p, W // p, p).permute(*perm).reshape(B, -1, C * p * p)
+    return answer
+
+
+def _patchify_square(x: torch.Tensor, p: int) -> torch.Tensor:
+    B, C, H, W = x.shape
+    return x.reshape(B, C, H // p, p, H // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C * p * p)
 
 
 patchify = register(Exercise(
@@ -130,7 +150,21 @@ patchify = register(Exercise(
                 "flattens channel last (p1 p2 c) instead of channel first"),
         Mistake(lambda x, p: ref.patchify(x, p).transpose(1, 2), "patches should be along dim 1",
                 "returns (B, C*P*P, N)"),
+        Mistake(_patchify_permuted(0, 4, 2, 1, 3, 5), "values differ", "orders the patches column by column",
+                "the patches are ordered row by row (left to right, then top to bottom): keep the grid axes in "
+                "the order (H // P, W // P), permute(0, 2, 4, 1, 3, 5)."),
+        Mistake(_patchify_permuted(0, 2, 4, 1, 5, 3), "values differ", "flattens each patch column by column",
+                "inside a patch the pixels are flattened row by row too, channel first: (C, P, P) in the order "
+                "channel, row, column, so permute(0, 2, 4, 1, 3, 5)."),
+        Mistake(_patchify_square, "raised", "assumes a square image",
+                "the image need not be square: split the width with W // P, W = images.shape[-1]."),
+        Mistake(lambda x, p: ref.patchify(x, p).reshape(x.shape[0], x.shape[2] // p, x.shape[3] // p, -1),
+                "expected shape", "keeps the grid of patches",
+                "flatten the grid into one sequence axis: (B, N, C*P*P) with N = (H // P) * (W // P)."),
     ],
+    shortcuts=[Shortcut(("unfold",), "the exercise asks for reshape and permute, not F.unfold. Your answer is "
+                        "judged by its outputs and passes, but write the reshapes yourself to see where each pixel "
+                        "goes.", modules=("torch.nn.functional",))],
 ))
 
 
@@ -153,6 +187,21 @@ def _embed_cls_last(x, w, b, cls, pos):
 def _embed_positions_before_cls(x, w, b, cls, pos):
     t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2) + pos[:, 1:]
     return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1)
+
+
+def _embed_cls_not_expanded(x, w, b, cls, pos):
+    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2)
+    return torch.cat([cls, t], dim=1) + pos
+
+
+def _embed_stride_one(x, w, b, cls, pos):
+    t = F.conv2d(x, w, b).flatten(2).transpose(1, 2)
+    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1) + pos
+
+
+def _embed_no_transpose(x, w, b, cls, pos):
+    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2)
+    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1) + pos
 
 
 embed_patches = register(Exercise(
@@ -178,6 +227,13 @@ embed_patches = register(Exercise(
         Mistake(_embed_positions_before_cls, "[CLS] included", "adds positions to the patches only"),
         Mistake(lambda x, w, b, c, pos: ref.embed_patches(x, w, torch.zeros_like(b), c, pos), "values differ",
                 "forgets the projection's bias"),
+        Mistake(_embed_cls_not_expanded, "raised", "does not expand [CLS] to the batch",
+                "expand the [CLS] token to the batch before concatenating: cls_token.expand(B, -1, -1)."),
+        Mistake(_embed_stride_one, "raised", "convolves with stride 1",
+                "the patch embedding is a convolution with stride = patch size (F.conv2d(..., stride=P)); with "
+                "stride 1 the patches overlap and there are too many tokens."),
+        Mistake(_embed_no_transpose, "raised", "keeps (B, D, N) without the transpose",
+                ".flatten(2) gives (B, D, N): transpose(1, 2) to get one token per row, (B, N, D)."),
     ],
 ))
 
@@ -205,6 +261,22 @@ class _ReluBlock(ref.EncoderBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x))
         return x + self.mlp["fc2"](torch.relu(self.mlp["fc1"](self.norm2(x))))
+
+
+class _TanhGeluBlock(ref.EncoderBlock):
+    """Mistake: the tanh approximation of GELU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x)), approximate="tanh"))
+
+
+class _NoMlpResidualBlock(ref.EncoderBlock):
+    """Mistake: no skip connection around the MLP."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x))))
 
 
 class _UnscaledBlock(ref.EncoderBlock):
@@ -269,10 +341,21 @@ EncoderBlock = register(Exercise(
         "then out.transpose(1, 2).reshape(B, N, C) and self.attn['proj']. The MLP: fc1, F.gelu, fc2.",
     ],
     mistakes=[
-        Mistake(_PostNormBlock, "forward output values differ", "post-norm instead of pre-norm"),
-        Mistake(_NoResidualBlock, "forward output values differ", "no residual around the attention"),
-        Mistake(_ReluBlock, "forward output values differ", "ReLU instead of GELU"),
-        Mistake(_UnscaledBlock, "forward output values differ", "scores not scaled by 1/sqrt(head_dim)"),
+        Mistake(_PostNormBlock, "forward output values differ", "post-norm instead of pre-norm",
+                "this is post-norm (LayerNorm after the residual sum); the ViT block is pre-norm: "
+                "x = x + attention(norm1(x)), then x = x + mlp(norm2(x))."),
+        Mistake(_NoResidualBlock, "forward output values differ", "no residual around the attention",
+                "the residual around the attention is missing: x = x + attention(norm1(x))."),
+        Mistake(_ReluBlock, "forward output values differ", "ReLU instead of GELU",
+                "the MLP's activation is GELU (F.gelu), not ReLU."),
+        Mistake(_UnscaledBlock, "forward output values differ", "scores not scaled by 1/sqrt(head_dim)",
+                "the attention scores are not scaled: divide q @ k^T by sqrt(head_dim), head_dim = dim // "
+                "num_heads (F.scaled_dot_product_attention does it for you)."),
+        Mistake(_TanhGeluBlock, "forward output values differ", "the tanh approximation of GELU",
+                "the MLP uses the exact GELU (F.gelu(x), nn.GELU()), not its tanh approximation "
+                "(approximate='tanh'), which differs by up to about 1e-3."),
+        Mistake(_NoMlpResidualBlock, "forward output values differ", "no residual around the MLP",
+                "the residual around the MLP is missing: return x + mlp(norm2(x))."),
         Mistake(_RenamedBlock, "missing parameters", "other submodule names"),
         Mistake(_DefaultEpsBlock, "forward output values differ", "LayerNorm with PyTorch's default eps 1e-5",
                 "both LayerNorms need eps=1e-6, as in timm's ViT (nn.LayerNorm(dim, eps=1e-6)); PyTorch's "

@@ -27,12 +27,14 @@ import re
 import signal
 import textwrap
 import threading
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 try:  # NumPy ships with torch's usual installs; without it there is no NumPy state to keep
     import numpy as _np
@@ -48,8 +50,11 @@ __all__ = [
     "Mistake",
     "NotAttempted",
     "OpaqueValue",
+    "Raised",
+    "Shortcut",
     "ValueCodecError",
     "check_in_unit_interval",
+    "check_inputs_unchanged",
     "answer_problem",
     "check_rows_sum_to_one",
     "compare_outputs",
@@ -157,6 +162,7 @@ class CheckResult:
     status: Status
     cases: list[CaseResult] = field(default_factory=list)
     message: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -174,8 +180,9 @@ class CheckResult:
         if self.status == "not_attempted":
             return (f"[ ] {self.exercise_id}: not attempted yet.\n"
                     "    Replace `raise NotImplementedError` with your code, then run this cell again.")
+        notes = [f"Note: {n}" for n in self.notes]
         if self.status == "passed":
-            return f"[ok] {self.exercise_id}: correct, all {len(self.cases)} cases pass."
+            return "\n".join([f"[ok] {self.exercise_id}: correct, all {len(self.cases)} cases pass."] + notes)
         if self.status == "error":
             return f"[x] {self.exercise_id}: could not check this answer. {self.message}"
         lines = [f"[x] {self.exercise_id}: {sum(c.passed for c in self.cases)} of {len(self.cases)} cases pass."]
@@ -188,6 +195,7 @@ class CheckResult:
             failed = []
         for c in failed:
             lines.append(f"  - case '{c.name}': " + c.message.replace("\n", "\n    "))
+        lines.extend(notes)
         lines.append("Stuck? Call .hint() for a nudge.")
         return "\n".join(lines)
 
@@ -206,9 +214,9 @@ class Mistake:
         answer: the wrong answer (a function or a class, like a learner's).
         expect: a fragment the checks' own feedback must contain for it (proved by the tests).
         why: what the mistake is, in a few words ("forgets the ReLU").
-        note: the advice shown to a learner whose output on a failing case equals this mistake's
-            output on that case (defaults to ``why``). This is how feedback is chosen per mistake
-            rather than per case.
+        note: the advice shown to a learner whose answer behaves like this mistake on every case
+            (see :meth:`Exercise.diagnose`; defaults to ``why``). This is how feedback is chosen
+            per mistake rather than per case.
     """
 
     answer: Any
@@ -221,6 +229,44 @@ class Mistake:
         return self.note or self.why
 
 
+@dataclass(frozen=True)
+class Shortcut:
+    """A library call the exercise text asks the learner not to use (``torch.softmax`` in an
+    exercise that builds a softmax). Using it costs nothing (the answer is still judged by its
+    outputs) but the feedback says so in a note.
+
+    Args:
+        names: the called functions' ``__name__`` values that count (``"softmax"``).
+        note: the note shown when one of them is called.
+        modules: when given, only functions whose ``__module__`` is one of these count
+            (``("torch.nn.functional",)`` for ``F.unfold`` but not ``Tensor.unfold``).
+    """
+
+    names: tuple[str, ...]
+    note: str
+    modules: Optional[tuple[str, ...]] = None
+
+    def matches(self, func: Any) -> bool:
+        if getattr(func, "__name__", None) not in self.names:
+            return False
+        return self.modules is None or getattr(func, "__module__", None) in self.modules
+
+
+class _CallRecorder(TorchFunctionMode):
+    """Notes which :class:`Shortcut` functions the code run under it calls."""
+
+    def __init__(self, shortcuts: Sequence[Shortcut]) -> None:
+        super().__init__()
+        self.shortcuts = shortcuts
+        self.used: list[str] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
+        for sc in self.shortcuts:
+            if sc.note not in self.used and sc.matches(func):
+                self.used.append(sc.note)
+        return func(*args, **(kwargs or {}))
+
+
 # ----------------------------------------------------------------------------------------------
 # Comparing outputs
 # ----------------------------------------------------------------------------------------------
@@ -230,6 +276,15 @@ def _fmt_shape(t: torch.Tensor) -> str:
 
 def _fmt_value(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def _fmt_number(v: Any, rtol: float = 1e-4) -> str:
+    """A number as feedback prints it: an int as is, a float rounded to the significant digits the
+    tolerance can tell apart (``0.35``, not float32's ``0.3499999940395355``)."""
+    if isinstance(v, float) and math.isfinite(v):
+        digits = max(4, math.ceil(-math.log10(rtol)) + 2) if rtol > 0 else 10
+        return repr(float(f"{v:.{digits}g}"))
+    return repr(v)
 
 
 def _preview(t: torch.Tensor, n: int = 6) -> str:
@@ -357,17 +412,24 @@ def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float 
             raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
         return
     if isinstance(expected, (int, float)):
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
+        # One rule for numbers: where the exercise returns a number it is a plain Python number. An int
+        # is accepted where a float is expected, never a float where an int is (a count); a tensor,
+        # even a 0-d one, is not a Python number (call .item()).
+        kind = "int" if _is_int(expected) else "float"
+        if isinstance(got, torch.Tensor):
+            raise CheckFailure(f"{where} is a tensor ({_short(got)}) but a Python {kind} is expected: call "
+                               ".item() on it. Numbers the exercises return are plain Python numbers, never "
+                               "tensors (an int is fine where a float is expected, not the other way round).")
         if not isinstance(got, (int, float)) or isinstance(got, bool):
-            raise CheckFailure(f"{where} should be a number but is a {type(got).__name__}.")
+            raise CheckFailure(f"{where} should be a Python {kind} but is a {type(got).__name__}"
+                               + (": convert it with float(...) or .item()." if hasattr(got, "item") else "."))
         if _is_int(expected) and not _is_int(got):
             raise CheckFailure(f"{where} is {got!r}, a {type(got).__name__}, but an integer (int) is expected: "
                                "use integer division // rather than /, which always gives a float.")
         if not values:
             return
         if not math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol):
-            raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
+            raise CheckFailure(f"{where} is {_fmt_number(got, rtol)} but {_fmt_number(expected, rtol)} is expected.")
         return
     if values and got != expected:
         raise CheckFailure(f"{where} is {got!r} but {expected!r} is expected.")
@@ -376,13 +438,16 @@ def compare_outputs(got: Any, expected: Any, *, rtol: float = 1e-4, atol: float 
 def check_rows_sum_to_one(w: object, what: str, advice: str) -> None:
     """Property check for weights: each row (last dimension) of a finite float tensor sums to one.
 
-    Raises :class:`CheckFailure` saying ``"{what} ... but the sums are [...]. {advice}"``; anything that is
-    not a finite float tensor is left to the comparison, which explains it better."""
+    Raises :class:`CheckFailure` saying ``"{what}, but row [i] sums to s ... {advice}"``, naming the rows that
+    are off; anything that is not a finite float tensor is left to the comparison, which explains it better."""
     if isinstance(w, torch.Tensor) and w.is_floating_point() and torch.isfinite(w).all():
         sums = w.sum(dim=-1)
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            raise CheckFailure(f"{what}, but the sums are {[round(v, 4) for v in sums.flatten()[:4].tolist()]}. "
-                               f"{advice}")
+        off = ((sums - 1).abs() > 1e-4).flatten().nonzero().flatten()
+        if len(off):  # show the rows that are off, not the first rows (which may be fine)
+            shown = ", ".join(f"row {_index(int(i), sums.shape)} sums to {sums.flatten()[i].item():.4g}"
+                              for i in off[:3])
+            more = f" ({len(off)} of {sums.numel()} rows are off)" if sums.numel() > 1 else ""
+            raise CheckFailure(f"{what}, but {shown}{more}. {advice}")
 
 
 def check_in_unit_interval(out: object, what: str, advice: str, *, open_interval: bool = True) -> None:
@@ -529,6 +594,84 @@ def _watch_interrupts() -> Iterator[Optional[list[bool]]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _snapshot(value: Any) -> Any:
+    """A copy of a case's arguments that an answer cannot change (tensors cloned, containers copied)."""
+    if isinstance(value, torch.Tensor):
+        return torch.Tensor.clone(torch.Tensor.detach(value))
+    if isinstance(value, (tuple, list)):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    return value
+
+
+def _changed(before: Any, after: Any, path: str) -> Optional[str]:
+    """The path of the first tensor of ``after`` whose shape or values differ from ``before``, or None."""
+    if isinstance(before, torch.Tensor):
+        if not isinstance(after, torch.Tensor) or after.shape != before.shape or after.dtype != before.dtype:
+            return path
+        a = torch.Tensor.detach(after)
+        same = a == before
+        if before.is_floating_point() or before.is_complex():
+            same = same | (torch.isnan(a) & torch.isnan(before))
+        return None if bool(same.all()) else path
+    if isinstance(before, list):
+        if not isinstance(after, (tuple, list)) or len(after) != len(before):
+            return path
+        for i, (b, a) in enumerate(zip(before, after)):
+            where = _changed(b, a, f"{path}[{i}]")
+            if where:
+                return where
+        return None
+    if isinstance(before, dict):
+        if not isinstance(after, dict) or set(after) != set(before):
+            return path
+        for k in before:
+            where = _changed(before[k], after[k], f"{path}[{k!r}]")
+            if where:
+                return where
+    return None
+
+
+def _parameter_names(fn: Any, skip_self: bool = False) -> list[str]:
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return []
+    return names[1:] if skip_self and names[:1] == ["self"] else names
+
+
+def check_inputs_unchanged(answer: Any, kind: str, before: Any, args: tuple) -> None:
+    """Raise :class:`CheckFailure` when running ``answer`` changed its arguments in place.
+
+    ``before`` is :func:`_snapshot` of ``args`` taken before the call. The message names the
+    argument by the answer's own parameter name (``scores``, ``init['query']``)."""
+    if kind == "module":
+        ctor, inputs = args
+        where = _changed(before[1], inputs, "")
+        if where is None:
+            return
+        names = _parameter_names(getattr(answer, "forward", None), skip_self=True)
+        i = int(where[1:].split("]")[0]) if where.startswith("[") else 0
+        name = (names[i] if i < len(names) else f"input {i + 1}") + where[len(f"[{i}]"):]
+        raise CheckFailure(f"forward changed its input `{name}` in place (its values are not the same after the "
+                           "call): an augmented assignment such as x *= w, or an operation ending in _ (mul_, "
+                           "relu_), writes into the caller's tensor, which the network still needs. Return a new "
+                           "tensor instead: return x * w.")
+    where = _changed(before, args, "")
+    if where is None:
+        return
+    names = _parameter_names(answer)
+    i = int(where[1:].split("]")[0])
+    name = (names[i] if i < len(names) else f"argument {i + 1}") + where[len(f"[{i}]"):]
+    raise CheckFailure(f"your function changed its input `{name}` in place (its values are not the same after the "
+                       "call). An augmented assignment (x -= ..., x /= ...), an indexed assignment (x[...] = ...), "
+                       "an operation ending in _ (exp_, masked_fill_, requires_grad_ then an optimizer step) "
+                       "writes into the caller's tensor. Compute a new tensor (x = x - m), or work on a copy "
+                       "(x.clone()).")
+
+
 def run_function(answer: Callable[..., Any], args: tuple) -> Any:
     """Call a function answer on a case's arguments."""
     return answer(*args)
@@ -597,12 +740,19 @@ def _compare_module_output(got: Any, expected: Any, rtol: float, atol: float, va
 # ----------------------------------------------------------------------------------------------
 # The exercise
 # ----------------------------------------------------------------------------------------------
-class _NoOutput:
+class Raised:
+    """Stands for the outcome of code that raised: ``text`` is :func:`describe_exception`'s
+    ``"Type: message"`` (two raises match when their texts do)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+
     def __repr__(self) -> str:
-        return "NO_OUTPUT"
+        return f"Raised({self.text!r})"
 
 
-NO_OUTPUT = _NoOutput()  # a recorded mistake raised on this case
+NO_OUTPUT = Raised()  # a recorded mistake raised on this case (the text is kept per case)
+RAISED = NO_OUTPUT  # the same marker, for a learner's raise whose message is unknown
 @dataclass
 class Exercise:
     """One exercise: what to write, how it is checked, hints and a reference solution.
@@ -621,8 +771,8 @@ class Exercise:
             learner's output once its structure is right and before the comparison of values
             (e.g. "rows sum to one"), for clearer feedback.
         mistakes: plausible wrong answers with the feedback they must get (proved by the tests).
-            When a learner's output on a failing case equals a mistake's output on that case,
-            the feedback shows that mistake's advice instead of the case's note.
+            When a learner's answer behaves like a mistake on every case (:meth:`diagnose`),
+            the feedback shows that mistake's advice instead of the case notes.
         shape_hints: checks ``f(output, args)`` run first, before the generic structure check,
             where a wrong structure has a known cause worth naming ("the patches should be
             along dim 1: transpose it").
@@ -631,6 +781,8 @@ class Exercise:
             reference's (a training run from the learner's own initialisation): the values are then
             judged by ``properties`` alone, the structure is still compared, and a recorded mistake
             is still recognised by its output.
+        shortcuts: library calls the exercise text rules out (:class:`Shortcut`): an answer that
+            uses one is judged as usual, and the feedback adds a note saying so.
 
     The order of the checks on one case: ``shape_hints``, the structure (types, lengths, shapes
     and dtype kinds, :func:`compare_outputs` with ``values=False``), ``properties``, the values.
@@ -651,6 +803,7 @@ class Exercise:
     _mistake_outputs: dict = field(default_factory=dict, repr=False, compare=False)
     _hints_shown: int = field(default=0, repr=False, compare=False)
     compare_values: bool = True
+    shortcuts: Sequence[Shortcut] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("function", "module"):
@@ -670,25 +823,36 @@ class Exercise:
         return self.id.split(".", 1)[0]
 
     # -- the pieces the grader uses ------------------------------------------------------------
-    def run_case(self, answer: Any, case: Case) -> Any:
+    def run_case(self, answer: Any, case: Case, *, used: Optional[list[str]] = None) -> Any:
         """Run ``answer`` on one case and return its raw output (may raise anything).
 
         Raises :class:`NotAttempted` when the answer raises ``NotImplementedError``, and
         :class:`CheckFailure` (saying what was passed and what is expected) when ``answer`` is
-        not a function (``kind="function"``) or an ``nn.Module`` class (``kind="module"``). The
-        global random states are the same afterwards (:func:`preserved_rng`)."""
+        not a function (``kind="function"``) or an ``nn.Module`` class (``kind="module"``), or
+        when it changed its inputs in place (:func:`check_inputs_unchanged`). The global random
+        states are the same afterwards (:func:`preserved_rng`). With ``used``, the notes of the
+        exercise's :class:`Shortcut` functions the answer called are appended to it."""
         problem = answer_problem(answer, self.kind, self.name)
         if problem:
             raise CheckFailure(problem)
         args = case.args()
+        before = _snapshot(args)
+        recorder = _CallRecorder(self.shortcuts) if used is not None and self.shortcuts else None
         with preserved_rng():
             _seed(case.seed)
             try:
-                if self.kind == "module":
-                    return run_module(answer, args)
-                return run_function(answer, args)
+                with recorder if recorder is not None else contextlib.nullcontext():
+                    if self.kind == "module":
+                        out = run_module(answer, args)
+                    else:
+                        out = run_function(answer, args)
             except NotImplementedError as exc:
                 raise NotAttempted(str(exc)) from None
+            finally:
+                if recorder is not None and used is not None:
+                    used.extend(n for n in recorder.used if n not in used)
+        check_inputs_unchanged(answer, self.kind, before, args)
+        return out
 
     def expected(self, case: Case) -> Any:
         """The reference solution's output on a case (computed once, then cached)."""
@@ -703,39 +867,97 @@ class Exercise:
             compare_outputs(got, expected, rtol=self.rtol, atol=self.atol, values=values)
 
     def mistake_output(self, index: int, case: Case) -> Any:
-        """Mistake ``index``'s output on a case (computed once, then cached); :data:`NO_OUTPUT`
+        """Mistake ``index``'s output on a case (computed once, then cached); a :class:`Raised`
         when that mistake raises on the case."""
         key = (index, case.name)
         if key not in self._mistake_outputs:
             try:
-                self._mistake_outputs[key] = self.run_case(self.mistakes[index].answer, case)
-            except Exception:  # noqa: BLE001 - a recorded mistake may well crash on a case
-                self._mistake_outputs[key] = NO_OUTPUT
+                with warnings.catch_warnings():  # a recorded mistake's warnings are not the learner's
+                    warnings.simplefilter("ignore")
+                    self._mistake_outputs[key] = self.run_case(self.mistakes[index].answer, case)
+            except Exception as exc:  # noqa: BLE001 - a recorded mistake may well crash on a case
+                self._mistake_outputs[key] = Raised(describe_exception(exc))
         return self._mistake_outputs[key]
 
-    def matching_mistake(self, case: Case, got: Any) -> Optional[Mistake]:
-        """The first recorded mistake whose output on ``case`` equals ``got`` (within the
-        exercise's tolerances) and differs from the expected output, or None."""
-        for i, mistake in enumerate(self.mistakes):
-            out = self.mistake_output(i, case)
-            if out is NO_OUTPUT:
+    def _mistake_passes(self, index: int, case: Case) -> bool:
+        key = ("passes", index, case.name)
+        if key not in self._mistake_outputs:
+            out = self.mistake_output(index, case)
+            self._mistake_outputs[key] = not isinstance(out, Raised) and self.judge(case, out).passed
+        return bool(self._mistake_outputs[key])
+
+    def _behaves_like(self, index: int, results: Sequence[CaseResult], outputs: dict[str, Any]) -> bool:
+        """Whether the learner's answer behaves like mistake ``index`` on every case: the same
+        verdict on the cases it passes, and on the cases it fails the same output (within the
+        tolerances) or the same exception (type and message)."""
+        cases = {c.name: c for c in self.cases}
+        compared = False
+        for r in results:
+            case = cases.get(r.name)
+            if case is None or r.name not in outputs:
+                return False  # a case without a known output (not run, not readable): no claim
+            got = outputs[r.name]
+            if r.passed:
+                if not self._mistake_passes(index, case):
+                    return False
+                continue
+            mine = self.mistake_output(index, case)
+            if isinstance(got, Raised) or isinstance(mine, Raised):
+                if not (isinstance(got, Raised) and isinstance(mine, Raised) and got.text
+                        and got.text == mine.text):
+                    return False
+                compared = True
                 continue
             try:
-                self._compare(got, out)
+                self._compare(got, mine)
             except Exception:  # noqa: BLE001 - no match (CheckFailure) or an odd output
-                continue
+                return False
+            compared = True
+        return compared
+
+    def diagnose(self, results: Sequence[CaseResult], outputs: dict[str, Any]) -> Optional[Mistake]:
+        """The recorded mistake the learner's answer behaves like on every case, or None.
+
+        ``results`` are the cases' verdicts; ``outputs`` maps a case's name to the learner's output
+        on it, or to a :class:`Raised` where the learner's code raised. A single case is not enough:
+        degenerate cases collide (a sum and a max agree on an image with one bright pixel), so a
+        mistake is claimed only when it agrees with the answer on all of them."""
+        if all(r.passed for r in results):
+            return None
+        for i, mistake in enumerate(self.mistakes):
             try:
-                self._compare(out, self.expected(case))
-            except CheckFailure:
-                return mistake
+                with preserved_rng():
+                    if self._behaves_like(i, results, outputs):
+                        return mistake
+            except Exception:  # noqa: BLE001 - advice is optional; the verdict stands
+                continue
         return None
 
-    def judge(self, case: Case, got: Any, *, mistake_notes: bool = True) -> CaseResult:
+    def explain(self, results: list[CaseResult], outputs: dict[str, Any]) -> list[CaseResult]:
+        """The verdicts with the advice of the mistake :meth:`diagnose` finds in place of the case
+        notes of the failing cases (unchanged when none is found)."""
+        mistake = self.diagnose(results, outputs)
+        if mistake is None:
+            return results
+        notes = {c.name: f"\nThis case checks: {c.note}" for c in self.cases if c.note}
+        out = []
+        for r in results:
+            if r.passed or r.name not in outputs:
+                out.append(r)
+                continue
+            msg = r.message
+            suffix = notes.get(r.name, "")
+            if suffix and msg.endswith(suffix):
+                msg = msg[:-len(suffix)]
+            out.append(CaseResult(r.name, False, f"{msg}\nThis looks like a common mistake: {mistake.advice}"))
+        return out
+
+    def judge(self, case: Case, got: Any) -> CaseResult:
         """Decide one case from the learner's output alone (no learner code runs here).
 
         The checks run in this order: ``shape_hints``, the structure, ``properties``, the values.
-        On a failure the message ends with the advice of the recorded mistake the output
-        matches (when ``mistake_notes`` and one matches), else with the case's note."""
+        A failure's message ends with the case's note; :meth:`explain`, which sees every case,
+        replaces it with a recorded mistake's advice where the answer behaves like that mistake."""
         try:
             with preserved_rng():
                 expected = self.expected(case)
@@ -749,16 +971,7 @@ class Exercise:
                     self._compare(got, expected)
         except CheckFailure as exc:
             msg = str(exc)
-            mistake = None
-            if mistake_notes:
-                try:
-                    with preserved_rng():
-                        mistake = self.matching_mistake(case, got)
-                except Exception:  # noqa: BLE001 - advice is optional; the verdict stands
-                    mistake = None
-            if mistake is not None:
-                msg += f"\nThis looks like a common mistake: {mistake.advice}"
-            elif case.note:
+            if case.note:
                 msg += f"\nThis case checks: {case.note}"
             return CaseResult(case.name, False, msg)
         except Exception as exc:  # a malformed output must not crash the judge
@@ -777,10 +990,12 @@ class Exercise:
         the same answer is the same, since :meth:`run_case` raises that :class:`CheckFailure`).
         """
         results: list[CaseResult] = []
+        outputs: dict[str, Any] = {}
+        used: list[str] = []
         with preserved_rng(), _watch_interrupts() as interrupted:
             for case in self.cases:
                 try:
-                    got = self.run_case(answer, case)
+                    got = self.run_case(answer, case, used=used)
                 except NotAttempted:
                     return CheckResult(self.id, "not_attempted", [CaseResult(c.name, False, "not attempted")
                                                                    for c in self.cases])
@@ -795,10 +1010,14 @@ class Exercise:
                     results.append(CaseResult(case.name, False,
                                               f"your code raised {describe_exception(exc)}" +
                                               (f"\nThis case checks: {case.note}" if case.note else "")))
+                    outputs[case.name] = Raised(describe_exception(exc))
                     continue
-                results.append(self.judge(case, got, mistake_notes=mistake_notes))
+                outputs[case.name] = got
+                results.append(self.judge(case, got))
+            if mistake_notes:
+                results = self.explain(results, outputs)
         status: Status = "passed" if all(r.passed for r in results) else "failed"
-        return CheckResult(self.id, status, results)
+        return CheckResult(self.id, status, results, notes=used)
 
     # -- the pieces the learner uses -----------------------------------------------------------
     def check(self, answer: Any) -> CheckResult:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..exercises import Exercise, all_exercises
-from ..exercises.core import CaseResult, CheckResult, ValueCodecError, decode_value, encode_value
+from ..exercises.core import CaseResult, CheckResult, Raised, ValueCodecError, decode_value, encode_value
 from .isolation import NOBODY, bwrap_command, drop_to_nobody, kill_nobody_processes
 from .submissions import Submission, mentions
 
@@ -175,8 +175,13 @@ def _plain(data: Any) -> Any:
 def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
     """Decide an exercise from its cases' raw outcomes exactly as ``Exercise.test`` does."""
     results: list[CaseResult] = []
+    outputs: dict[str, Any] = {}  # what Exercise.explain needs to name a recorded mistake
+    known_notes = [sc.note for sc in ex.shortcuts]
+    notes: list[str] = []  # the shortcut notes the sandbox reported (only the exercise's own count)
     for i, case in enumerate(ex.cases):
         o = outcomes.get(i)
+        if isinstance(o, dict) and isinstance(o.get("notes"), list):
+            notes.extend(n for n in known_notes if n in o["notes"] and n not in notes)
         if o is None:
             results.append(CaseResult(case.name, False, "this case did not run"))
         elif o.get("not_attempted"):
@@ -186,6 +191,7 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
         elif "error" in o:
             results.append(CaseResult(case.name, False, f"your code raised {o['error']}"
                                       + (f"\nThis case checks: {case.note}" if case.note else "")))
+            outputs[case.name] = Raised(str(o['error']))
         elif "encode_error" in o:
             results.append(CaseResult(case.name, False, f"the output could not be sent to the grader "
                                                         f"({o['encode_error']})"))
@@ -205,11 +211,17 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
             with _JUDGE_LOCK:
                 try:
                     results.append(ex.judge(case, got))
+                    outputs[case.name] = got
                 except (MemoryError, RecursionError) as exc:
                     results.append(CaseResult(case.name, False, f"the output could not be compared "
                                                                 f"({type(exc).__name__})"))
+    with _JUDGE_LOCK:
+        try:
+            results = ex.explain(results, outputs)
+        except (MemoryError, RecursionError):
+            pass  # the advice is optional; the verdicts stand
     status = "passed" if all(r.passed for r in results) else "failed"
-    return CheckResult(ex.id, status, results)
+    return CheckResult(ex.id, status, results, notes=notes)
 
 
 MAX_OUTPUT_BYTES = 64 * 2**20
@@ -591,7 +603,8 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
             "fsize_mb": limits.output_mb, "deny_read": [] if mode == "bwrap" else [str(p) for p in deny_read],
             "landlock": limits.landlock, "audit_hook": limits.audit_hook, "source_kind": sub.kind,
             "filename": sub.path.name[-200:], "units": [u.__dict__ for u in sub.units], "skip_units": sorted(skip_units),
-            "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name]}
+            "exercises": [{"id": ex.id, "name": ex.name, "kind": ex.kind, "cases": plan.cases[ex.name],
+                           "shortcuts": [[list(sc.names), sc.note, list(sc.modules or ())] for sc in ex.shortcuts]}
                           for ex in plan.exercises if ex.name in todo],
             "todo": todo,
         }

@@ -71,18 +71,22 @@ def describe_exception(exc: BaseException) -> str:
 
 # -- running one exercise -------------------------------------------------------------------------------
 def run_exercise(core: Any, exercise_id: str, kind: str, cases: list[tuple[str, int, tuple]],
-                 answer: Any) -> Iterator[tuple[int, dict]]:
+                 answer: Any, shortcuts: Any = ()) -> Iterator[tuple[int, dict]]:
     """Run ``answer`` on each case like ``Exercise.test`` does, yielding ``(index, outcome)``.
 
-    ``cases`` holds ``(name, seed, args)``. An outcome is one of ``{"output": plain data}``,
+    ``cases`` holds ``(name, seed, args)``; ``shortcuts`` the exercise's ``Shortcut`` fields as plain
+    data, ``[names, note, modules]``. An outcome is one of ``{"output": plain data}``,
     ``{"error": "Type: message"}``, ``{"check_failure": message}``, ``{"not_attempted": True}``
-    (then no further case runs) or ``{"encode_error": message}``.
+    (then no further case runs) or ``{"encode_error": message}``; an outcome also carries
+    ``"notes"`` when the answer called one of the shortcuts on that case.
     """
     case_objs = [core.Case(name, (lambda a=args: a), seed=seed) for name, seed, args in cases]
-    ex = core.Exercise(id=exercise_id, title="", reference=None, cases=case_objs, kind=kind)
+    known = [core.Shortcut(tuple(n), str(note), tuple(m) if m else None) for n, note, m in shortcuts]
+    ex = core.Exercise(id=exercise_id, title="", reference=None, cases=case_objs, kind=kind, shortcuts=known)
     for i, case in enumerate(case_objs):
+        used: list[str] = []
         try:
-            out = ex.run_case(answer, case)
+            out = ex.run_case(answer, case, used=used)
         except core.NotAttempted:
             yield i, {"not_attempted": True}
             return
@@ -93,7 +97,7 @@ def run_exercise(core: Any, exercise_id: str, kind: str, cases: list[tuple[str, 
             yield i, {"error": describe_exception(exc)}
             continue
         try:
-            yield i, {"output": core.encode_value(out)}
+            yield i, {"output": core.encode_value(out), **({"notes": used} if used else {})}
         except BaseException as exc:  # noqa: BLE001
             yield i, {"encode_error": describe_exception(exc)}
 
@@ -510,7 +514,7 @@ def main(argv: list[str]) -> None:
         if problem:
             _emit({"ev": "exercise_end", "name": name, "foreign": problem})
             continue
-        for i, outcome in run_exercise(core, spec["id"], spec["kind"], cases, answer):
+        for i, outcome in run_exercise(core, spec["id"], spec["kind"], cases, answer, spec.get("shortcuts", ())):
             _emit({"ev": "case", "name": name, "i": i, "outcome": outcome})
         _emit({"ev": "exercise_end", "name": name})
     _emit({"ev": "finished"})
