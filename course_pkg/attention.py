@@ -54,13 +54,19 @@ __all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "c
 
 
 def causal_mask(n: int, device: Optional[Union[torch.device, str]] = None) -> torch.Tensor:
-    """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep)."""
+    """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep).
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device`` (default: the CPU).
+    """
+    from .env import as_device
+
     if isinstance(n, bool) or not isinstance(n, numbers.Real):
         raise TypeError(f"{describe(n, 'n')} is a {type(n).__name__}; use an int, the sequence length "
                         "(x.shape[1])")
     if not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n={n!r} is not a valid sequence length; use a positive integer")
-    return torch.ones(int(n), int(n), dtype=torch.bool, device=device).tril()
+    dev = as_device(device, "device")
+    return torch.ones(int(n), int(n), dtype=torch.bool, device=dev).tril()
 
 
 def _looks_like_keep_mask(mask: torch.Tensor) -> bool:

@@ -35,7 +35,7 @@ __all__ = [
     "CLUTTER_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS",
     "ClutterSet", "LabelledImages", "ImageDataset", "ClutterDataset",
     "make_clutter", "load_digits", "load_photo", "normalize_imagenet", "denormalize_imagenet",
-    "load_cifar10",
+    "load_cifar10", "to_device",
 ]
 
 CLUTTER_CLASSES: tuple[str, ...] = ("square", "disk", "triangle", "cross", "ring", "diamond")
@@ -57,6 +57,43 @@ _UNIT_AREA = {
 _DISTRACTOR_KINDS = ("stroke", "bent", "arc", "blob")
 
 
+def to_device(data: Any, device: Union[str, torch.device, None]) -> Any:
+    """``data`` with every tensor on ``device``: the one ``.to(device)`` of the course's data containers.
+
+    Every data set the course returns (:class:`ClutterSet`, :class:`LabelledImages`,
+    :class:`course_pkg.textures.TextureSet`) is a ``NamedTuple`` of tensors and plain fields; their
+    ``.to(device)`` is this function. It also takes a bare tensor, or a tuple, list or dict of tensors.
+    Fields that are not tensors (``class_names``) are kept as they are.
+
+    Args:
+        data: a data container, a tensor, or a tuple / list / dict of them.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device`` (``None``: the CPU);
+            parsed by :func:`course_pkg.env.as_device`, so ``'gpu'`` gets a clear error naming ``device``.
+
+    Returns:
+        The same kind of object (a new one; ``data`` is not changed) with its tensors on ``device``.
+    """
+    from .env import as_device
+
+    dev = as_device(device, "device")
+    return _moved(data, dev)
+
+
+def _moved(data: Any, dev: torch.device) -> Any:
+    if isinstance(data, torch.Tensor):
+        return data.to(dev)
+    if isinstance(data, tuple) and hasattr(data, "_fields"):              # a NamedTuple: keep its class
+        return data._replace(**{f: _moved(getattr(data, f), dev) for f in data._fields})
+    if isinstance(data, (tuple, list)):
+        return type(data)(_moved(v, dev) for v in data)
+    if isinstance(data, dict):
+        return {k: _moved(v, dev) for k, v in data.items()}
+    if isinstance(data, (str, bytes, int, float, bool, type(None))):
+        return data
+    raise TypeError(f"data is a {type(data).__name__}, which to_device cannot move; pass a data set of the "
+                    "course (a NamedTuple of tensors), a tensor, or a tuple, list or dict of tensors")
+
+
 class ClutterSet(NamedTuple):
     """What :func:`make_clutter` returns (unpacks as ``images, labels, masks, class_names``)."""
 
@@ -66,9 +103,8 @@ class ClutterSet(NamedTuple):
     class_names: tuple[str, ...]
 
     def to(self, device: Union[str, torch.device, None]) -> ClutterSet:
-        """The same set with images, labels and masks on ``device`` (e.g. the model's)."""
-        return ClutterSet(self.images.to(device), self.labels.to(device), self.masks.to(device),
-                          self.class_names)
+        """The same set with images, labels and masks on ``device`` (e.g. the model's); see :func:`to_device`."""
+        return to_device(self, device)
 
 
 class LabelledImages(NamedTuple):
@@ -78,8 +114,8 @@ class LabelledImages(NamedTuple):
     labels: torch.Tensor        # (N,) int64
 
     def to(self, device: Union[str, torch.device, None]) -> LabelledImages:
-        """The same images and labels on ``device`` (e.g. the model's)."""
-        return LabelledImages(self.images.to(device), self.labels.to(device))
+        """The same images and labels on ``device`` (e.g. the model's); see :func:`to_device`."""
+        return to_device(self, device)
 
 
 # ------------------------------------------------------------------------------------------------
