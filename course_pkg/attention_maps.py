@@ -132,13 +132,19 @@ def taps(model: nn.Module) -> list[tuple[str, AttentionTap]]:
 
 
 @contextlib.contextmanager
-def record_attention(model: nn.Module, detach: bool = True) -> Iterator[AttentionRecord]:
+def record_attention(model: nn.Module, detach: bool = True, *, allow_training: bool = False
+                     ) -> Iterator[AttentionRecord]:
     """Record the attention maps of every forward pass run inside the ``with`` block.
 
     Args:
-        model: any module holding course attention modules (SE, CBAM, self-attention, or models of them).
+        model: any module holding course attention modules (SE, CBAM, self-attention, or models of them),
+            in eval mode (``model.eval()``).
         detach: record detached maps (default); ``False`` keeps them in the autograd graph, e.g. to take
             a gradient of a map.
+        allow_training: record a model in ``train()`` mode too. By default that is refused: in training
+            dropout zeroes and rescales attention weights and BatchNorm uses the batch's statistics, so
+            the maps would not be the model's maps. Pass True only to use the maps *in* training (e.g. an
+            attention loss).
 
     Yields:
         An :class:`AttentionRecord` filled as the model runs: ``{owner module name: map}`` with the shapes of
@@ -146,6 +152,19 @@ def record_attention(model: nn.Module, detach: bool = True) -> Iterator[Attentio
 
     Raises ``ValueError`` when the model holds no attention module (a plain ResNet, a CNN).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module holding course attention modules, got a "
+                        f"{type(model).__name__}")
+    if not isinstance(allow_training, bool):
+        raise TypeError(f"allow_training={allow_training!r} is a {type(allow_training).__name__}; use True or "
+                        "False")
+    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+    if training and not allow_training:
+        raise ValueError(f"the {type(model).__name__} is in train() mode ({training[0]!r}"
+                         f"{' and others' if len(training) > 1 else ''}): dropout would zero and rescale "
+                         "attention weights and BatchNorm would use the batch's statistics, so the recorded "
+                         "maps would not be the model's. Call model.eval() first (or pass "
+                         "allow_training=True to record maps while training on purpose)")
     found = taps(model)
     if not found:
         raise ValueError(f"the {type(model).__name__} holds no course attention module (SE, CBAM or "
@@ -203,7 +222,8 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
 
     Args:
         attentions: per-layer attention weights, first layer first, each (B, nh, N, N) with rows summing to 1
-            (``list(record.of_kind("token").values())`` from :func:`record_attention`).
+            (``list(record.of_kind("token").values())`` from :func:`record_attention`); maps whose rows are
+            not softmax weights (scores, dropped-out weights) raise ``ValueError``.
         head_fusion: ``"mean"`` (the paper), ``"max"`` or ``"min"`` over the heads.
         discard_ratio: in [0, 1): in each row of each fused matrix, zero this fraction of the smallest weights
             before renormalising (a denoising trick from the rollout visualisations; 0 keeps everything).
@@ -242,6 +262,7 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
         if att.ndim != 4 or att.shape[0] != b or att.shape[-2:] != (n, n):
             raise ValueError(f"attentions[{layer}] has shape {tuple(att.shape)}; expected "
                              f"(B={b}, heads, {n}, {n}) like attentions[0]")
+        _check_softmax_rows(att, f"attentions[{layer}]")
         a = fuse[head_fusion](att)  # (B, N, N)
         k = int(n * discard_ratio)  # < n, so every row keeps at least one weight
         if k > 0:
@@ -252,6 +273,26 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
         a = a / a.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)  # rows sum to 1
         rollout = a @ rollout  # (B, N, N)
     return rollout
+
+
+def _check_softmax_rows(att: torch.Tensor, name: str) -> None:
+    """Attention weights: finite, >= 0, every row summing to 1 (within float rounding). One device sync."""
+    if not att.is_floating_point():
+        raise ValueError(f"{name} has dtype {att.dtype}; attention weights are floats (rows summing to 1)")
+    if att.numel() == 0:
+        return
+    tol = 1e-3 if torch.finfo(att.dtype).bits >= 32 else 2e-2
+    a = att.detach().to(torch.float32)
+    sums = a.sum(dim=-1)
+    lo, hi, low, finite = torch.stack([sums.min(), sums.max(), a.min(),
+                                       torch.isfinite(a).all().to(torch.float32)]).tolist()
+    if not finite:
+        raise ValueError(f"{name} holds NaN or infinite values; pass attention weights (each row a softmax)")
+    if low < -tol or lo < 1 - tol or hi > 1 + tol:
+        raise ValueError(f"{name} is not a map of attention weights: its rows sum to {lo:.4g} .. {hi:.4g} "
+                         f"(smallest value {low:.4g}), where a softmax's rows are >= 0 and sum to 1. Scores "
+                         "before the softmax, dropped-out weights (a model in train() mode) or averaged rows "
+                         "do not roll out; pass the weights recorded in eval mode (record_attention)")
 
 
 def _grid(grid_size: Size2, n_tokens: int) -> tuple[int, int]:
@@ -291,6 +332,6 @@ def token_maps(model: nn.Module, x: torch.Tensor, run: Optional[Callable[[torch.
 
     This is what ``VisionTransformer.forward(x, return_attention=True)`` returns.
     """
-    with record_attention(model, detach=False) as record:
+    with record_attention(model, detach=False, allow_training=True) as record:
         out = (run or model)(x)
     return out, list(record.of_kind("token").values())

@@ -432,27 +432,37 @@ PHOTOS: dict[str, tuple[str, str]] = {
 }
 
 
-def _check_image(x: Any, fn: str, allow_0_255: bool = False) -> None:
+def _check_image(x: Any, fn: str, allow_0_255: bool = False, name: str = "x") -> None:
     """``x`` must be a float tensor ``(..., 3, H, W)``; for ``normalize_imagenet`` also in [0, 1]."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: x must be a torch.Tensor (..., 3, H, W), got a {type(x).__name__}; convert it "
-                        "with torch.as_tensor(x, dtype=torch.float32)")
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor (..., 3, H, W), got a {type(x).__name__}; convert it "
+                        f"with torch.as_tensor({name}, dtype=torch.float32)")
     if not x.is_floating_point():
-        raise ValueError(f"{fn}: x has dtype {x.dtype}; use a float image in [0, 1], e.g. x.float() / 255 "
+        raise ValueError(f"{fn}: {name} has dtype {x.dtype}; use a float image in [0, 1], e.g. {name}.float() / 255 "
                          "for a 0-255 image")
     shape = tuple(x.shape)
     if x.dim() < 3 or shape[-3] != 3:
         if x.dim() >= 3 and shape[-1] == 3:
-            raise ValueError(f"{fn}: x has shape {shape}, which looks channels-last (..., H, W, C) with 3 "
-                             "channels at the end; use (..., 3, H, W): x.permute(2, 0, 1) for one image, "
-                             "x.permute(0, 3, 1, 2) for a batch")
-        raise ValueError(f"{fn}: x has shape {shape}; use (..., 3, H, W) with 3 colour channels at dim -3 "
-                         "(a grey image: x.expand(..., 3, H, W) or x.repeat(1, 3, 1, 1) to get 3 channels)")
+            raise ValueError(f"{fn}: {name} has shape {shape}, which looks channels-last (..., H, W, C) with 3 "
+                             f"channels at the end; use (..., 3, H, W): {name}.permute(2, 0, 1) for one image, "
+                             f"{name}.permute(0, 3, 1, 2) for a batch")
+        raise ValueError(f"{fn}: {name} has shape {shape}; use (..., 3, H, W) with 3 colour channels at dim -3 "
+                         f"(a grey image: {name}.expand(..., 3, H, W) or {name}.repeat(1, 3, 1, 1) to get 3 channels)")
     if not allow_0_255 and x.numel():
-        top = x.detach().max().item()
+        finite = torch.isfinite(x.detach())
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ValueError(f"{fn}: {name} holds {bad} NaN or infinite value(s) (shape {shape}); use a float image "
+                             f"in [0, 1] with finite values (find them with (~torch.isfinite({name})).nonzero())")
+        lo, top = torch.aminmax(x.detach())
+        lo, top = lo.item(), top.item()
         if top > 1.5:
-            raise ValueError(f"{fn}: x has values up to {top:g}, which looks like a 0-255 image; use values in "
-                             "[0, 1] (divide by 255: x / 255)")
+            raise ValueError(f"{fn}: {name} has values up to {top:g}, which looks like a 0-255 image; use values in "
+                             f"[0, 1] (divide by 255: {name} / 255)")
+        if lo < -0.5:
+            raise ValueError(f"{fn}: {name} has values down to {lo:g}, which looks like an image that is already "
+                             "normalised (mean subtracted, divided by the std); use values in [0, 1] "
+                             f"(undo it with denormalize_imagenet({name}), or do not normalise twice)")
 
 
 def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
@@ -461,7 +471,8 @@ def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError: ``x`` is not a tensor (a NumPy array, a list).
         ValueError: ``x`` is not a float tensor (uint8: use ``x.float() / 255``), has values above 1.5
-            (a 0-255 image), or is not ``(..., 3, H, W)`` (channels-last, grey).
+            (a 0-255 image) or below -0.5 (already normalised), holds NaN or infinite values, or is not
+            ``(..., 3, H, W)`` (channels-last, grey).
     """
     _check_image(x, "normalize_imagenet")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)

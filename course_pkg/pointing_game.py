@@ -152,7 +152,8 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: int = POINTING_T
 
     Args:
         maps: ``(N, h, w)`` attention maps (higher = more attention), any resolution.
-        masks: ``(N, H, W)`` object masks (bool or 0/1), each with at least one True pixel.
+        masks: ``(N, H, W)`` object masks (bool or 0/1), each with at least one True pixel. A bool ``maps``
+            or a ``masks`` holding other values than 0 and 1 (the arguments swapped) raises ``ValueError``.
         tolerance: pixels of slack around the mask; keep the default (:data:`POINTING_TOLERANCE`) so
             scores compare across chapters.
 
@@ -163,6 +164,15 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: int = POINTING_T
     """
     m = _as_tensor(maps, "maps")
     k = _as_tensor(masks, "masks")
+    if m.dtype == torch.bool:
+        swapped = " (the arguments look swapped: masks is not bool)" if k.dtype != torch.bool else ""
+        raise ValueError(f"maps is a bool tensor of shape {tuple(m.shape)}: that is a mask, not an attention "
+                         f"map{swapped}; the order is pointing_game(maps, masks), maps holding attention "
+                         "values (higher = more attention)")
+    if k.is_complex() or (k.dtype != torch.bool and not bool(((k == 0) | (k == 1)).all())):
+        raise ValueError(f"masks (dtype {k.dtype}, shape {tuple(k.shape)}) holds values other than 0 and 1: it "
+                         "looks like an attention map, not an object mask (the order is pointing_game(maps, "
+                         "masks)); pass bool masks, True on the object (e.g. masks > 0.5)")
     if m.dim() != 3:
         raise ValueError(f"maps must be (N, h, w), got shape {tuple(m.shape)}")
     if k.dim() != 3:

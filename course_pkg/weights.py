@@ -467,17 +467,23 @@ def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, 
     """timm's evaluation transform for a pretrained model: resize, centre crop, normalise.
 
     Args:
-        image: ``(3, H, W)`` or ``(B, 3, H, W)`` floats in [0, 1].
+        image: ``(3, H, W)`` or ``(B, 3, H, W)`` floats in [0, 1] (a ``uint8`` or 0-255 image, an image
+            already normalised or one with NaN raises ``ValueError``: the result would be wrong silently).
         model_or_cfg: a model from :func:`load_pretrained_timm`, or its ``pretrained_cfg``.
 
     Returns:
         ``(B, 3, h, w)`` (a batch of one for a single image) at the model's ``input_size``: the shorter side
         is resized to ``size / crop_pct``, the centre ``size`` is cut out, then ``(x - mean) / std``.
     """
+    from .checks import check_tensor
+    from .data import _check_image
+
     p = preprocessing(model_or_cfg)
+    check_tensor(image, "image", "preprocess", "(3, H, W) or (B, 3, H, W)")
     x = image[None] if image.dim() == 3 else image
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"image must be (3, H, W) or (B, 3, H, W) in [0, 1], got shape {tuple(image.shape)}")
+    _check_image(x, "preprocess", name="image")  # float in [0, 1]: not uint8, 0-255, normalised, NaN
     _, h_out, w_out = p["input_size"]
     scale = math.floor(h_out / p["crop_pct"]) / min(x.shape[-2:])
     size = (max(h_out, round(x.shape[-2] * scale)), max(w_out, round(x.shape[-1] * scale)))
