@@ -70,18 +70,19 @@ def positive_int(name: str, value: Any, hint: str = "") -> int:
 
 
 def int_in_range(name: str, value: Any, lo: int, hi: Optional[int] = None, hint: str = "") -> int:
-    """``value`` if it is an ``int`` from ``lo`` to ``hi`` (inclusive; no upper bound when ``hi`` is None).
+    """``value`` as an ``int`` if it is an integer (Python or NumPy) from ``lo`` to ``hi`` (inclusive; no upper
+    bound when ``hi`` is None).
 
     A non-number is a ``TypeError``, a number out of range or not whole a ``ValueError``; both name ``name``,
     the value and the accepted range, followed by ``hint``.
     """
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int"
                         + (f" >= {lo}" if hi is None else f" from {lo} to {hi}") + hint)
-    if not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+    if not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
         accepted = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
         raise ValueError(f"{name}={value!r} is not valid; use {accepted}{hint}")
-    return value
+    return int(value)                           # a NumPy integer becomes a Python int
 
 
 def check_probability(name: str, value: Any) -> float:

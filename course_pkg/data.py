@@ -19,6 +19,7 @@ Shapes: images are ``(N, C, H, W)`` floats in ``[0, 1]``, labels ``(N,)`` int64,
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import socket
 from pathlib import Path
@@ -188,17 +189,18 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
                    f" (the shapes are {', '.join(CLUTTER_CLASSES)})")
     int_in_range("seed", seed, 0)
     int_in_range("chunk_size", chunk_size, 1)
-    if isinstance(distractors, int) and not isinstance(distractors, bool):
-        d_lo = d_hi = distractors
+    if isinstance(distractors, numbers.Integral) and not isinstance(distractors, bool):
+        d_lo = d_hi = int(distractors)
     elif (isinstance(distractors, (tuple, list)) and len(distractors) == 2
-          and all(isinstance(d, int) and not isinstance(d, bool) for d in distractors)):
-        d_lo, d_hi = distractors
+          and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in distractors)):
+        d_lo, d_hi = (int(d) for d in distractors)
     else:
         raise ValueError(f"distractors={distractors!r} is not valid; use an integer or a range (lo, hi)")
     if not 0 <= d_lo <= d_hi <= 32:
         raise ValueError(f"distractors={distractors!r} is not valid; use counts with 0 <= lo <= hi <= 32")
-    if not (isinstance(noise, (int, float)) and 0 <= noise <= 0.5):
+    if not (isinstance(noise, numbers.Real) and not isinstance(noise, bool) and 0 <= noise <= 0.5):
         raise ValueError(f"noise={noise!r} is not valid; use a standard deviation from 0 to 0.5")
+    noise = float(noise)
     classes = CLUTTER_CLASSES[:k]
 
     # ---- every random number first, in a fixed order, so chunking cannot change the result ----------
@@ -390,7 +392,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split={split!r} is not valid; use 'train', 'test' or 'all'")
-    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool):
+    if not isinstance(test_fraction, numbers.Real) or isinstance(test_fraction, bool):
         raise TypeError(f"test_fraction={test_fraction!r} is a {type(test_fraction).__name__}; use a number "
                         "(a float between 0 and 1, e.g. 0.25)")
     if not 0 < test_fraction < 1:
@@ -500,7 +502,7 @@ def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
     """
     if name not in PHOTOS:
         raise ValueError(f"name={name!r} is not a bundled photo; use one of {sorted(PHOTOS)}")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, tuple, list))):
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (numbers.Integral, tuple, list))):
         raise TypeError(f"size={size!r} is a {type(size).__name__}; use an int (the shorter side), "
                         "(height, width) or None")
     import skimage.data
@@ -522,7 +524,8 @@ def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
 def _resize(x: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
     """Resize a ``(3, H, W)`` image: int -> shorter side then centre crop; (h, w) -> exactly."""
     h, w = x.shape[-2:]
-    if isinstance(size, int) and not isinstance(size, bool):
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = int(size)
         if size < 1:
             raise ValueError(f"size={size!r} is not valid; use a positive integer or (height, width)")
         scale = size / min(h, w)
@@ -531,8 +534,8 @@ def _resize(x: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
         top, left = (nh - size) // 2, (nw - size) // 2
         return y[:, top:top + size, left:left + size].clamp(0, 1).contiguous()
     if (isinstance(size, (tuple, list)) and len(size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
-        y = F.interpolate(x[None], size=tuple(size), mode="bilinear", antialias=True, align_corners=False)[0]
+            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
+        y = F.interpolate(x[None], size=tuple(int(s) for s in size), mode="bilinear", antialias=True, align_corners=False)[0]
         return y.clamp(0, 1)
     raise ValueError(f"size={size!r} is not valid; use a positive integer or (height, width)")
 
@@ -559,7 +562,7 @@ def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bo
         FileNotFoundError: the data is not in ``root`` and ``download`` is False.
         ConnectionError: ``download=True`` but the server cannot be reached within ``timeout`` seconds.
     """
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
+    if not (isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and 0 < timeout < math.inf):
         raise ValueError(f"timeout={timeout!r} is not valid; use a positive number of seconds")
     root = Path(root)
     present = (root / "cifar-10-batches-py").is_dir()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Union
 
 import numpy as np
@@ -56,16 +57,16 @@ def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
 
 def _check_size(name: str, size: object) -> tuple[int, int]:
     ok = (isinstance(size, (tuple, list)) and len(size) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size))
+          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in size))
     if not ok:
         raise ValueError(f"{name}={size!r} is not valid; use a pair of positive integers (height, width)")
     return int(size[0]), int(size[1])  # type: ignore[index]
 
 
 def _check_tolerance(tolerance: object) -> int:
-    if not isinstance(tolerance, int) or isinstance(tolerance, bool) or tolerance < 0:
+    if not isinstance(tolerance, numbers.Integral) or isinstance(tolerance, bool) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative integer (pixels), got {tolerance!r}")
-    return tolerance
+    return int(tolerance)
 
 
 def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
@@ -137,8 +138,12 @@ def pointing_chance(masks: ArrayLike, map_size: tuple[int, int],
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """A Wilson interval for a proportion ``hits / n`` (95% with the default ``z``)."""
-    if not (isinstance(n, int) and n >= 1 and isinstance(hits, int) and 0 <= hits <= n):
+    if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+            and isinstance(hits, numbers.Integral) and not isinstance(hits, bool) and 0 <= hits <= n):
         raise ValueError(f"hits={hits!r} and n={n!r} must be integers with 0 <= hits <= n and n >= 1")
+    hits, n = int(hits), int(n)
+    if not (isinstance(z, numbers.Real) and not isinstance(z, bool) and 0 < z < math.inf):
+        raise ValueError(f"z={z!r} is not valid; use a positive number of standard deviations (1.96: 95%)")
     p = hits / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -206,7 +211,7 @@ def centre_map(h: int, w: int, sigma: float = 0.25) -> torch.Tensor:
     A reference map that knows nothing about the image, only that objects are often near the middle.
     """
     h, w = _check_size("(h, w)", (h, w))
-    if not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0):
+    if not (isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) and 0 < sigma < math.inf):
         raise ValueError(f"sigma={sigma!r} is not valid; use a positive fraction of the side such as 0.25")
     y = (torch.arange(h, dtype=torch.float64) + 0.5) / h - 0.5
     x = (torch.arange(w, dtype=torch.float64) + 0.5) / w - 0.5

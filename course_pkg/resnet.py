@@ -25,6 +25,7 @@ and ``"layer3.0.attn.spatial"`` for CBAM). timm's weights convert with
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Sequence, Union
 
 import torch
@@ -189,7 +190,7 @@ class ResNet(nn.Module):
             raise ValueError(f"layers={layers} and widths={widths} must be non-empty and of the same length "
                              "(one entry per stage)")
         for name, values in (("layers", layers), ("widths", widths)):
-            if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+            if any(not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1 for v in values):
                 raise ValueError(f"{name} must hold positive integers, got {values}")
         positive_int("num_classes", num_classes)
         positive_int("in_chans", in_chans)

@@ -8,6 +8,7 @@ shows once in a notebook when it is a cell's last expression), like :mod:`course
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -41,7 +42,7 @@ def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
     if isinstance(maps, (str, bytes)) or maps is None:
         raise TypeError(f"maps must be a tensor or array (N, h, w) or (h, w), got a {type(maps).__name__}")
     if (not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)):
         raise ValueError(f"size={tuple(size) if isinstance(size, (list, torch.Size)) else size!r} is not valid; "
                          "use (H, W), two positive integers")
     m = torch.as_tensor(to_numpy(maps, "maps"), dtype=torch.float64)
