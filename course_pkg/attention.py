@@ -336,3 +336,9 @@ class MultiHeadSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_heads={self.num_heads}, head_dim={self.head_dim}"
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -335,3 +335,9 @@ def token_maps(model: nn.Module, x: torch.Tensor, run: Optional[Callable[[torch.
     with record_attention(model, detach=False, allow_training=True) as record:
         out = (run or model)(x)
     return out, list(record.of_kind("token").values())
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

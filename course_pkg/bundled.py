@@ -688,3 +688,9 @@ def remove_from_manifest(name: str, directory: Union[str, os.PathLike, None] = N
             return False
         _write_manifest(folder, kept)
     return True
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

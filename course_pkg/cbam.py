@@ -187,5 +187,9 @@ class CBAM(nn.Module):
         return x
 
 
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
 from .weights import convert_official_cbam_state_dict as convert_official_state_dict  # noqa: E402
 from .weights import convert_timm_cbam_state_dict as convert_timm_state_dict  # noqa: E402
+
+_add_keyword_suggestions(globals())

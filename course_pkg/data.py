@@ -587,3 +587,9 @@ def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bo
         finally:
             socket.setdefaulttimeout(previous)
     return datasets.CIFAR10(str(root), train=train, download=False, transform=transform)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -177,3 +177,9 @@ def banner() -> None:
     env = environment()
     print(f"course_pkg {env['course_pkg']} | torch {env['torch']} | python {env['python']} | "
           f"device: {env['device']} ({env['device_name']}, {env['threads']} threads)")
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

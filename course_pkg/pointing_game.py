@@ -216,3 +216,9 @@ def centre_map(h: int, w: int, sigma: float = 0.25) -> torch.Tensor:
     y = (torch.arange(h, dtype=torch.float64) + 0.5) / h - 0.5
     x = (torch.arange(w, dtype=torch.float64) + 0.5) / w - 0.5
     return torch.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * sigma ** 2))
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -322,3 +322,9 @@ def last_attention_maps(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters (optionally only those that require a gradient)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -143,3 +143,9 @@ def settled_epoch(history: Sequence[dict], tolerance: float = 0.02, key: str = "
             break
         settled = epoch
     return settled
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -320,4 +320,9 @@ def vit_huge(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1
 # Re-exported from their own modules (the import paths of earlier versions keep working)
 # ------------------------------------------------------------------------------------------------
 from .attention_maps import attention_rollout, cls_attention_map, cls_rollout_map  # noqa: E402
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
 from .weights import PretrainedUnavailableError, from_timm, from_torchvision, load_pretrained_timm  # noqa: E402
+
+_add_keyword_suggestions(globals())

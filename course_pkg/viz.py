@@ -388,3 +388,9 @@ def handmade_features(image: torch.Tensor, kernel_size: int = 15) -> tuple[torch
     x = image.float()[None]                                            # (1, 3, H, W)
     feats = F.relu(F.conv2d(F.pad(x, (k // 2,) * 4, mode="reflect"), weight, bias))[0]  # (16, H, W)
     return feats, names
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

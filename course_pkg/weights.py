@@ -495,3 +495,9 @@ def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, 
     mean = torch.tensor(p["mean"], dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(p["std"], dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())
