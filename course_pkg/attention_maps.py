@@ -155,9 +155,14 @@ def record_attention(model: nn.Module, detach: bool = True, *, allow_training: b
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module holding course attention modules, got a "
                         f"{type(model).__name__}")
-    if not isinstance(allow_training, bool):
-        raise TypeError(f"allow_training={allow_training!r} is a {type(allow_training).__name__}; use True or "
-                        "False")
+    for flag_name, flag in (("detach", detach), ("allow_training", allow_training)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{flag_name}={flag!r} is a {type(flag).__name__}; use True or False")
+    found = taps(model)
+    if not found:
+        raise ValueError(f"the {type(model).__name__} holds no course attention module (SE, CBAM or "
+                         "self-attention), so there is no attention map to record; build it with "
+                         "attention='se' or 'cbam', or use a ViT")
     training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
     if training and not allow_training:
         raise ValueError(f"the {type(model).__name__} is in train() mode ({training[0]!r}"
@@ -165,11 +170,6 @@ def record_attention(model: nn.Module, detach: bool = True, *, allow_training: b
                          "attention weights and BatchNorm would use the batch's statistics, so the recorded "
                          "maps would not be the model's. Call model.eval() first (or pass "
                          "allow_training=True to record maps while training on purpose)")
-    found = taps(model)
-    if not found:
-        raise ValueError(f"the {type(model).__name__} holds no course attention module (SE, CBAM or "
-                         "self-attention), so there is no attention map to record; build it with "
-                         "attention='se' or 'cbam', or use a ViT")
     record = AttentionRecord()
     handles = []
     previous = [tap.recording for _, tap in found]
@@ -248,8 +248,14 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
     fuse = {"mean": lambda a: a.mean(dim=1), "max": lambda a: a.amax(dim=1), "min": lambda a: a.amin(dim=1)}
     if head_fusion not in fuse:
         raise ValueError(f"head_fusion={head_fusion!r} is not supported; use 'mean', 'max' or 'min'")
+    if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float)):
+        raise TypeError(f"discard_ratio={discard_ratio!r} is a {type(discard_ratio).__name__}; use a fraction "
+                        "in [0, 1), e.g. 0.9")
     if not 0.0 <= discard_ratio < 1.0:
         raise ValueError(f"discard_ratio={discard_ratio!r} must be in [0, 1)")
+    if not isinstance(add_residual, bool):
+        raise TypeError(f"add_residual={add_residual!r} is a {type(add_residual).__name__}; use True (the "
+                        "paper's rollout) or False")
     first = attentions[0]
     if first.ndim != 4 or first.shape[-1] != first.shape[-2]:
         raise ValueError(f"attentions[0] has shape {tuple(first.shape)}; each attention map must have "
@@ -307,6 +313,9 @@ def _grid(grid_size: Size2, n_tokens: int) -> tuple[int, int]:
 
 def cls_attention_map(attention: torch.Tensor, grid_size: Size2) -> torch.Tensor:
     """One layer's [CLS] -> patch attention per head, on the patch grid: (B, nh, N, N) -> (B, nh, gh, gw)."""
+    from .checks import check_tensor
+
+    check_tensor(attention, "attention", "cls_attention_map", "(B, heads, N, N)")
     if attention.ndim != 4:
         raise ValueError(f"attention must have shape (B, heads, N, N), got {tuple(attention.shape)}")
     gh, gw = _grid(grid_size, attention.shape[-1])

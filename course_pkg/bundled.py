@@ -83,6 +83,9 @@ def build_model(spec: str, kwargs: Optional[Mapping[str, Any]] = None, **data_kw
     """Build a model: ``kwargs`` always go to the builder; ``data_kwargs`` (``num_classes``, ``in_chans``,
     ``img_size``, set by the data) only when the builder names them or takes ``**kwargs``."""
     builder = resolve_builder(spec)
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs={kwargs!r} is a {type(kwargs).__name__}; use a dict of builder arguments, e.g. "
+                        "{'num_classes': 6}")
     merged = {k: v for k, v in data_kwargs.items() if k in accepted_kwargs(builder, data_kwargs)}
     merged.update(kwargs or {})
     return builder(**merged)
@@ -452,6 +455,8 @@ def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = 
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module to load the weights into (or None), got {model!r} of "
                         f"type {type(model).__name__}; build it first, e.g. build_model('resnet_small', ...)")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict={strict!r} is a {type(strict).__name__}; use True or False")
     path, obj = _safe_load(path, map_location)
     if isinstance(obj, dict) and "format" in obj and obj["format"] != _FORMAT:
         raise ValueError(f"{str(path)!r} has format={obj['format']!r}; this version of course_pkg reads "

@@ -187,8 +187,8 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
     size = int_in_range("image_size", image_size, 24, 1024, " (e.g. 48 or 64)")
     k = int_in_range("num_classes", num_classes, 2, len(CLUTTER_CLASSES),
                    f" (the shapes are {', '.join(CLUTTER_CLASSES)})")
-    int_in_range("seed", seed, 0)
-    int_in_range("chunk_size", chunk_size, 1)
+    seed = int_in_range("seed", seed, 0)
+    chunk_size = int_in_range("chunk_size", chunk_size, 1)
     if isinstance(distractors, numbers.Integral) and not isinstance(distractors, bool):
         d_lo = d_hi = int(distractors)
     elif (isinstance(distractors, (tuple, list)) and len(distractors) == 2
@@ -406,7 +406,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
                          f"images; the split is stratified over {n_classes} digits, so each part needs at least "
                          f"{n_classes}: use a fraction between {math.ceil(lo * 1000) / 1000} and "
                          f"{math.floor(hi * 1000) / 1000}")
-    int_in_range("seed", seed, 0)
+    seed = int_in_range("seed", seed, 0)
     from sklearn.datasets import load_digits as _sk_digits
     from sklearn.model_selection import train_test_split
 
@@ -458,13 +458,13 @@ def _check_image(x: Any, fn: str, allow_0_255: bool = False, name: str = "x") ->
                              f"in [0, 1] with finite values (find them with (~torch.isfinite({name})).nonzero())")
         lo, top = torch.aminmax(x.detach())
         lo, top = lo.item(), top.item()
-        if top > 1.5:
-            raise ValueError(f"{fn}: {name} has values up to {top:g}, which looks like a 0-255 image; use values in "
-                             f"[0, 1] (divide by 255: {name} / 255)")
         if lo < -0.5:
             raise ValueError(f"{fn}: {name} has values down to {lo:g}, which looks like an image that is already "
                              "normalised (mean subtracted, divided by the std); use values in [0, 1] "
                              f"(undo it with denormalize_imagenet({name}), or do not normalise twice)")
+        if top > 1.5:
+            raise ValueError(f"{fn}: {name} has values up to {top:g}, which looks like a 0-255 image; use values in "
+                             f"[0, 1] (divide by 255: {name} / 255)")
 
 
 def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
@@ -502,6 +502,8 @@ def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
     """
     if name not in PHOTOS:
         raise ValueError(f"name={name!r} is not a bundled photo; use one of {sorted(PHOTOS)}")
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize={normalize!r} is a {type(normalize).__name__}; use True or False")
     if size is not None and (isinstance(size, bool) or not isinstance(size, (numbers.Integral, tuple, list))):
         raise TypeError(f"size={size!r} is a {type(size).__name__}; use an int (the shorter side), "
                         "(height, width) or None")

@@ -131,8 +131,9 @@ def pointing_chance(masks: ArrayLike, map_size: tuple[int, int],
                     tolerance: int = POINTING_TOLERANCE) -> float:
     """The chance rate of the pointing game on ``masks`` ``(N, H, W)`` for maps of ``map_size`` ``(h, w)``:
     the expected score of random maps of that shape, scored like :func:`pointing_game` scores maps."""
+    size = _check_size("map_size", tuple(map_size) if isinstance(map_size, (tuple, list)) else map_size)
     mask = dilate_masks(masks, tolerance)
-    p = _peak_distribution(_check_size("map_size", tuple(map_size)), (mask.shape[1], mask.shape[2]))
+    p = _peak_distribution(size, (mask.shape[1], mask.shape[2]))
     return float((mask.to(torch.float64) * p).sum(dim=(1, 2)).mean())
 
 

@@ -203,8 +203,15 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         ``[{"params": [...], "weight_decay": weight_decay, "names": [...]}, {"params": [...],
         "weight_decay": 0.0, "names": [...]}]``.
     """
-    if isinstance(model, nn.parallel.DistributedDataParallel):
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
         model = model.module
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) or not (
+            math.isfinite(weight_decay) and weight_decay >= 0):
+        raise (TypeError if not isinstance(weight_decay, numbers.Real) or isinstance(weight_decay, bool)
+               else ValueError)(f"weight_decay={weight_decay!r} is not valid; use a finite number >= 0 "
+                                "such as 0.05")
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay: dict[str, nn.Parameter] = {}
     no_decay: dict[str, nn.Parameter] = {}
@@ -271,6 +278,16 @@ def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torc
         ``(loss, logits)``: the batch's mean loss (a scalar) and its logits ``(B, num_classes)``.
     """
     grad_clip = _check_grad_clip(grad_clip)
+    from .checks import check_tensor
+
+    check_tensor(x, "x", "train_step", "(B, C, H, W)")
+    check_tensor(y, "y", "train_step", "(B,)")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (e.g. torch.optim.AdamW(model.parameters())), "
+                        f"got a {type(optimizer).__name__}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or not (
+            0 <= label_smoothing < 1):
+        raise ValueError(f"label_smoothing={label_smoothing!r} is not valid; use a number in [0, 1)")
     scaler = scaler if scaler is not None else torch.amp.GradScaler("cpu", enabled=False)
     with _autocast(x.device, amp_dtype):
         logits = net(x)                                             # (B, num_classes)

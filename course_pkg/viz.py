@@ -274,7 +274,8 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: Optional[int] = 
     k = to_numpy(masks)
     if k.dtype.kind == "f" and not np.isin(k, (0.0, 1.0)).all():
         raise ValueError(f"masks has dtype {k.dtype} (float) with values other than 0 and 1; pass bool object "
-                         "masks (True on the object), e.g. masks > 0.5")
+                         "masks (True on the object), e.g. masks > 0.5 (the order is pointing_game(maps, "
+                         "masks): were the arguments swapped?)")
     from . import pointing_game as _pg
 
     return _pg.pointing_game(maps, masks, _pg.POINTING_TOLERANCE if tolerance is None else tolerance)
@@ -365,6 +366,10 @@ def handmade_features(image: torch.Tensor, kernel_size: int = 15) -> tuple[torch
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be a (3, H, W) RGB tensor, got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral):
+        raise TypeError(f"kernel_size={kernel_size!r} is a {type(kernel_size).__name__}; use an odd int >= 7 "
+                        "(e.g. 15)")
+    kernel_size = int(kernel_size)
     if kernel_size < 7 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 7, got {kernel_size}")
     k = kernel_size

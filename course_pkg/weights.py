@@ -456,11 +456,27 @@ def preprocessing(model_or_cfg: Union[nn.Module, Mapping[str, Any]]) -> dict[str
     if not isinstance(cfg, Mapping):
         raise ValueError("model_or_cfg has no pretrained_cfg; pass a model from load_pretrained_timm or its "
                          "pretrained_cfg dict")
-    return {"input_size": tuple(cfg.get("input_size", (3, 224, 224))),
-            "mean": tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-            "std": tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-            "crop_pct": float(cfg.get("crop_pct", 0.875)),
-            "interpolation": str(cfg.get("interpolation", "bicubic"))}
+    out = {"input_size": cfg.get("input_size", (3, 224, 224)), "mean": cfg.get("mean", (0.485, 0.456, 0.406)),
+           "std": cfg.get("std", (0.229, 0.224, 0.225)), "crop_pct": cfg.get("crop_pct", 0.875),
+           "interpolation": cfg.get("interpolation", "bicubic")}
+    size = out["input_size"]
+    if not (isinstance(size, (tuple, list)) and len(size) == 3 and size[0] == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise ValueError(f"pretrained_cfg['input_size']={size!r} is not valid; use (3, H, W), e.g. (3, 224, 224)")
+    for key in ("mean", "std"):
+        v = out[key]
+        if not (isinstance(v, (tuple, list)) and len(v) == 3 and all(isinstance(c, (int, float)) for c in v)
+                and (key == "mean" or all(c > 0 for c in v))):
+            raise ValueError(f"pretrained_cfg[{key!r}]={v!r} is not valid; use three numbers, one per channel"
+                             + (" (all positive)" if key == "std" else ""))
+    crop = out["crop_pct"]
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+        raise ValueError(f"pretrained_cfg['crop_pct']={crop!r} is not valid; use a fraction in (0, 1], e.g. 0.875")
+    if not isinstance(out["interpolation"], str):
+        raise ValueError(f"pretrained_cfg['interpolation']={out['interpolation']!r} is not valid; use 'bicubic', "
+                         "'bilinear' or 'nearest'")
+    return {"input_size": tuple(size), "mean": tuple(out["mean"]), "std": tuple(out["std"]),
+            "crop_pct": float(crop), "interpolation": out["interpolation"]}
 
 
 def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, Any]]) -> torch.Tensor:
