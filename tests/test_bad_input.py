@@ -2483,7 +2483,7 @@ for _id, _call, _name in (
     ("load-checkpoint-strict-str", lambda t: train.load_checkpoint(good_ckpt(t), rn(), strict="no"), "strict"),
     ("record-detach-str", lambda t: _am().record_attention(se(), detach="no").__enter__(), "detach"),
 ):
-    row(f"silent-{_id}", _call, TypeError, _name, "str", "True or False", kind=SILENT)
+    row(f"silent-{_id}", _call, TypeError, _name, "str", "or False", kind=SILENT)
 # arguments that reached torch or Python unchecked
 for _id, _call, _words in (
     ("cls-map-list", lambda t: _am().cls_attention_map([[1.0]], 2), ("attention", "list", "tensor")),
