@@ -24,6 +24,10 @@ Masks: one rule, checked on every call.
   ``torch.ones``/``torch.tril`` in float, which as a bias would forbid nothing; convert it with
   ``mask.bool()``. (This check reads the mask's values, so it waits for the device once per call with a
   float mask; it is skipped while ``torch.compile`` traces.) An all-zero float mask is a zero bias.
+* A mask that forbids **every key for some query** (a bool row all False, a float row all ``-inf``), or
+  a bool mask that (in self-attention) forbids every token to see itself, is refused with a ``ValueError``: that is how a mask in ``nn.MultiheadAttention``'s
+  convention (True = ignore) looks here, and such a query would get a zero output. (This check reads the
+  mask's values once per call, like the float check; it is skipped while ``torch.compile`` traces.)
 * Integer masks, lists and NumPy arrays are refused.
 * Shapes, in :class:`MultiHeadSelfAttention` (scores ``(B, H, N, N)``): a 2-D mask ``(N, N)`` is shared by
   every sample and head; a **3-D mask is always per sample**, ``(B, N, N)`` (or ``(1, N, N)``), and is
@@ -66,19 +70,48 @@ __all__ = ["MultiHeadSelfAttention", "attention_with_weights", "causal_mask", "c
 
 
 def causal_mask(n: int, device: Optional[Union[torch.device, str]] = None) -> torch.Tensor:
-    """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep)."""
+    """A boolean ``(n, n)`` mask that lets query ``i`` see keys ``0..i`` only (True = keep).
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device`` (default: the CPU).
+    """
+    from .env import as_device
+
     if isinstance(n, bool) or not isinstance(n, numbers.Real):
         raise TypeError(f"{describe(n, 'n')} is a {type(n).__name__}; use an int, the sequence length "
                         "(x.shape[1])")
     if not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n={n!r} is not a valid sequence length; use a positive integer")
-    return torch.ones(int(n), int(n), dtype=torch.bool, device=device).tril()
+    dev = as_device(device, "device")
+    return torch.ones(int(n), int(n), dtype=torch.bool, device=dev).tril()
 
 
 def _looks_like_keep_mask(mask: torch.Tensor) -> bool:
     """True if a float mask holds only 0s and 1s and at least one 1 (one device sync)."""
     is_one = mask == 1
     return bool(((mask == 0) | is_one).all() & is_one.any())
+
+
+def _check_bool_mask(mask: torch.Tensor, name: str, target: tuple[int, ...]) -> None:
+    """A keep mask (True = keep) must leave every query a key, and (self-attention) not forbid every
+    token to see itself: both are what ``nn.MultiheadAttention``'s opposite convention (True = ignore)
+    looks like here. One device sync."""
+    n_q, n_k = target[-2], target[-1]
+    full = mask.shape[-1] == n_k                        # the mask names each key (not broadcast over keys)
+    empty_row = (~mask).all(dim=-1) if full else torch.zeros((), dtype=torch.bool, device=mask.device)
+    square = n_q == n_k and mask.dim() >= 2 and mask.shape[-2] == n_q and full and n_q > 1
+    no_self = (~mask.diagonal(dim1=-2, dim2=-1)).all() if square else torch.zeros((), dtype=torch.bool,
+                                                                                     device=mask.device)
+    has_empty, has_no_self = torch.stack([empty_row.any(), no_self]).tolist()
+    convention = ("True = keep here, as in F.scaled_dot_product_attention; a mask in "
+                  "nn.MultiheadAttention's convention (True = ignore) must be inverted: pass ~mask")
+    if has_empty:
+        where = torch.nonzero(empty_row)[0].tolist() if empty_row.dim() else []
+        raise ValueError(f"{name} (bool, shape {tuple(mask.shape)}) forbids every key for a query (the first at "
+                         f"index {tuple(where)}): that query would attend to nothing and get a zero output. "
+                         f"{convention}; a query with nothing to see must keep at least one key (e.g. itself)")
+    if has_no_self:
+        raise ValueError(f"{name} (bool, shape {tuple(mask.shape)}) forbids every token to attend to itself "
+                         f"(its diagonal is all False). {convention}; a causal mask is causal_mask(n)")
 
 
 def check_mask(mask: Optional[torch.Tensor], target: tuple[int, ...], *, dtype: torch.dtype,
@@ -110,12 +143,18 @@ def check_mask(mask: Optional[torch.Tensor], target: tuple[int, ...], *, dtype: 
                          f"scores' shape {tuple(target)}; use e.g. (Nq, Nk) = {tuple(target[-2:])}, "
                          f"(B, 1, Nq, Nk) or the full {tuple(target)}{hint}")
     if mask.dtype == torch.bool:
+        if not is_compiling():
+            _check_bool_mask(mask, name, target)
         return mask
     if not is_compiling() and _looks_like_keep_mask(mask):
         raise ValueError(f"{name} is a float ({mask.dtype}) mask of only 0s and 1s: it looks like a "
                          "keep/drop mask, but a float mask is added to the scores (0 changes nothing), so "
                          "nothing would be masked. Use mask.bool() (True = keep), or a float bias with "
                          "-inf where a pair is forbidden")
+    if not is_compiling() and mask.shape[-1] == target[-1] and bool(torch.isneginf(mask).all(dim=-1).any()):
+        raise ValueError(f"{name} (float, shape {tuple(mask.shape)}) is -inf on a whole row: a query would "
+                         "attend to nothing and get a zero output; leave every query at least one key "
+                         "(e.g. itself) with a finite bias")
     return mask.to(dtype)
 
 
@@ -137,8 +176,10 @@ def attention_with_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     Returns:
         ``(output, weights)``: output ``(..., Nq, dv)`` and the weights actually used ``(..., Nq, Nk)``
-        (after dropout). Each row of weights sums to one, except a row whose keys are **all masked**: that
-        row's weights are all **zero** and its output is **zero** (no NaN), as in PyTorch's SDPA.
+        (after dropout). Each row of weights sums to one: a mask that leaves a query no key (a bool row
+        all False, a float row all ``-inf``) is refused, since that query would get a zero output.
+        (Under ``torch.compile`` the value checks are skipped; such a row then gets zero weights and a
+        zero output, no NaN.)
 
     The softmax subtracts each row's maximum first, so very large scores do not overflow.
     """
@@ -319,3 +360,9 @@ class MultiHeadSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_heads={self.num_heads}, head_dim={self.head_dim}"
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

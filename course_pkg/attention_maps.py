@@ -132,13 +132,19 @@ def taps(model: nn.Module) -> list[tuple[str, AttentionTap]]:
 
 
 @contextlib.contextmanager
-def record_attention(model: nn.Module, detach: bool = True) -> Iterator[AttentionRecord]:
+def record_attention(model: nn.Module, detach: bool = True, *, allow_training: bool = False
+                     ) -> Iterator[AttentionRecord]:
     """Record the attention maps of every forward pass run inside the ``with`` block.
 
     Args:
-        model: any module holding course attention modules (SE, CBAM, self-attention, or models of them).
+        model: any module holding course attention modules (SE, CBAM, self-attention, or models of them),
+            in eval mode (``model.eval()``).
         detach: record detached maps (default); ``False`` keeps them in the autograd graph, e.g. to take
             a gradient of a map.
+        allow_training: record a model in ``train()`` mode too. By default that is refused: in training
+            dropout zeroes and rescales attention weights and BatchNorm uses the batch's statistics, so
+            the maps would not be the model's maps. Pass True only to use the maps *in* training (e.g. an
+            attention loss).
 
     Yields:
         An :class:`AttentionRecord` filled as the model runs: ``{owner module name: map}`` with the shapes of
@@ -146,11 +152,24 @@ def record_attention(model: nn.Module, detach: bool = True) -> Iterator[Attentio
 
     Raises ``ValueError`` when the model holds no attention module (a plain ResNet, a CNN).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module holding course attention modules, got a "
+                        f"{type(model).__name__}")
+    for flag_name, flag in (("detach", detach), ("allow_training", allow_training)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{flag_name}={flag!r} is a {type(flag).__name__}; use True or False")
     found = taps(model)
     if not found:
         raise ValueError(f"the {type(model).__name__} holds no course attention module (SE, CBAM or "
                          "self-attention), so there is no attention map to record; build it with "
                          "attention='se' or 'cbam', or use a ViT")
+    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+    if training and not allow_training:
+        raise ValueError(f"the {type(model).__name__} is in train() mode ({training[0]!r}"
+                         f"{' and others' if len(training) > 1 else ''}): dropout would zero and rescale "
+                         "attention weights and BatchNorm would use the batch's statistics, so the recorded "
+                         "maps would not be the model's. Call model.eval() first (or pass "
+                         "allow_training=True to record maps while training on purpose)")
     record = AttentionRecord()
     handles = []
     previous = [tap.recording for _, tap in found]
@@ -203,7 +222,8 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
 
     Args:
         attentions: per-layer attention weights, first layer first, each (B, nh, N, N) with rows summing to 1
-            (``list(record.of_kind("token").values())`` from :func:`record_attention`).
+            (``list(record.of_kind("token").values())`` from :func:`record_attention`); maps whose rows are
+            not softmax weights (scores, dropped-out weights) raise ``ValueError``.
         head_fusion: ``"mean"`` (the paper), ``"max"`` or ``"min"`` over the heads.
         discard_ratio: in [0, 1): in each row of each fused matrix, zero this fraction of the smallest weights
             before renormalising (a denoising trick from the rollout visualisations; 0 keeps everything).
@@ -228,8 +248,14 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
     fuse = {"mean": lambda a: a.mean(dim=1), "max": lambda a: a.amax(dim=1), "min": lambda a: a.amin(dim=1)}
     if head_fusion not in fuse:
         raise ValueError(f"head_fusion={head_fusion!r} is not supported; use 'mean', 'max' or 'min'")
+    if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float)):
+        raise TypeError(f"discard_ratio={discard_ratio!r} is a {type(discard_ratio).__name__}; use a fraction "
+                        "in [0, 1), e.g. 0.9")
     if not 0.0 <= discard_ratio < 1.0:
         raise ValueError(f"discard_ratio={discard_ratio!r} must be in [0, 1)")
+    if not isinstance(add_residual, bool):
+        raise TypeError(f"add_residual={add_residual!r} is a {type(add_residual).__name__}; use True (the "
+                        "paper's rollout) or False")
     first = attentions[0]
     if first.ndim != 4 or first.shape[-1] != first.shape[-2]:
         raise ValueError(f"attentions[0] has shape {tuple(first.shape)}; each attention map must have "
@@ -242,6 +268,7 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
         if att.ndim != 4 or att.shape[0] != b or att.shape[-2:] != (n, n):
             raise ValueError(f"attentions[{layer}] has shape {tuple(att.shape)}; expected "
                              f"(B={b}, heads, {n}, {n}) like attentions[0]")
+        _check_softmax_rows(att, f"attentions[{layer}]")
         a = fuse[head_fusion](att)  # (B, N, N)
         k = int(n * discard_ratio)  # < n, so every row keeps at least one weight
         if k > 0:
@@ -252,6 +279,26 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "me
         a = a / a.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)  # rows sum to 1
         rollout = a @ rollout  # (B, N, N)
     return rollout
+
+
+def _check_softmax_rows(att: torch.Tensor, name: str) -> None:
+    """Attention weights: finite, >= 0, every row summing to 1 (within float rounding). One device sync."""
+    if not att.is_floating_point():
+        raise ValueError(f"{name} has dtype {att.dtype}; attention weights are floats (rows summing to 1)")
+    if att.numel() == 0:
+        return
+    tol = 1e-3 if torch.finfo(att.dtype).bits >= 32 else 2e-2
+    a = att.detach().to(torch.float32)
+    sums = a.sum(dim=-1)
+    lo, hi, low, finite = torch.stack([sums.min(), sums.max(), a.min(),
+                                       torch.isfinite(a).all().to(torch.float32)]).tolist()
+    if not finite:
+        raise ValueError(f"{name} holds NaN or infinite values; pass attention weights (each row a softmax)")
+    if low < -tol or lo < 1 - tol or hi > 1 + tol:
+        raise ValueError(f"{name} is not a map of attention weights: its rows sum to {lo:.4g} .. {hi:.4g} "
+                         f"(smallest value {low:.4g}), where a softmax's rows are >= 0 and sum to 1. Scores "
+                         "before the softmax, dropped-out weights (a model in train() mode) or averaged rows "
+                         "do not roll out; pass the weights recorded in eval mode (record_attention)")
 
 
 def _grid(grid_size: Size2, n_tokens: int) -> tuple[int, int]:
@@ -266,6 +313,9 @@ def _grid(grid_size: Size2, n_tokens: int) -> tuple[int, int]:
 
 def cls_attention_map(attention: torch.Tensor, grid_size: Size2) -> torch.Tensor:
     """One layer's [CLS] -> patch attention per head, on the patch grid: (B, nh, N, N) -> (B, nh, gh, gw)."""
+    from .checks import check_tensor
+
+    check_tensor(attention, "attention", "cls_attention_map", "(B, heads, N, N)")
     if attention.ndim != 4:
         raise ValueError(f"attention must have shape (B, heads, N, N), got {tuple(attention.shape)}")
     gh, gw = _grid(grid_size, attention.shape[-1])
@@ -291,6 +341,12 @@ def token_maps(model: nn.Module, x: torch.Tensor, run: Optional[Callable[[torch.
 
     This is what ``VisionTransformer.forward(x, return_attention=True)`` returns.
     """
-    with record_attention(model, detach=False) as record:
+    with record_attention(model, detach=False, allow_training=True) as record:
         out = (run or model)(x)
     return out, list(record.of_kind("token").values())
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

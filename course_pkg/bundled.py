@@ -24,12 +24,15 @@ anyone can check the recorded accuracy. Scripts add entries with :func:`update_m
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib
 import inspect
 import json
 import os
 import pickle
+import secrets
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -42,7 +45,7 @@ from torch import nn
 __all__ = ["CHECKPOINT_DIR", "MODELS", "REQUIRED_KEYS", "Checkpoint", "accepted_kwargs", "build_model",
            "bundled_test_data", "check_writable", "checkpoint_path", "get_entry", "list_bundled", "load_bundled",
            "load_checkpoint", "load_train_state", "manifest", "remove_from_manifest", "resolve_builder", "save_checkpoint",
-           "seed_runs", "sha256_of", "update_manifest"]
+           "seed_runs", "shipped_model_at", "sha256_of", "update_manifest"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,6 +83,9 @@ def build_model(spec: str, kwargs: Optional[Mapping[str, Any]] = None, **data_kw
     """Build a model: ``kwargs`` always go to the builder; ``data_kwargs`` (``num_classes``, ``in_chans``,
     ``img_size``, set by the data) only when the builder names them or takes ``**kwargs``."""
     builder = resolve_builder(spec)
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs={kwargs!r} is a {type(kwargs).__name__}; use a dict of builder arguments, e.g. "
+                        "{'num_classes': 6}")
     merged = {k: v for k, v in data_kwargs.items() if k in accepted_kwargs(builder, data_kwargs)}
     merged.update(kwargs or {})
     return builder(**merged)
@@ -171,8 +177,7 @@ def save_checkpoint(path: Union[str, os.PathLike], model: Union[nn.Module, Mappi
         train_state: what a stopped training run needs to continue (optimiser, schedule, random
             generators; tensors and plain data), read back with :func:`load_train_state`.
     """
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        model = model.module
+    model = _unwrapped(model)
     if not isinstance(model, (nn.Module, Mapping)):
         raise TypeError(f"model must be a torch.nn.Module or a state dict, got {model!r} of type "
                         f"{type(model).__name__}; to save a named model, build it first (build_model)")
@@ -185,6 +190,13 @@ def save_checkpoint(path: Union[str, os.PathLike], model: Union[nn.Module, Mappi
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype={dtype} is not valid; use a floating-point dtype such as torch.float16")
     path = check_writable(path)
+    shipped = shipped_model_at(path)
+    if shipped is not None:
+        raise PermissionError(
+            f"path={str(path)!r} holds the shipped weights of the bundled model {shipped!r} (listed in "
+            f"{path.parent / 'manifest.json'}); saving there would replace them, and load_bundled would then "
+            f"refuse the file. Save to another path (e.g. {path.stem}_mine.pt in your own folder); a script "
+            f"that retrains {shipped!r} calls remove_from_manifest({shipped!r}, directory) first")
     out = {}
     for k, v in state.items():
         v = v.detach().to("cpu").clone()
@@ -192,14 +204,86 @@ def save_checkpoint(path: Union[str, os.PathLike], model: Union[nn.Module, Mappi
     obj: dict[str, Any] = {"format": _FORMAT, "state_dict": out, "meta": meta}
     if train_state is not None:
         obj["train_state"] = dict(train_state)
-    tmp = path.with_name(path.name + ".tmp")
+    # one temporary file per writer: two runs saving to the same path never write into each other's file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except RuntimeError as err:
+        tmp.unlink(missing_ok=True)
+        text = str(err)
+        if any(k in text for k in ("unexpected pos", "file write failed", "PytorchStreamWriter")):
+            raise _write_failed(path, text) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_failed(path: Path, detail: str) -> OSError:
+    """The error for a checkpoint write that stopped part-way (torch says only ``unexpected pos``)."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+        room = f"{free / 1e6:.1f} MB are free in {str(path.parent)!r}"
+    except OSError:
+        free, room = -1, f"the free space in {str(path.parent)!r} cannot be read"
+    cause = ("the disk is full" if 0 <= free < 1_000_000 else
+             "the disk is full, or a disk quota or a file-size limit was reached")
+    err = OSError(errno.ENOSPC if 0 <= free < 1_000_000 else errno.EIO,
+                  f"cannot save path={str(path)!r}: the write stopped part-way ({cause}; {room}); "
+                  f"nothing was written at the path (the old file, if any, is unchanged). Free some space "
+                  f"or save to another folder. (torch: {detail.strip()[:200]})")
+    return err
+
+
+def _unwrapped(model: Any) -> Any:
+    """The model inside a ``DataParallel`` / ``DistributedDataParallel`` wrapper or a ``torch.compile``
+    result, so that its state dict has the plain keys (no ``module.`` / ``_orig_mod.`` prefix)."""
+    for _ in range(4):
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif isinstance(model, nn.Module) and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            break
+    return model
+
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _strip_wrapper_prefix(state: Mapping[str, Any], own: Optional[Mapping[str, Any]] = None
+                          ) -> dict[str, Any]:
+    """Drop a ``module.`` (DataParallel, DDP) or ``_orig_mod.`` (torch.compile) prefix that every key has
+    (unless the keys of ``own``, the model's state dict, have it too)."""
+    out = dict(state)
+    for _ in range(4):
+        prefix = next((p for p in _WRAPPER_PREFIXES if out and all(k.startswith(p) for k in out)
+                       and not (own and all(k.startswith(p) for k in own))), None)
+        if prefix is None:
+            break
+        out = {k[len(prefix):]: v for k, v in out.items()}
+    return out
+
+
+def shipped_model_at(path: Union[str, os.PathLike]) -> Optional[str]:
+    """The name of the bundled model whose weights are the file ``path`` (the ``manifest.json`` next to it
+    lists it), or None. :func:`save_checkpoint` refuses to write over such a file."""
+    path = Path(path)
+    man = path.parent / "manifest.json"
+    if not man.is_file():
+        return None
+    try:
+        entries = json.loads(man.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("file") == path.name:
+            return str(entry.get("name", path.name))
+    return None
 
 
 def _file_problem(path: Path) -> Optional[str]:
@@ -234,7 +318,7 @@ def _file_problem(path: Path) -> Optional[str]:
 
 def _safe_load(path: Union[str, os.PathLike], map_location: Any = "cpu") -> tuple[Path, Any]:
     """``torch.load(path, weights_only=True)`` with a clear message for every kind of bad file."""
-    from .env import _parse_device
+    from .env import as_device
 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path={path!r} is not valid; use a file path (a str or pathlib.Path)")
@@ -244,8 +328,7 @@ def _safe_load(path: Union[str, os.PathLike], map_location: Any = "cpu") -> tupl
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist; check the name and the folder")
     if isinstance(map_location, (str, torch.device)):
-        dev = _parse_device(map_location, "map_location")
-        map_location = dev
+        map_location = as_device(map_location, "map_location")
     _check_hash(path)   # first: a recorded hash says the most about a changed file
     problem = _file_problem(path)
     if problem:
@@ -281,9 +364,56 @@ def _check_hash(path: Path) -> None:
             return
 
 
-def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path, strict: bool) -> None:
-    """``model.load_state_dict(state)`` with a message naming the first differing keys and shapes."""
+# builder arguments a model keeps as an attribute of the same name: a checkpoint's recorded value must match
+_CHECKED_KWARGS = ("num_heads", "embed_dim", "depth", "num_classes", "in_chans", "img_size", "patch_size",
+                   "attention", "reduction", "mlp_ratio", "global_pool")
+
+
+def _same_setting(a: Any, b: Any) -> bool:
+    """Recorded and built values agree (an int ``n`` and the pair ``(n, n)`` are the same size)."""
+    def norm(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return tuple(norm(x) for x in v)
+        return v
+    a, b = norm(a), norm(b)
+    if isinstance(a, int) and isinstance(b, tuple) and len(b) == 2:
+        a = (a, a)
+    if isinstance(b, int) and isinstance(a, tuple) and len(a) == 2:
+        b = (b, b)
+    return a == b
+
+
+def _check_recorded_kwargs(model: nn.Module, meta: Mapping[str, Any], path: Path) -> None:
+    """The builder arguments recorded in ``meta['kwargs']`` must match the model's (e.g. ``num_heads``:
+    the weights of a 4-head ViT have the same shapes as a 2-head one, so only the record tells)."""
+    kwargs = meta.get("kwargs") if isinstance(meta, Mapping) else None
+    if not isinstance(kwargs, Mapping):
+        return
+    for key in _CHECKED_KWARGS:
+        if key not in kwargs or not hasattr(model, key):
+            continue
+        built = getattr(model, key)
+        if isinstance(built, (nn.Module, torch.Tensor)):
+            continue
+        if not _same_setting(kwargs[key], built):
+            raise ValueError(
+                f"{str(path)!r} was saved from a model with {key}={kwargs[key]!r}, but this "
+                f"{type(model).__name__} has {key}={built!r}; the weights would load but compute something "
+                f"else. Build the model with the checkpoint's kwargs: build_model(meta['builder'], "
+                f"meta['kwargs']) (recorded: {dict(kwargs)})")
+
+
+def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path, strict: bool,
+               meta: Optional[Mapping[str, Any]] = None) -> None:
+    """``model.load_state_dict(state)`` with a message naming the first differing keys and shapes.
+
+    A ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix on every key of the file, or a
+    wrapped ``model``, is taken off first; the builder arguments recorded in ``meta`` must match the model.
+    """
+    model = _unwrapped(model)
     own = model.state_dict()
+    state = _strip_wrapper_prefix(state, own)
+    _check_recorded_kwargs(model, meta or {}, path)
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if strict and (missing or unexpected):
@@ -325,6 +455,8 @@ def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = 
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module to load the weights into (or None), got {model!r} of "
                         f"type {type(model).__name__}; build it first, e.g. build_model('resnet_small', ...)")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict={strict!r} is a {type(strict).__name__}; use True or False")
     path, obj = _safe_load(path, map_location)
     if isinstance(obj, dict) and "format" in obj and obj["format"] != _FORMAT:
         raise ValueError(f"{str(path)!r} has format={obj['format']!r}; this version of course_pkg reads "
@@ -337,7 +469,7 @@ def load_checkpoint(path: Union[str, os.PathLike], model: Optional[nn.Module] = 
         raise ValueError(f"{str(path)!r} holds a {type(obj).__name__} that is neither a course checkpoint nor a "
                          "state dict; write checkpoints with save_checkpoint")
     if model is not None:
-        _load_into(model, state, path, strict)
+        _load_into(model, state, path, strict, meta)
     return Checkpoint(state, meta)
 
 
@@ -440,17 +572,19 @@ def load_bundled(name: str, device: Union[str, torch.device, None] = None,
 
     Args:
         name: one of :func:`list_bundled`.
-        device: where to put the model; default :func:`course_pkg.get_device`.
+        device: where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a
+            ``torch.device``; default :func:`course_pkg.get_device`.
     """
-    from .env import get_device
+    from .env import as_device
 
+    dev = as_device(device, "device", default=None)   # before any work: 'gpu' fails here, naming device
     entry = get_entry(name, directory)
     path = Path(directory or CHECKPOINT_DIR) / entry["file"]
     if not path.is_file():
         raise FileNotFoundError(f"the weights of {name!r} ({path}) are missing; reinstall course_pkg")
     model = build_model(entry["builder"], entry["kwargs"])
     load_checkpoint(path, model)  # checks the SHA-256 that the manifest next to the file records
-    return model.to(get_device(device) if not isinstance(device, torch.device) else device).eval()
+    return model.to(dev).eval()
 
 
 def bundled_test_data(name: str, directory: Union[str, os.PathLike, None] = None, *,
@@ -458,18 +592,21 @@ def bundled_test_data(name: str, directory: Union[str, os.PathLike, None] = None
     """The held-out set of the bundled model ``name``, drawn again from its recorded generator and arguments.
 
     For the clutter models this is a :class:`course_pkg.data.ClutterSet` ``(images, labels, masks,
-    class_names)``; every result has ``.images`` and ``.labels``.
+    class_names)``, for the texture models a :class:`course_pkg.textures.TextureSet`; every result has
+    ``.images`` and ``.labels``.
 
     Args:
         device: where the tensors go: ``"cpu"`` (the default, ready to plot), or the model's device, e.g.
-            ``device=next(model.parameters()).device`` or ``course_pkg.get_device()``.
+            ``device=next(model.parameters()).device`` or ``course_pkg.get_device()``. Every tensor field
+            of the result moves (:func:`course_pkg.data.to_device`), whatever the container.
     """
-    from .env import get_device
+    from .data import to_device
+    from .env import as_device
 
+    dev = as_device(device, "device", default=None)    # None: the best device, as in load_bundled
     spec = get_entry(name, directory)["test_data"]
     data = _import(spec["generator"])(**spec["kwargs"])
-    dev = device if isinstance(device, torch.device) else get_device(device)
-    return data.to(dev) if dev.type != "cpu" else data
+    return to_device(data, dev) if dev.type != "cpu" else data
 
 
 # ------------------------------------------------------------------------------------------------
@@ -556,3 +693,9 @@ def remove_from_manifest(name: str, directory: Union[str, os.PathLike, None] = N
             return False
         _write_manifest(folder, kept)
     return True
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -40,6 +40,7 @@ here).
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 import torch
@@ -118,11 +119,11 @@ class SpatialAttention(nn.Module):
         if isinstance(kernel_size, (str, bool, float)) or kernel_size is None:
             raise TypeError(f"kernel_size={kernel_size!r} is a {type(kernel_size).__name__}; use a positive "
                             "odd int (7 in the paper)")
-        if not isinstance(kernel_size, int) or kernel_size < 1 \
+        if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1 \
                 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd integer (7 in the paper), got {kernel_size!r}; "
                              "an even kernel would shift the map by half a pixel")
-        self.kernel_size = kernel_size
+        self.kernel_size = kernel_size = int(kernel_size)
         # 2 input maps ([mean; max] across channels) -> 1 map; padding keeps H x W
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not norm)
         self.bn = nn.BatchNorm2d(1) if norm else nn.Identity()
@@ -197,5 +198,9 @@ class CBAM(nn.Module):
         return x
 
 
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
 from .weights import convert_official_cbam_state_dict as convert_official_state_dict  # noqa: E402
 from .weights import convert_timm_cbam_state_dict as convert_timm_state_dict  # noqa: E402
+
+_add_keyword_suggestions(globals())

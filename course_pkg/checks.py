@@ -23,11 +23,12 @@ untraced model.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
 __all__ = [
+    "add_keyword_suggestions",
     "check_dtype_matches",
     "check_image_batch",
     "check_probability",
@@ -38,6 +39,8 @@ __all__ = [
     "is_compiling",
     "pair",
     "positive_int",
+    "suggest_keywords",
+    "unknown_keyword_message",
 ]
 
 
@@ -110,18 +113,19 @@ def positive_int(name: str, value: Any, hint: str = "") -> int:
 
 
 def int_in_range(name: str, value: Any, lo: int, hi: Optional[int] = None, hint: str = "") -> int:
-    """``value`` if it is an ``int`` from ``lo`` to ``hi`` (inclusive; no upper bound when ``hi`` is None).
+    """``value`` as an ``int`` if it is an integer (Python or NumPy) from ``lo`` to ``hi`` (inclusive; no upper
+    bound when ``hi`` is None).
 
     A non-number is a ``TypeError``, a number out of range or not whole a ``ValueError``; both name ``name``,
     the value and the accepted range, followed by ``hint``.
     """
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an int"
                         + (f" >= {lo}" if hi is None else f" from {lo} to {hi}") + hint)
-    if not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+    if not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
         accepted = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
         raise ValueError(f"{name}={value!r} is not valid; use {accepted}{hint}")
-    return value
+    return int(value)                           # a NumPy integer becomes a Python int
 
 
 def check_probability(name: str, value: Any) -> float:
@@ -240,3 +244,90 @@ def check_image_batch(x: Any, channels: int, name: str = "x", owner: str = "",
     if dtype is not None:
         check_dtype_matches(x, dtype, name, owner)
     return x
+
+
+# ------------------------------------------------------------------------------------------------
+# A mistyped keyword: name the closest accepted one
+# ------------------------------------------------------------------------------------------------
+#: Names learners bring from other libraries, and the course's name for the same thing.
+KEYWORD_ALIASES: dict[str, str] = {
+    "learning_rate": "lr", "n_epochs": "epochs", "num_epochs": "epochs", "epoch": "epochs",
+    "batchsize": "batch_size", "bs": "batch_size", "n_classes": "num_classes", "classes": "num_classes",
+    "nclasses": "num_classes", "heads": "num_heads", "n_heads": "num_heads", "dim_head": "head_dim",
+    "image_size": "img_size", "img_size": "image_size", "in_channels": "in_chans", "channels": "in_chans",
+    "wd": "weight_decay", "warmup": "warmup_epochs", "clip": "grad_clip", "dropout": "attn_drop",
+    "map_location": "device", "device": "map_location", "random_state": "seed", "seeds": "seed",
+}
+
+
+def unknown_keyword_message(fn_name: str, unknown: str, accepted: list[str]) -> str:
+    """``fn() got an unexpected keyword argument 'x'; did you mean 'y'? It takes: ...``."""
+    import difflib
+
+    guess = KEYWORD_ALIASES.get(unknown)
+    if guess not in accepted:
+        close = difflib.get_close_matches(unknown, accepted, n=1, cutoff=0.6)
+        if not close:   # a different spelling of the same words: n_classes / num_classes, lr / l_r
+            squashed = {a.replace("_", ""): a for a in accepted}
+            close = difflib.get_close_matches(unknown.replace("_", ""), list(squashed), n=1, cutoff=0.6)
+            close = [squashed[c] for c in close]
+        guess = close[0] if close else None
+    hint = f"; did you mean {guess!r}? It takes: " if guess else "; it takes: "
+    return f"{fn_name}() got an unexpected keyword argument {unknown!r}{hint}{', '.join(accepted)}"
+
+
+def suggest_keywords(fn: Callable[..., Any], owner: str = "") -> Callable[..., Any]:
+    """Wrap ``fn`` so that a mistyped keyword raises ``TypeError`` naming the closest accepted name.
+
+    Functions that take ``**kwargs`` are returned unchanged. The wrapper keeps ``fn``'s name, docstring
+    and signature (``inspect.signature`` follows ``__wrapped__``) and checks only the keyword names.
+    """
+    import functools
+    import inspect
+
+    if getattr(fn, "__wrapped_keywords__", False):
+        return fn
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn
+    names = frozenset(n for n, p in params.items()
+                      if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    accepted = [n for n in params if n in names and n != "self"]
+    label = owner or fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in names:
+                raise TypeError(unknown_keyword_message(label, key, accepted))
+        return fn(*args, **kwargs)
+
+    wrapper.__wrapped_keywords__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def add_keyword_suggestions(namespace: dict[str, Any]) -> None:
+    """Give every public function and class of a module (its ``__all__``) :func:`suggest_keywords`.
+
+    A module calls ``add_keyword_suggestions(globals())`` as its last line. Functions are replaced in the
+    module; a class gets its own ``__init__`` wrapped (NamedTuples and enums are left alone).
+    """
+    module = namespace.get("__name__")
+    for name in namespace.get("__all__", ()):
+        obj = namespace.get(name)
+        if getattr(obj, "__module__", None) != module:
+            continue                                    # re-exported from elsewhere: wrapped there
+        if inspect_isfunction(obj):
+            namespace[name] = suggest_keywords(obj)
+        elif isinstance(obj, type) and "__init__" in obj.__dict__ and not issubclass(obj, tuple):
+            obj.__init__ = suggest_keywords(obj.__dict__["__init__"], obj.__name__)  # type: ignore[misc]
+
+
+def inspect_isfunction(obj: Any) -> bool:
+    """``inspect.isfunction`` (imported only when a module is set up)."""
+    import inspect
+
+    return inspect.isfunction(obj)

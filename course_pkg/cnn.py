@@ -47,3 +47,9 @@ class SimpleCNN(nn.Module):
 def simple_cnn(num_classes: int = 10, in_chans: int = 3, width: int = 32) -> SimpleCNN:
     """Build a :class:`SimpleCNN` (about 100k parameters at ``width=32``)."""
     return SimpleCNN(num_classes, in_chans, width)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

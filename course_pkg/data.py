@@ -19,6 +19,7 @@ Shapes: images are ``(N, C, H, W)`` floats in ``[0, 1]``, labels ``(N,)`` int64,
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import socket
 from pathlib import Path
@@ -35,7 +36,7 @@ __all__ = [
     "CLUTTER_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS",
     "ClutterSet", "LabelledImages", "ImageDataset", "ClutterDataset",
     "make_clutter", "load_digits", "load_photo", "normalize_imagenet", "denormalize_imagenet",
-    "load_cifar10",
+    "load_cifar10", "to_device",
 ]
 
 CLUTTER_CLASSES: tuple[str, ...] = ("square", "disk", "triangle", "cross", "ring", "diamond")
@@ -57,6 +58,43 @@ _UNIT_AREA = {
 _DISTRACTOR_KINDS = ("stroke", "bent", "arc", "blob")
 
 
+def to_device(data: Any, device: Union[str, torch.device, None]) -> Any:
+    """``data`` with every tensor on ``device``: the one ``.to(device)`` of the course's data containers.
+
+    Every data set the course returns (:class:`ClutterSet`, :class:`LabelledImages`,
+    :class:`course_pkg.textures.TextureSet`) is a ``NamedTuple`` of tensors and plain fields; their
+    ``.to(device)`` is this function. It also takes a bare tensor, or a tuple, list or dict of tensors.
+    Fields that are not tensors (``class_names``) are kept as they are.
+
+    Args:
+        data: a data container, a tensor, or a tuple / list / dict of them.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device`` (``None``: the CPU);
+            parsed by :func:`course_pkg.env.as_device`, so ``'gpu'`` gets a clear error naming ``device``.
+
+    Returns:
+        The same kind of object (a new one; ``data`` is not changed) with its tensors on ``device``.
+    """
+    from .env import as_device
+
+    dev = as_device(device, "device")
+    return _moved(data, dev)
+
+
+def _moved(data: Any, dev: torch.device) -> Any:
+    if isinstance(data, torch.Tensor):
+        return data.to(dev)
+    if isinstance(data, tuple) and hasattr(data, "_fields"):              # a NamedTuple: keep its class
+        return data._replace(**{f: _moved(getattr(data, f), dev) for f in data._fields})
+    if isinstance(data, (tuple, list)):
+        return type(data)(_moved(v, dev) for v in data)
+    if isinstance(data, dict):
+        return {k: _moved(v, dev) for k, v in data.items()}
+    if isinstance(data, (str, bytes, int, float, bool, type(None))):
+        return data
+    raise TypeError(f"data is a {type(data).__name__}, which to_device cannot move; pass a data set of the "
+                    "course (a NamedTuple of tensors), a tensor, or a tuple, list or dict of tensors")
+
+
 class ClutterSet(NamedTuple):
     """What :func:`make_clutter` returns (unpacks as ``images, labels, masks, class_names``)."""
 
@@ -66,9 +104,8 @@ class ClutterSet(NamedTuple):
     class_names: tuple[str, ...]
 
     def to(self, device: Union[str, torch.device, None]) -> ClutterSet:
-        """The same set with images, labels and masks on ``device`` (e.g. the model's)."""
-        return ClutterSet(self.images.to(device), self.labels.to(device), self.masks.to(device),
-                          self.class_names)
+        """The same set with images, labels and masks on ``device`` (e.g. the model's); see :func:`to_device`."""
+        return to_device(self, device)
 
 
 class LabelledImages(NamedTuple):
@@ -78,8 +115,8 @@ class LabelledImages(NamedTuple):
     labels: torch.Tensor        # (N,) int64
 
     def to(self, device: Union[str, torch.device, None]) -> LabelledImages:
-        """The same images and labels on ``device`` (e.g. the model's)."""
-        return LabelledImages(self.images.to(device), self.labels.to(device))
+        """The same images and labels on ``device`` (e.g. the model's); see :func:`to_device`."""
+        return to_device(self, device)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,19 +187,20 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
     size = int_in_range("image_size", image_size, 24, 1024, " (e.g. 48 or 64)")
     k = int_in_range("num_classes", num_classes, 2, len(CLUTTER_CLASSES),
                    f" (the shapes are {', '.join(CLUTTER_CLASSES)})")
-    int_in_range("seed", seed, 0)
-    int_in_range("chunk_size", chunk_size, 1)
-    if isinstance(distractors, int) and not isinstance(distractors, bool):
-        d_lo = d_hi = distractors
+    seed = int_in_range("seed", seed, 0)
+    chunk_size = int_in_range("chunk_size", chunk_size, 1)
+    if isinstance(distractors, numbers.Integral) and not isinstance(distractors, bool):
+        d_lo = d_hi = int(distractors)
     elif (isinstance(distractors, (tuple, list)) and len(distractors) == 2
-          and all(isinstance(d, int) and not isinstance(d, bool) for d in distractors)):
-        d_lo, d_hi = distractors
+          and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in distractors)):
+        d_lo, d_hi = (int(d) for d in distractors)
     else:
         raise ValueError(f"distractors={distractors!r} is not valid; use an integer or a range (lo, hi)")
     if not 0 <= d_lo <= d_hi <= 32:
         raise ValueError(f"distractors={distractors!r} is not valid; use counts with 0 <= lo <= hi <= 32")
-    if not (isinstance(noise, (int, float)) and 0 <= noise <= 0.5):
+    if not (isinstance(noise, numbers.Real) and not isinstance(noise, bool) and 0 <= noise <= 0.5):
         raise ValueError(f"noise={noise!r} is not valid; use a standard deviation from 0 to 0.5")
+    noise = float(noise)
     classes = CLUTTER_CLASSES[:k]
 
     # ---- every random number first, in a fixed order, so chunking cannot change the result ----------
@@ -354,7 +392,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split={split!r} is not valid; use 'train', 'test' or 'all'")
-    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool):
+    if not isinstance(test_fraction, numbers.Real) or isinstance(test_fraction, bool):
         raise TypeError(f"test_fraction={test_fraction!r} is a {type(test_fraction).__name__}; use a number "
                         "(a float between 0 and 1, e.g. 0.25)")
     if not 0 < test_fraction < 1:
@@ -368,7 +406,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
                          f"images; the split is stratified over {n_classes} digits, so each part needs at least "
                          f"{n_classes}: use a fraction between {math.ceil(lo * 1000) / 1000} and "
                          f"{math.floor(hi * 1000) / 1000}")
-    int_in_range("seed", seed, 0)
+    seed = int_in_range("seed", seed, 0)
     from sklearn.datasets import load_digits as _sk_digits
     from sklearn.model_selection import train_test_split
 
@@ -396,27 +434,37 @@ PHOTOS: dict[str, tuple[str, str]] = {
 }
 
 
-def _check_image(x: Any, fn: str, allow_0_255: bool = False) -> None:
+def _check_image(x: Any, fn: str, allow_0_255: bool = False, name: str = "x") -> None:
     """``x`` must be a float tensor ``(..., 3, H, W)``; for ``normalize_imagenet`` also in [0, 1]."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: x must be a torch.Tensor (..., 3, H, W), got a {type(x).__name__}; convert it "
-                        "with torch.as_tensor(x, dtype=torch.float32)")
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor (..., 3, H, W), got a {type(x).__name__}; convert it "
+                        f"with torch.as_tensor({name}, dtype=torch.float32)")
     if not x.is_floating_point():
-        raise ValueError(f"{fn}: x has dtype {x.dtype}; use a float image in [0, 1], e.g. x.float() / 255 "
+        raise ValueError(f"{fn}: {name} has dtype {x.dtype}; use a float image in [0, 1], e.g. {name}.float() / 255 "
                          "for a 0-255 image")
     shape = tuple(x.shape)
     if x.dim() < 3 or shape[-3] != 3:
         if x.dim() >= 3 and shape[-1] == 3:
-            raise ValueError(f"{fn}: x has shape {shape}, which looks channels-last (..., H, W, C) with 3 "
-                             "channels at the end; use (..., 3, H, W): x.permute(2, 0, 1) for one image, "
-                             "x.permute(0, 3, 1, 2) for a batch")
-        raise ValueError(f"{fn}: x has shape {shape}; use (..., 3, H, W) with 3 colour channels at dim -3 "
-                         "(a grey image: x.expand(..., 3, H, W) or x.repeat(1, 3, 1, 1) to get 3 channels)")
+            raise ValueError(f"{fn}: {name} has shape {shape}, which looks channels-last (..., H, W, C) with 3 "
+                             f"channels at the end; use (..., 3, H, W): {name}.permute(2, 0, 1) for one image, "
+                             f"{name}.permute(0, 3, 1, 2) for a batch")
+        raise ValueError(f"{fn}: {name} has shape {shape}; use (..., 3, H, W) with 3 colour channels at dim -3 "
+                         f"(a grey image: {name}.expand(..., 3, H, W) or {name}.repeat(1, 3, 1, 1) to get 3 channels)")
     if not allow_0_255 and x.numel():
-        top = x.detach().max().item()
+        finite = torch.isfinite(x.detach())
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ValueError(f"{fn}: {name} holds {bad} NaN or infinite value(s) (shape {shape}); use a float image "
+                             f"in [0, 1] with finite values (find them with (~torch.isfinite({name})).nonzero())")
+        lo, top = torch.aminmax(x.detach())
+        lo, top = lo.item(), top.item()
+        if lo < -0.5:
+            raise ValueError(f"{fn}: {name} has values down to {lo:g}, which looks like an image that is already "
+                             "normalised (mean subtracted, divided by the std); use values in [0, 1] "
+                             f"(undo it with denormalize_imagenet({name}), or do not normalise twice)")
         if top > 1.5:
-            raise ValueError(f"{fn}: x has values up to {top:g}, which looks like a 0-255 image; use values in "
-                             "[0, 1] (divide by 255: x / 255)")
+            raise ValueError(f"{fn}: {name} has values up to {top:g}, which looks like a 0-255 image; use values in "
+                             f"[0, 1] (divide by 255: {name} / 255)")
 
 
 def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
@@ -425,7 +473,8 @@ def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError: ``x`` is not a tensor (a NumPy array, a list).
         ValueError: ``x`` is not a float tensor (uint8: use ``x.float() / 255``), has values above 1.5
-            (a 0-255 image), or is not ``(..., 3, H, W)`` (channels-last, grey).
+            (a 0-255 image) or below -0.5 (already normalised), holds NaN or infinite values, or is not
+            ``(..., 3, H, W)`` (channels-last, grey).
     """
     _check_image(x, "normalize_imagenet")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
@@ -453,7 +502,9 @@ def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
     """
     if name not in PHOTOS:
         raise ValueError(f"name={name!r} is not a bundled photo; use one of {sorted(PHOTOS)}")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, tuple, list))):
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize={normalize!r} is a {type(normalize).__name__}; use True or False")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (numbers.Integral, tuple, list))):
         raise TypeError(f"size={size!r} is a {type(size).__name__}; use an int (the shorter side), "
                         "(height, width) or None")
     import skimage.data
@@ -475,7 +526,8 @@ def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
 def _resize(x: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
     """Resize a ``(3, H, W)`` image: int -> shorter side then centre crop; (h, w) -> exactly."""
     h, w = x.shape[-2:]
-    if isinstance(size, int) and not isinstance(size, bool):
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = int(size)
         if size < 1:
             raise ValueError(f"size={size!r} is not valid; use a positive integer or (height, width)")
         scale = size / min(h, w)
@@ -484,8 +536,8 @@ def _resize(x: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
         top, left = (nh - size) // 2, (nw - size) // 2
         return y[:, top:top + size, left:left + size].clamp(0, 1).contiguous()
     if (isinstance(size, (tuple, list)) and len(size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
-        y = F.interpolate(x[None], size=tuple(size), mode="bilinear", antialias=True, align_corners=False)[0]
+            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
+        y = F.interpolate(x[None], size=tuple(int(s) for s in size), mode="bilinear", antialias=True, align_corners=False)[0]
         return y.clamp(0, 1)
     raise ValueError(f"size={size!r} is not valid; use a positive integer or (height, width)")
 
@@ -512,7 +564,7 @@ def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bo
         FileNotFoundError: the data is not in ``root`` and ``download`` is False.
         ConnectionError: ``download=True`` but the server cannot be reached within ``timeout`` seconds.
     """
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
+    if not (isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and 0 < timeout < math.inf):
         raise ValueError(f"timeout={timeout!r} is not valid; use a positive number of seconds")
     root = Path(root)
     present = (root / "cifar-10-batches-py").is_dir()
@@ -537,3 +589,9 @@ def load_cifar10(root: Union[str, os.PathLike], train: bool = True, download: bo
         finally:
             socket.setdefaulttimeout(previous)
     return datasets.CIFAR10(str(root), train=train, download=False, transform=transform)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ["banner", "environment", "get_device", "seed_everything"]
+__all__ = ["as_device", "banner", "environment", "get_device", "seed_everything"]
 
 
 ACCEPTED_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
@@ -42,7 +42,7 @@ def _parse_device(choice: object, source: str) -> torch.device:
         else:
             hint = hints.get(kind.lower(), "")
         raise ValueError(f"{source}={name!r} is not a device this course supports{hint}; accepted values: "
-                         f"{accepted}, with N the index of a CUDA GPU")
+                         f"{accepted} or a torch.device, with N the index of a CUDA GPU")
     if kind == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"{source}={name!r} was asked for, but CUDA is not available here; "
@@ -60,6 +60,42 @@ def _parse_device(choice: object, source: str) -> torch.device:
                                "(it needs a Mac with Apple silicon and a PyTorch built with MPS); use 'cpu', "
                                "'cuda' on an NVIDIA GPU, or leave it unset to pick automatically.")
     return torch.device(kind)
+
+
+def as_device(value: object, name: str = "device",
+              default: Optional[str | torch.device] = "cpu") -> torch.device:
+    """The one device parser for every public ``device=`` argument: a ``torch.device`` or a clear error.
+
+    Args:
+        value: what the caller passed: ``None`` (``default``), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+            ``"mps"``, ``"auto"`` (:func:`get_device`'s choice) or a ``torch.device`` (any type, including
+            ``torch.device("meta")``, which holds shapes but no numbers).
+        name: the parameter's name, for the message (``"device"``, ``"map_location"``, ``"--device"``).
+        default: what ``None`` means: a device name, or ``None`` for :func:`get_device`'s choice
+            (CUDA, then MPS, then the CPU; ``COURSE_DEVICE`` overrides it).
+
+    Raises:
+        ValueError: a name that is not a device (``'gpu'``, ``'CPU'``, ``'cuda:x'``) or a GPU index this
+            machine does not have; the message names ``name``, the value and the accepted values.
+        TypeError: neither a string, a ``torch.device`` nor ``None`` (e.g. an int or a tensor).
+        RuntimeError: a valid device that is not available here (CUDA without a GPU, MPS off a Mac).
+    """
+    if value is None or (isinstance(value, str) and value.strip() == "auto"):
+        if default is None or (isinstance(value, str) and value.strip() == "auto"):
+            return get_device()
+        value = default
+    if isinstance(value, torch.device):
+        if value.type in ("cuda", "mps"):
+            return _parse_device(value, name)   # available here, and the index exists
+        return value
+    if isinstance(value, str):
+        if value.strip() == "meta":
+            return torch.device("meta")
+        return _parse_device(value, name)
+    raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use a device name "
+                    f"({', '.join(repr(a) for a in ACCEPTED_DEVICES)}) or a torch.device"
+                    + (" (an int is not a device: use 'cuda:N' for GPU number N)"
+                       if isinstance(value, int) and not isinstance(value, bool) else ""))
 
 
 def get_device(prefer: Optional[str | torch.device] = None) -> torch.device:
@@ -141,3 +177,9 @@ def banner() -> None:
     env = environment()
     print(f"course_pkg {env['course_pkg']} | torch {env['torch']} | python {env['python']} | "
           f"device: {env['device']} ({env['device_name']}, {env['threads']} threads)")
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

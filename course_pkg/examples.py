@@ -242,3 +242,9 @@ def viewing_history(extra_random: int = 0, seed: int = 0) -> ViewingHistory:
     cat = torch.tensor([g for _, g in _CATALOGUE], dtype=torch.float32)
     cat = cat / cat.sum(dim=1, keepdim=True)
     return ViewingHistory(titles, genres, [t for t, _ in _CATALOGUE], cat, list(GENRES))
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

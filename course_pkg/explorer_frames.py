@@ -221,3 +221,9 @@ def render_head_frame(image: ImageLike, maps: np.ndarray, head: Optional[int] = 
         fig.suptitle(caption, fontsize=9)
     return figure_png(fig, dpi, pad_inches=0.05)
 
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

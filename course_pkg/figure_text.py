@@ -79,3 +79,9 @@ def read_text_metadata(png: bytes) -> dict[str, str]:
         elif kind == b"IEND":
             break
     return out
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -136,3 +136,9 @@ def patch_numbers(img_size: int, patch_size: int, in_chans: int = 3, reference_p
                         patch_dim=patch_size * patch_size * in_chans, seq_len=seq, attn_entries=seq * seq,
                         reference_patch=reference_patch, relative_cost=(seq * seq) / (ref_seq * ref_seq))
 
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -237,3 +237,9 @@ def enable_notebook_display() -> bool:
     png.for_type(Figure, figure_png)  # figure_png records the figure's smallest text size (figure_text)
     shell.events.register("post_execute", lambda: png.for_type(Figure, figure_png))  # after %matplotlib
     return True
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

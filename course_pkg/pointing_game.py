@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Union
 
 import numpy as np
@@ -56,16 +57,16 @@ def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
 
 def _check_size(name: str, size: object) -> tuple[int, int]:
     ok = (isinstance(size, (tuple, list)) and len(size) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size))
+          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in size))
     if not ok:
         raise ValueError(f"{name}={size!r} is not valid; use a pair of positive integers (height, width)")
     return int(size[0]), int(size[1])  # type: ignore[index]
 
 
 def _check_tolerance(tolerance: object) -> int:
-    if not isinstance(tolerance, int) or isinstance(tolerance, bool) or tolerance < 0:
+    if not isinstance(tolerance, numbers.Integral) or isinstance(tolerance, bool) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative integer (pixels), got {tolerance!r}")
-    return tolerance
+    return int(tolerance)
 
 
 def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
@@ -130,15 +131,20 @@ def pointing_chance(masks: ArrayLike, map_size: tuple[int, int],
                     tolerance: int = POINTING_TOLERANCE) -> float:
     """The chance rate of the pointing game on ``masks`` ``(N, H, W)`` for maps of ``map_size`` ``(h, w)``:
     the expected score of random maps of that shape, scored like :func:`pointing_game` scores maps."""
+    size = _check_size("map_size", tuple(map_size) if isinstance(map_size, (tuple, list)) else map_size)
     mask = dilate_masks(masks, tolerance)
-    p = _peak_distribution(_check_size("map_size", tuple(map_size)), (mask.shape[1], mask.shape[2]))
+    p = _peak_distribution(size, (mask.shape[1], mask.shape[2]))
     return float((mask.to(torch.float64) * p).sum(dim=(1, 2)).mean())
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """A Wilson interval for a proportion ``hits / n`` (95% with the default ``z``)."""
-    if not (isinstance(n, int) and n >= 1 and isinstance(hits, int) and 0 <= hits <= n):
+    if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+            and isinstance(hits, numbers.Integral) and not isinstance(hits, bool) and 0 <= hits <= n):
         raise ValueError(f"hits={hits!r} and n={n!r} must be integers with 0 <= hits <= n and n >= 1")
+    hits, n = int(hits), int(n)
+    if not (isinstance(z, numbers.Real) and not isinstance(z, bool) and 0 < z < math.inf):
+        raise ValueError(f"z={z!r} is not valid; use a positive number of standard deviations (1.96: 95%)")
     p = hits / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -152,7 +158,8 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: int = POINTING_T
 
     Args:
         maps: ``(N, h, w)`` attention maps (higher = more attention), any resolution.
-        masks: ``(N, H, W)`` object masks (bool or 0/1), each with at least one True pixel.
+        masks: ``(N, H, W)`` object masks (bool or 0/1), each with at least one True pixel. A bool ``maps``
+            or a ``masks`` holding other values than 0 and 1 (the arguments swapped) raises ``ValueError``.
         tolerance: pixels of slack around the mask; keep the default (:data:`POINTING_TOLERANCE`) so
             scores compare across chapters.
 
@@ -163,6 +170,15 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: int = POINTING_T
     """
     m = _as_tensor(maps, "maps")
     k = _as_tensor(masks, "masks")
+    if m.dtype == torch.bool:
+        swapped = " (the arguments look swapped: masks is not bool)" if k.dtype != torch.bool else ""
+        raise ValueError(f"maps is a bool tensor of shape {tuple(m.shape)}: that is a mask, not an attention "
+                         f"map{swapped}; the order is pointing_game(maps, masks), maps holding attention "
+                         "values (higher = more attention)")
+    if k.is_complex() or (k.dtype != torch.bool and not bool(((k == 0) | (k == 1)).all())):
+        raise ValueError(f"masks (dtype {k.dtype}, shape {tuple(k.shape)}) holds values other than 0 and 1: it "
+                         "looks like an attention map, not an object mask (the order is pointing_game(maps, "
+                         "masks)); pass bool masks, True on the object (e.g. masks > 0.5)")
     if m.dim() != 3:
         raise ValueError(f"maps must be (N, h, w), got shape {tuple(m.shape)}")
     if k.dim() != 3:
@@ -196,8 +212,14 @@ def centre_map(h: int, w: int, sigma: float = 0.25) -> torch.Tensor:
     A reference map that knows nothing about the image, only that objects are often near the middle.
     """
     h, w = _check_size("(h, w)", (h, w))
-    if not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0):
+    if not (isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) and 0 < sigma < math.inf):
         raise ValueError(f"sigma={sigma!r} is not valid; use a positive fraction of the side such as 0.25")
     y = (torch.arange(h, dtype=torch.float64) + 0.5) / h - 0.5
     x = (torch.arange(w, dtype=torch.float64) + 0.5) / w - 0.5
     return torch.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * sigma ** 2))
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

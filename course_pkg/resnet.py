@@ -25,6 +25,7 @@ and ``"layer3.0.attn.spatial"`` for CBAM). timm's weights convert with
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Sequence, Union
 
 import torch
@@ -192,7 +193,7 @@ class ResNet(nn.Module):
             raise ValueError(f"layers={layers} and widths={widths} must be non-empty and of the same length "
                              "(one entry per stage)")
         for name, values in (("layers", layers), ("widths", widths)):
-            if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+            if any(not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1 for v in values):
                 raise ValueError(f"{name} must hold positive integers, got {values}")
         positive_int("num_classes", num_classes)
         positive_int("in_chans", in_chans)
@@ -324,3 +325,9 @@ def last_attention_maps(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """The number of parameters (optionally only those that require a gradient)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -140,3 +140,9 @@ class SqueezeExcitation(ChannelMLP):
                           self.fc1.weight.dtype)
         s = x.mean(dim=(2, 3), keepdim=True)       # (B, C, 1, 1)  squeeze: one number per channel
         return self.gate(self.mlp(s))              # (B, C, 1, 1)  excitation: one weight in (0, 1) each
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import random
 import signal
@@ -36,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from .bundled import MODELS, Checkpoint, build_model, load_checkpoint, resolve_builder, save_checkpoint
 from .checks import positive_int
 from .cnn import SimpleCNN, simple_cnn
-from .env import _parse_device, get_device, seed_everything
+from .env import as_device, seed_everything
 
 __all__ = [
     "MODELS", "Checkpoint", "History", "SimpleCNN",
@@ -118,6 +119,31 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _compute_device(device: Any, fn: str) -> torch.device:
+    """``device`` parsed by :func:`course_pkg.env.as_device` (None: the best one); the meta device, which
+    holds shapes but no numbers, cannot compute a loss or an accuracy."""
+    dev = as_device(device, "device", default=None)
+    if dev.type == "meta":
+        raise ValueError(f"{fn}: device={dev!r} holds shapes but no numbers, so there is no loss or accuracy "
+                         "to compute; use 'cpu', 'cuda' or 'mps' (or leave device unset)")
+    return dev
+
+
+def _check_labels(y: torch.Tensor, num_classes: int, where: str) -> None:
+    """Labels must be integer class indices in ``[0, num_classes)`` (one device sync)."""
+    if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"{where}: the labels have dtype {y.dtype}; use integer class indices "
+                         "(labels.long()), one per image")
+    if y.numel() == 0:
+        return
+    lo, hi = torch.stack([y.min(), y.max()]).tolist()
+    if lo < 0 or hi >= num_classes:
+        bad = hi if hi >= num_classes else lo
+        raise ValueError(f"{where}: the labels hold class {bad}, but the model outputs {num_classes} "
+                         f"classes (logits of shape (B, {num_classes})), so labels must be in 0..{num_classes - 1}; "
+                         f"build the model with num_classes={max(hi + 1, num_classes)}, or check the labels")
+
+
 def _model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -177,8 +203,15 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         ``[{"params": [...], "weight_decay": weight_decay, "names": [...]}, {"params": [...],
         "weight_decay": 0.0, "names": [...]}]``.
     """
-    if isinstance(model, nn.parallel.DistributedDataParallel):
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
         model = model.module
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) or not (
+            math.isfinite(weight_decay) and weight_decay >= 0):
+        raise (TypeError if not isinstance(weight_decay, numbers.Real) or isinstance(weight_decay, bool)
+               else ValueError)(f"weight_decay={weight_decay!r} is not valid; use a finite number >= 0 "
+                                "such as 0.05")
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay: dict[str, nn.Parameter] = {}
     no_decay: dict[str, nn.Parameter] = {}
@@ -190,6 +223,20 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             {"params": list(no_decay.values()), "weight_decay": 0.0, "names": list(no_decay)}]
 
 
+def _check_grad_clip(grad_clip: Any) -> Optional[float]:
+    """``grad_clip``: None or a positive, finite gradient norm (True is not a norm: it would clip to 1)."""
+    if grad_clip is None:
+        return None
+    if isinstance(grad_clip, bool) or not isinstance(grad_clip, numbers.Real):
+        raise TypeError(f"grad_clip={grad_clip!r} is a {type(grad_clip).__name__}; use the largest "
+                        "gradient norm allowed, a positive number such as 1.0 (or None: no clipping)"
+                        + (" - True would clip to a norm of 1" if grad_clip is True else ""))
+    if not (math.isfinite(grad_clip) and grad_clip > 0):
+        raise ValueError(f"grad_clip={grad_clip!r} is not valid; use a positive, finite gradient norm "
+                         "such as 1.0, or None")
+    return float(grad_clip)
+
+
 def cosine_schedule(total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
     """The learning-rate factor of each step: linear warm-up to 1 over ``warmup_steps``, then a cosine to 0.
 
@@ -197,9 +244,14 @@ def cosine_schedule(total_steps: int, warmup_steps: int = 0) -> Callable[[int], 
     ``0.5 * (1 + cos(pi * (step - warmup_steps) / (total_steps - warmup_steps)))``; use it with
     ``torch.optim.lr_scheduler.LambdaLR``.
     """
-    positive_int("total_steps", total_steps)
-    if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) or warmup_steps < 0:
+    total_steps = positive_int("total_steps", total_steps)
+    if not isinstance(warmup_steps, numbers.Integral) or isinstance(warmup_steps, bool) or warmup_steps < 0:
         raise ValueError(f"warmup_steps={warmup_steps!r} is not valid; use an integer >= 0")
+    warmup_steps = int(warmup_steps)
+    if warmup_steps >= total_steps > 1:
+        raise ValueError(f"warmup_steps={warmup_steps} is not shorter than total_steps={total_steps}: the "
+                         "learning rate would never reach its peak and decay; use fewer warm-up steps "
+                         f"(at most {total_steps - 1})")
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -225,9 +277,22 @@ def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torc
     Returns:
         ``(loss, logits)``: the batch's mean loss (a scalar) and its logits ``(B, num_classes)``.
     """
+    grad_clip = _check_grad_clip(grad_clip)
+    from .checks import check_tensor
+
+    check_tensor(x, "x", "train_step", "(B, C, H, W)")
+    check_tensor(y, "y", "train_step", "(B,)")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (e.g. torch.optim.AdamW(model.parameters())), "
+                        f"got a {type(optimizer).__name__}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or not (
+            0 <= label_smoothing < 1):
+        raise ValueError(f"label_smoothing={label_smoothing!r} is not valid; use a number in [0, 1)")
     scaler = scaler if scaler is not None else torch.amp.GradScaler("cpu", enabled=False)
     with _autocast(x.device, amp_dtype):
         logits = net(x)                                             # (B, num_classes)
+    if logits.dim() == 2:
+        _check_labels(y, logits.shape[1], "train_step")
     loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()                                   # DDP averages gradients here
@@ -259,6 +324,8 @@ def _eval_pass(model: nn.Module, dataset: Dataset, batch_size: int, device: torc
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with _autocast(device, amp_dtype):
                 logits = model(x)
+            if logits.dim() == 2:
+                _check_labels(y, logits.shape[1], "evaluation")
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             correct += (logits.argmax(dim=1) == y).sum().item()
             count += y.numel()
@@ -281,7 +348,7 @@ def evaluate(model: nn.Module, data: DataArg, batch_size: int = 256, device: Uni
     if len(dataset) == 0:
         raise ValueError("data is empty (0 images): there is nothing to evaluate; pass a non-empty data set")
     positive_int("batch_size", batch_size)
-    dev = _parse_device(device, "device") if device is not None else _model_device(model)
+    dev = _compute_device(device, "evaluate") if device is not None else _model_device(model)
     model.to(dev)
     amp_dtype, _ = _amp_setup(amp, dev)
     _, correct, count = _eval_pass(model, dataset, batch_size, dev, amp_dtype)
@@ -336,21 +403,38 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
         :class:`History` with ``epoch, train_loss, train_acc, val_loss, val_acc, lr, time_s`` per epoch
         (``val_*`` are None without ``val_data``), measured over all processes.
     """
+    ints = {}
     for name, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
                             ("seed", seed, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use an integer >= {lo}")
+        if not isinstance(value, numbers.Integral) or value < lo:
             raise ValueError(f"{name}={value!r} is not valid; use an integer >= {lo}")
+        ints[name] = int(value)                 # a NumPy integer works as a Python one
+    epochs, batch_size, num_workers, seed = (ints[k] for k in ("epochs", "batch_size", "num_workers", "seed"))
+    floats = {}
     for name, value in (("lr", lr), ("weight_decay", weight_decay), ("warmup_epochs", warmup_epochs),
                         ("label_smoothing", label_smoothing)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-            what = "a positive number such as 1e-3" if name == "lr" else "a finite number >= 0"
+        what = "a positive number such as 1e-3" if name == "lr" else "a finite number >= 0"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}={value!r} is a {type(value).__name__}; use {what}")
+        if not math.isfinite(value) or value < 0:
             raise ValueError(f"{name}={value!r} is not valid; use {what}")
+        floats[name] = float(value)
+    lr, weight_decay, warmup_epochs, label_smoothing = (
+        floats[k] for k in ("lr", "weight_decay", "warmup_epochs", "label_smoothing"))
     if lr == 0:
         raise ValueError("lr=0 is not valid; use a positive learning rate such as 1e-3")
     if label_smoothing >= 1:
         raise ValueError(f"label_smoothing={label_smoothing!r} is not valid; use a number in [0, 1)")
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValueError(f"grad_clip={grad_clip!r} is not valid; use a positive number or None")
+    if warmup_epochs >= epochs and warmup_epochs > 0:
+        raise ValueError(f"warmup_epochs={warmup_epochs:g} is not shorter than the run (epochs={epochs}): the "
+                         "learning rate would never reach lr and then decay; use warmup_epochs < epochs "
+                         f"(e.g. {min(1.0, epochs / 10):g}), or train for more epochs")
+    grad_clip = _check_grad_clip(grad_clip)
+    for name, flag in (("progress", progress), ("drop_last", drop_last)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name}={flag!r} is a {type(flag).__name__}; use True or False")
     for name, fn in (("callback", callback), ("save_state", save_state)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name}={fn!r} is a {type(fn).__name__}, not callable; pass a function that "
@@ -372,7 +456,7 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
         raise ValueError(f"batch_size={batch_size} is the global batch and must be divisible by the "
                          f"world size {world}; use a multiple of {world}")
     local_batch = batch_size // world
-    dev = _parse_device(device, "device") if device is not None else get_device()
+    dev = _compute_device(device, "fit")
     if world > 1 and dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     amp_dtype, use_scaler = _amp_setup(amp, dev)
@@ -404,7 +488,7 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
 
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     total = epochs * steps_per_epoch
-    warmup = int(round(warmup_epochs * steps_per_epoch))
+    warmup = min(int(round(warmup_epochs * steps_per_epoch)), max(0, total - 1))  # checked: < epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(total, warmup))
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     history = History()
@@ -565,6 +649,12 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())
 
 
 if __name__ == "__main__":  # python -m course_pkg.train: the command line

@@ -22,6 +22,7 @@ D embedding width, nh heads.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Optional, Union
 
 import torch
@@ -195,13 +196,13 @@ class VisionTransformer(nn.Module):
         if isinstance(num_classes, (str, bool)) or num_classes is None:
             raise TypeError(f"num_classes={num_classes!r} is a {type(num_classes).__name__}; use an int "
                             "(0: no head)")
-        if not isinstance(num_classes, int) or num_classes < 0:
+        if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
             raise ValueError(f"num_classes={num_classes!r} must be a non-negative int (0: no head)")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head "
                              f"gets embed_dim / num_heads channels, so pick num_heads among the divisors of "
                              f"{embed_dim}")
-        if isinstance(mlp_ratio, (str, bool)) or not isinstance(mlp_ratio, (int, float)):
+        if isinstance(mlp_ratio, (str, bool)) or not isinstance(mlp_ratio, numbers.Real):
             raise TypeError(f"mlp_ratio={mlp_ratio!r} is a {type(mlp_ratio).__name__}; use a positive float "
                             "(4.0 in the paper)")
         if mlp_hidden_dim is None and int(embed_dim * mlp_ratio) < 1:
@@ -210,7 +211,7 @@ class VisionTransformer(nn.Module):
                              "(4.0 in the paper)")
         check_probability("drop_rate", drop_rate)
         check_probability("attn_drop_rate", attn_drop_rate)
-        self.num_classes = num_classes
+        self.num_classes = num_classes = int(num_classes)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.global_pool = global_pool
@@ -336,4 +337,9 @@ def vit_huge(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1
 # Re-exported from their own modules (the import paths of earlier versions keep working)
 # ------------------------------------------------------------------------------------------------
 from .attention_maps import attention_rollout, cls_attention_map, cls_rollout_map  # noqa: E402
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
 from .weights import PretrainedUnavailableError, from_timm, from_torchvision, load_pretrained_timm  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -8,6 +8,7 @@ shows once in a notebook when it is a cell's last expression), like :mod:`course
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -41,7 +42,7 @@ def upsample_maps(maps: ArrayLike, size: tuple[int, int]) -> torch.Tensor:
     if isinstance(maps, (str, bytes)) or maps is None:
         raise TypeError(f"maps must be a tensor or array (N, h, w) or (h, w), got a {type(maps).__name__}")
     if (not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)):
         raise ValueError(f"size={tuple(size) if isinstance(size, (list, torch.Size)) else size!r} is not valid; "
                          "use (H, W), two positive integers")
     m = torch.as_tensor(to_numpy(maps, "maps"), dtype=torch.float64)
@@ -273,7 +274,8 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: Optional[int] = 
     k = to_numpy(masks)
     if k.dtype.kind == "f" and not np.isin(k, (0.0, 1.0)).all():
         raise ValueError(f"masks has dtype {k.dtype} (float) with values other than 0 and 1; pass bool object "
-                         "masks (True on the object), e.g. masks > 0.5")
+                         "masks (True on the object), e.g. masks > 0.5 (the order is pointing_game(maps, "
+                         "masks): were the arguments swapped?)")
     from . import pointing_game as _pg
 
     return _pg.pointing_game(maps, masks, _pg.POINTING_TOLERANCE if tolerance is None else tolerance)
@@ -364,6 +366,10 @@ def handmade_features(image: torch.Tensor, kernel_size: int = 15) -> tuple[torch
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be a (3, H, W) RGB tensor, got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral):
+        raise TypeError(f"kernel_size={kernel_size!r} is a {type(kernel_size).__name__}; use an odd int >= 7 "
+                        "(e.g. 15)")
+    kernel_size = int(kernel_size)
     if kernel_size < 7 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 7, got {kernel_size}")
     k = kernel_size
@@ -387,3 +393,9 @@ def handmade_features(image: torch.Tensor, kernel_size: int = 15) -> tuple[torch
     x = image.float()[None]                                            # (1, 3, H, W)
     feats = F.relu(F.conv2d(F.pad(x, (k // 2,) * 4, mode="reflect"), weight, bias))[0]  # (16, H, W)
     return feats, names
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -456,28 +456,50 @@ def preprocessing(model_or_cfg: Union[nn.Module, Mapping[str, Any]]) -> dict[str
     if not isinstance(cfg, Mapping):
         raise ValueError("model_or_cfg has no pretrained_cfg; pass a model from load_pretrained_timm or its "
                          "pretrained_cfg dict")
-    return {"input_size": tuple(cfg.get("input_size", (3, 224, 224))),
-            "mean": tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-            "std": tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-            "crop_pct": float(cfg.get("crop_pct", 0.875)),
-            "interpolation": str(cfg.get("interpolation", "bicubic"))}
+    out = {"input_size": cfg.get("input_size", (3, 224, 224)), "mean": cfg.get("mean", (0.485, 0.456, 0.406)),
+           "std": cfg.get("std", (0.229, 0.224, 0.225)), "crop_pct": cfg.get("crop_pct", 0.875),
+           "interpolation": cfg.get("interpolation", "bicubic")}
+    size = out["input_size"]
+    if not (isinstance(size, (tuple, list)) and len(size) == 3 and size[0] == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise ValueError(f"pretrained_cfg['input_size']={size!r} is not valid; use (3, H, W), e.g. (3, 224, 224)")
+    for key in ("mean", "std"):
+        v = out[key]
+        if not (isinstance(v, (tuple, list)) and len(v) == 3 and all(isinstance(c, (int, float)) for c in v)
+                and (key == "mean" or all(c > 0 for c in v))):
+            raise ValueError(f"pretrained_cfg[{key!r}]={v!r} is not valid; use three numbers, one per channel"
+                             + (" (all positive)" if key == "std" else ""))
+    crop = out["crop_pct"]
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+        raise ValueError(f"pretrained_cfg['crop_pct']={crop!r} is not valid; use a fraction in (0, 1], e.g. 0.875")
+    if not isinstance(out["interpolation"], str):
+        raise ValueError(f"pretrained_cfg['interpolation']={out['interpolation']!r} is not valid; use 'bicubic', "
+                         "'bilinear' or 'nearest'")
+    return {"input_size": tuple(size), "mean": tuple(out["mean"]), "std": tuple(out["std"]),
+            "crop_pct": float(crop), "interpolation": out["interpolation"]}
 
 
 def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, Any]]) -> torch.Tensor:
     """timm's evaluation transform for a pretrained model: resize, centre crop, normalise.
 
     Args:
-        image: ``(3, H, W)`` or ``(B, 3, H, W)`` floats in [0, 1].
+        image: ``(3, H, W)`` or ``(B, 3, H, W)`` floats in [0, 1] (a ``uint8`` or 0-255 image, an image
+            already normalised or one with NaN raises ``ValueError``: the result would be wrong silently).
         model_or_cfg: a model from :func:`load_pretrained_timm`, or its ``pretrained_cfg``.
 
     Returns:
         ``(B, 3, h, w)`` (a batch of one for a single image) at the model's ``input_size``: the shorter side
         is resized to ``size / crop_pct``, the centre ``size`` is cut out, then ``(x - mean) / std``.
     """
+    from .checks import check_tensor
+    from .data import _check_image
+
     p = preprocessing(model_or_cfg)
+    check_tensor(image, "image", "preprocess", "(3, H, W) or (B, 3, H, W)")
     x = image[None] if image.dim() == 3 else image
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"image must be (3, H, W) or (B, 3, H, W) in [0, 1], got shape {tuple(image.shape)}")
+    _check_image(x, "preprocess", name="image")  # float in [0, 1]: not uint8, 0-255, normalised, NaN
     _, h_out, w_out = p["input_size"]
     scale = math.floor(h_out / p["crop_pct"]) / min(x.shape[-2:])
     size = (max(h_out, round(x.shape[-2] * scale)), max(w_out, round(x.shape[-1] * scale)))
@@ -489,3 +511,9 @@ def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, 
     mean = torch.tensor(p["mean"], dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(p["std"], dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

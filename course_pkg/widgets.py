@@ -391,3 +391,9 @@ class HeadCountExplorer(_Explorer):
         models, accuracies = _bundled_models(prefix, "num_heads")
         return cls.from_models(image, models, accuracies, **kwargs)
 
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -145,6 +145,8 @@ def train_one(name: str, seed: int, threads: int, progress: bool) -> list[dict[s
         "final_train_loss": round(history.last["train_loss"], 4),
         "final_train_acc": round(history.last["train_acc"], 4),
     }
+    for other in names:   # their old hash would refuse the new file; save_checkpoint refuses a listed file
+        bundled.remove_from_manifest(other)
     save_checkpoint(bundled.CHECKPOINT_DIR / file, model, entry, dtype=torch.float16)
     entries = [entry if other == name else
                {**entry, "name": other, "group": RUNS[other]["group"], "same_as": name} for other in names]

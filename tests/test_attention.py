@@ -81,35 +81,39 @@ def test_large_scores_are_stable() -> None:
 # Mask semantics
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["bool", "float"])
-def test_fully_masked_row_gives_zero_weights_and_zero_output(kind: str) -> None:
+def test_fully_masked_row_is_refused(kind: str) -> None:
+    """A query that may see no key would get a zero output, silently: refused (issue 21)."""
     q, k, v = _qkv(2)
     keep = torch.ones(5, 7, dtype=torch.bool)
     keep[3] = False  # query 3 may see no key at all
     mask = keep if kind == "bool" else torch.zeros(5, 7, dtype=torch.float64).masked_fill(~keep, float("-inf"))
-    q.requires_grad_(True)
-    out, w = scaled_dot_product_attention(q, k, v, mask)
-    assert torch.isfinite(out).all() and torch.isfinite(w).all()
-    assert (w[:, 3] == 0).all() and (out[:, 3] == 0).all()
-    torch.testing.assert_close(w[:, [0, 1, 2, 4]].sum(-1), torch.ones(2, 4, dtype=torch.float64), **TIGHT)
-    # the other rows are untouched, and agree with PyTorch (which also returns zeros for that row)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TIGHT)
-    out.sum().backward()
-    assert torch.isfinite(q.grad).all() and (q.grad[:, 3] == 0).all()
+    with pytest.raises(ValueError, match="mask.*(every key|whole row)"):
+        scaled_dot_product_attention(q, k, v, mask)
 
 
-def test_fully_masked_row_in_the_layer_both_paths() -> None:
+def test_fully_masked_row_is_refused_in_the_layer_both_paths() -> None:
     torch.manual_seed(0)
     m = MultiHeadSelfAttention(16, 4).double().eval()
     x = torch.randn(2, 6, 16, dtype=torch.float64)
     keep = torch.ones(6, 6, dtype=torch.bool)
     keep[2] = False
-    fused = m(x, keep)
-    explicit, w = m(x, keep, return_attention=True)
-    assert torch.isfinite(fused).all()
-    torch.testing.assert_close(fused, explicit, **TIGHT)
-    assert (w[:, :, 2] == 0).all()
-    # the row's attention output is zero, so the layer returns proj's bias there
-    torch.testing.assert_close(fused[:, 2], m.proj.bias.expand(2, 16), **TIGHT)
+    with pytest.raises(ValueError, match="every key"):
+        m(x, keep)
+    with pytest.raises(ValueError, match="every key"):
+        m(x, keep, return_attention=True)
+
+
+def test_multihead_attention_convention_is_refused() -> None:
+    """nn.MultiheadAttention's causal mask (True = ignore, the future) is not our keep mask: refused."""
+    m = MultiHeadSelfAttention(16, 4).eval()
+    x = torch.randn(2, 6, 16)
+    ignore_future = torch.ones(6, 6, dtype=torch.bool).triu(1)
+    with pytest.raises(ValueError, match="~mask"):
+        m(x, ignore_future)
+    padding_ignore = torch.zeros(2, 1, 1, 6, dtype=torch.bool)  # True = pad: nothing padded
+    with pytest.raises(ValueError, match="~mask"):
+        m(x, padding_ignore)
+    torch.testing.assert_close(m(x, ~ignore_future), m(x, causal_mask(6)))
 
 
 def test_causal_mask_hides_the_future() -> None:

@@ -60,6 +60,7 @@ class Row:
     exc: Optional[type[BaseException] | tuple[type[BaseException], ...]]
     fragments: tuple[Fragment, ...]
     skip: Optional[str] = None
+    kind: str = "boundary (issue 11)"
 
 
 CASES: list[Row] = []
@@ -72,10 +73,15 @@ def xname(owner: str) -> tuple[str, str]:
 
 
 def row(
-    id: str, call: Callable[[Path], Any], exc: Any, *fragments: Fragment, skip: Optional[str] = None
+    id: str,
+    call: Callable[[Path], Any],
+    exc: Any,
+    *fragments: Fragment,
+    skip: Optional[str] = None,
+    kind: Optional[str] = None,
 ) -> None:
     assert id not in {r.id for r in CASES}, id
-    CASES.append(Row(id, call, exc, fragments, skip))
+    CASES.append(Row(id, call, exc, fragments, skip, kind or "boundary (issue 11)"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -206,7 +212,9 @@ def swapped_file_in_manifest_dir(tmp: Path) -> Path:
     """A folder whose manifest records a SHA-256 for a file that has since been replaced."""
     d = bundled_copy(tmp)
     target = d / bundled.get_entry(SMALLEST_BUNDLED)["file"]
-    train.save_checkpoint(target, rn())
+    # save_checkpoint refuses a file the manifest lists (a shipped model): replace it from outside
+    other = train.save_checkpoint(tmp / "other.pt", rn())
+    shutil.move(str(other), str(target))
     return target
 
 
@@ -1973,6 +1981,544 @@ row(
 
 
 # ===================================================================================================
+# issue 21: the long tail, by kind (the ``kind`` of each row; the closing note counts them)
+# ===================================================================================================
+DEVICE, LOST, SILENT, UNCLEAR = "device names", "lost work", "silently wrong", "unclear error"
+GPU_WORDS = ("device", "'gpu'", "'cuda'", "torch.device")
+
+# --- device names: one parser (env.as_device) for every device= -----------------------------------
+for _id, _call in {
+    "dev-load-bundled-gpu": lambda t: bundled.load_bundled(SMALLEST_BUNDLED, device="gpu"),
+    "dev-test-data-gpu": lambda t: bundled.bundled_test_data(SMALLEST_BUNDLED, device="gpu"),
+    "dev-causal-mask-gpu": lambda t: att.causal_mask(4, device="gpu"),
+    "dev-clutterset-to-gpu": lambda t: data.make_clutter(2, 24, 2).to("gpu"),
+    "dev-digits-to-gpu": lambda t: data.load_digits("test").to("gpu"),
+    "dev-fit-gpu": lambda t: train.fit(train.simple_cnn(num_classes=3, width=4), tiny_set(), device="gpu"),
+    "dev-evaluate-gpu": lambda t: train.evaluate(rn(), tiny_set(), device="gpu"),
+}.items():
+    row(_id, _call, ValueError, *GPU_WORDS, kind=DEVICE)
+row(
+    "dev-map-location-gpu",
+    lambda t: train.load_checkpoint(good_ckpt(t), map_location="gpu"),
+    ValueError,
+    "map_location",
+    "'gpu'",
+    "'cuda'",
+    kind=DEVICE,
+)
+row("dev-int-device", lambda t: att.causal_mask(4, device=0), TypeError, "device=0", "int", "cuda:N", kind=DEVICE)
+row(
+    "dev-fit-meta",
+    lambda t: train.fit(train.simple_cnn(num_classes=3, width=4), tiny_set(), device=torch.device("meta")),
+    ValueError,
+    "device",
+    "meta",
+    "no numbers",
+    kind=DEVICE,
+)
+row(
+    "dev-to-device-object",
+    lambda t: data.to_device(object(), "cpu"),
+    TypeError,
+    "data",
+    "object",
+    "tensor",
+    kind=DEVICE,
+)
+
+
+# --- lost work: an existing --out, a shipped model's file -----------------------------------------
+def finished_out(t: Path) -> Path:
+    p = t / "done.pt"
+    train.main([*CLI_BASE, "--out", str(p)])
+    return p
+
+
+def stopped_out(t: Path) -> Path:
+    p = t / "stopped.pt"
+    model = train.simple_cnn(num_classes=3, width=4)
+    train.save_checkpoint(p, model, {"complete": False}, train_state={"epoch": 1, "epochs": 3, "step": 0})
+    return p
+
+
+row(
+    "lost-cli-finished-out",
+    cli_out(finished_out),
+    SystemExit,
+    "--out",
+    "finished model",
+    "--overwrite",
+    kind=LOST,
+)
+row(
+    "lost-cli-stopped-out",
+    cli_out(stopped_out),
+    SystemExit,
+    "--out",
+    "stopped run",
+    "--resume",
+    kind=LOST,
+)
+row(
+    "lost-cli-other-file-out",
+    cli_out(lambda t: write(t, "notes.pt", "my notes")),
+    SystemExit,
+    "--out",
+    "not a checkpoint",
+    "--overwrite",
+    kind=LOST,
+)
+row(
+    "lost-cli-resume-and-overwrite",
+    cli_out(stopped_out, "--resume", "--overwrite"),
+    SystemExit,
+    "--resume",
+    "--overwrite",
+    "contradict",
+    kind=LOST,
+)
+row(
+    "lost-cli-out-is-bundled",
+    cli_out(lambda t: bundled_copy(t) / bundled.get_entry(SMALLEST_BUNDLED)["file"], "--overwrite"),
+    SystemExit,
+    "--out",
+    SMALLEST_BUNDLED,
+    "bundled",
+    kind=LOST,
+)
+row(
+    "lost-save-over-bundled",
+    lambda t: train.save_checkpoint(bundled_copy(t) / bundled.get_entry(SMALLEST_BUNDLED)["file"], rn()),
+    PermissionError,
+    "path",
+    SMALLEST_BUNDLED,
+    "remove_from_manifest",
+    kind=LOST,
+)
+
+# --- silently wrong: a clear error instead -----------------------------------------------------------
+row(
+    "silent-warmup-longer-than-run",
+    lambda t: train.fit(rn(), tiny_set(), epochs=2, warmup_epochs=5, device="cpu", progress=False),
+    ValueError,
+    "warmup_epochs=5",
+    "epochs=2",
+    "never",
+    kind=SILENT,
+)
+row(
+    "silent-warmup-equal-to-run",
+    lambda t: train.fit(rn(), tiny_set(), epochs=2, warmup_epochs=2, device="cpu", progress=False),
+    ValueError,
+    "warmup_epochs=2",
+    "epochs=2",
+    kind=SILENT,
+)
+row(
+    "silent-schedule-warmup-steps",
+    lambda t: train.cosine_schedule(10, 10),
+    ValueError,
+    "warmup_steps=10",
+    "total_steps=10",
+    "at most 9",
+    kind=SILENT,
+)
+row(
+    "silent-cli-warmup",
+    cli("--warmup-epochs", "3"),
+    SystemExit,
+    "--warmup-epochs",
+    "3",
+    "--epochs=1",
+    kind=SILENT,
+)
+row(
+    "silent-grad-clip-true",
+    lambda t: train.fit(rn(), tiny_set(), epochs=1, grad_clip=True, device="cpu", progress=False),
+    TypeError,
+    "grad_clip=True",
+    "bool",
+    "norm",
+    kind=SILENT,
+)
+row(
+    "silent-train-step-grad-clip-true",
+    lambda t: train.train_step(
+        rn(), *tiny_set(2), torch.optim.SGD(rn().parameters(), lr=0.0), grad_clip=True
+    ),
+    TypeError,
+    "grad_clip=True",
+    "norm of 1",
+    kind=SILENT,
+)
+for _opt, _val in (("--n-train", "10"), ("--n-val", "4"), ("--n-test", "5"), ("--num-classes", "3"),
+                   ("--image-size", "32")):
+    row(
+        f"silent-digits-drops{_opt}",
+        (lambda o, v: lambda t: train.main(["--dataset", "digits", "--model", "simple_cnn", o, v]))(_opt, _val),
+        SystemExit,
+        _opt,
+        "--dataset digits",
+        "ignore",
+        kind=SILENT,
+    )
+row(
+    "silent-cifar-drops-n-val",
+    lambda t: train.main(["--dataset", "cifar10", "--n-val", "100"]),
+    SystemExit,
+    "--n-val",
+    "cifar10",
+    "ignore",
+    kind=SILENT,
+)
+row(
+    "silent-clutter-drops-download",
+    lambda t: train.main(["--dataset", "clutter", "--download"]),
+    SystemExit,
+    "--download",
+    "clutter",
+    kind=SILENT,
+)
+row(
+    "silent-kwargs-num-classes-vs-data",
+    lambda t: train.main([*CLI_BASE, "--kwargs", '{"width": 4, "num_classes": 6}']),
+    SystemExit,
+    "--kwargs",
+    "num_classes=6",
+    "num_classes=3",
+    kind=SILENT,
+)
+row(
+    "silent-kwargs-img-size-vs-data",
+    lambda t: train.main([*CLI_BASE[:-6], "--model", "vit_tiny", "--kwargs", '{"img_size": 32, "patch_size": 8}',
+                          "--no-progress", "--quiet"]),
+    SystemExit,
+    "--kwargs",
+    "img_size=32",
+    "img_size=24",
+    kind=SILENT,
+)
+
+
+def vit_heads(heads: int) -> nn.Module:
+    torch.manual_seed(0)
+    return vit.VisionTransformer(img_size=16, patch_size=8, num_classes=2, embed_dim=16, depth=1, num_heads=heads)
+
+
+def four_head_ckpt(t: Path) -> Path:
+    kwargs = {"img_size": 16, "patch_size": 8, "num_classes": 2, "embed_dim": 16, "depth": 1, "num_heads": 4}
+    return train.save_checkpoint(t / "vit4.pt", vit_heads(4), {"builder": "vit", "kwargs": kwargs})
+
+
+row(
+    "silent-vit-heads-vs-metadata",
+    lambda t: train.load_checkpoint(four_head_ckpt(t), vit_heads(2)),
+    ValueError,
+    "num_heads=4",
+    "num_heads=2",
+    "kwargs",
+    kind=SILENT,
+)
+PRE_CFG = {"input_size": (3, 16, 16), "crop_pct": 1.0, "interpolation": "bilinear"}
+for _id, _image, _words in (
+    ("uint8", lambda: (img(3, 20, 20) * 255).to(torch.uint8), ("image", "uint8", "255")),
+    ("float-0-255", lambda: img(3, 20, 20) * 255, ("image", "0-255", "/ 255")),
+    ("normalised", lambda: data.normalize_imagenet(img(3, 20, 20)), ("image", "already", "normalis")),
+    ("nan", lambda: img(3, 20, 20).index_put_((torch.tensor([0]),) * 3, torch.tensor(float("nan"))),
+     ("image", "NaN", "finite")),
+):
+    row(
+        f"silent-preprocess-{_id}",
+        (lambda im: lambda t: __import__("course_pkg.weights").weights.preprocess(im(), PRE_CFG))(_image),
+        ValueError,
+        *_words,
+        kind=SILENT,
+    )
+row(
+    "silent-normalize-one-nan",
+    lambda t: data.normalize_imagenet(img(3, 8, 8).index_put_((torch.tensor([1]),) * 3, torch.tensor(float("nan")))),
+    ValueError,
+    r"re:\bx\b",
+    "NaN",
+    "finite",
+    kind=SILENT,
+)
+row(
+    "silent-normalize-twice",
+    lambda t: data.normalize_imagenet(data.normalize_imagenet(img(3, 8, 8))),
+    ValueError,
+    r"re:\bx\b",
+    "already",
+    "denormalize_imagenet",
+    kind=SILENT,
+)
+row(
+    "silent-mha-convention-causal",
+    lambda t: M()(tokens(), mask=torch.ones(5, 5, dtype=torch.bool).triu(1)),
+    ValueError,
+    "mask",
+    "True = ignore",
+    "~mask",
+    kind=SILENT,
+)
+row(
+    "silent-mha-convention-padding",
+    lambda t: M()(tokens(), mask=torch.zeros(2, 1, 1, 5, dtype=torch.bool)),
+    ValueError,
+    "mask",
+    "every key",
+    "~mask",
+    kind=SILENT,
+)
+row(
+    "silent-no-self-attention",
+    lambda t: M()(tokens(), mask=~torch.eye(5, dtype=torch.bool)),
+    ValueError,
+    "mask",
+    "itself",
+    "diagonal",
+    kind=SILENT,
+)
+row(
+    "silent-query-sees-nothing-bool",
+    lambda t: att.scaled_dot_product_attention(Q, Q, Q, mask=att.causal_mask(5).index_fill(0, torch.tensor([2]), False)),
+    ValueError,
+    "mask",
+    "every key",
+    "zero output",
+    kind=SILENT,
+)
+row(
+    "silent-query-sees-nothing-float",
+    lambda t: att.scaled_dot_product_attention(
+        Q, Q, Q, mask=torch.zeros(5, 5).index_fill(0, torch.tensor([2]), float("-inf"))
+    ),
+    ValueError,
+    "mask",
+    "-inf",
+    "whole row",
+    kind=SILENT,
+)
+
+
+def recorded_in_train_mode(t: Path) -> Any:
+    from course_pkg.attention_maps import record_attention
+
+    model = vit.VisionTransformer(img_size=16, patch_size=8, num_classes=2, embed_dim=16, depth=1,
+                                  num_heads=2, attn_drop_rate=0.5).train()
+    with record_attention(model) as maps:
+        model(img(2, 3, 16, 16))
+    return maps
+
+
+row(
+    "silent-record-attention-train-mode",
+    recorded_in_train_mode,
+    ValueError,
+    "train()",
+    "dropout",
+    "eval()",
+    kind=SILENT,
+)
+
+
+def rollout_of(weights: torch.Tensor) -> Callable[[Path], Any]:
+    from course_pkg.attention_maps import attention_rollout
+
+    return lambda t: attention_rollout([weights])
+
+
+row(
+    "silent-rollout-scores",
+    rollout_of(torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(0))),
+    ValueError,
+    "attentions[0]",
+    "sum to",
+    "softmax",
+    kind=SILENT,
+)
+row(
+    "silent-rollout-dropped-out",
+    rollout_of(torch.full((2, 3, 5, 5), 0.2).index_fill(-1, torch.tensor([0]), 0.0) * 2.0),
+    ValueError,
+    "attentions[0]",
+    "sum to",
+    "train()",
+    kind=SILENT,
+)
+
+
+def pg(fn_name: str, *args: Any) -> Callable[[Path], Any]:
+    def go(t: Path) -> Any:
+        from course_pkg import pointing_game as pgm
+
+        return {"pg": pgm.pointing_game, "viz": viz.pointing_game}[fn_name](*args)
+
+    return go
+
+
+_MASKS = torch.zeros(2, 16, 16, dtype=torch.bool).index_fill(1, torch.tensor([3, 4]), True)
+_MAPS = img(2, 4, 4)
+row("silent-pointing-swapped", pg("pg", _MASKS, _MAPS), ValueError, "maps", "bool", "swapped", kind=SILENT)
+row("silent-viz-pointing-swapped", pg("viz", _MASKS, _MAPS), ValueError, "masks", "0 and 1", "order",
+    kind=SILENT)
+row("silent-pointing-map-as-mask", pg("pg", _MAPS, img(2, 16, 16)), ValueError, "masks", "0 and 1",
+    "attention map", kind=SILENT)
+
+
+def _h(values: list[float]) -> list[dict[str, Any]]:
+    return [{"epoch": i + 1, "val_acc": v} for i, v in enumerate(values)]
+
+
+def _seed_stats() -> Any:
+    from course_pkg import seed_stats
+
+    return seed_stats
+
+
+row(
+    "silent-epochs-to-reach-percent",
+    lambda t: _seed_stats().epochs_to_reach(_h([0.5, 0.8, 0.95]), 90),
+    ValueError,
+    "level=90",
+    "percent",
+    "level=0.9",
+    kind=SILENT,
+)
+row(
+    "silent-settled-epoch-percent",
+    lambda t: _seed_stats().settled_epoch(_h([0.5, 0.8, 0.95]), tolerance=2),
+    ValueError,
+    "tolerance=2",
+    "percent",
+    "tolerance=0.02",
+    kind=SILENT,
+)
+
+# --- unclear errors made clear ----------------------------------------------------------------------
+row(
+    "unclear-labels-out-of-range-fit",
+    lambda t: train.fit(
+        resnet.resnet_small(num_classes=3, widths=(4, 8, 8)),
+        (img(8, 3, 24, 24), torch.arange(8)),
+        epochs=1,
+        device="cpu",
+        progress=False,
+    ),
+    ValueError,
+    "labels",
+    "class 7",
+    "num_classes=8",
+    kind=UNCLEAR,
+)
+row(
+    "unclear-labels-negative-evaluate",
+    lambda t: train.evaluate(rn(), (img(4, 3, 24, 24), torch.tensor([0, 1, -1, 2])), device="cpu"),
+    ValueError,
+    "labels",
+    "class -1",
+    "0..2",
+    kind=UNCLEAR,
+)
+row(
+    "unclear-labels-float-train-step",
+    lambda t: train.train_step(rn(), img(2, 3, 24, 24), torch.tensor([0.0, 1.0]),
+                               torch.optim.SGD(rn().parameters(), lr=0.0)),
+    ValueError,
+    "labels",
+    "float32",
+    "long()",
+    kind=UNCLEAR,
+)
+row(
+    "unclear-numpy-float-epochs",
+    lambda t: train.fit(rn(), tiny_set(), epochs=np.float64(2.5), device="cpu", progress=False),
+    ValueError,
+    "epochs",
+    "2.5",
+    "integer",
+    kind=UNCLEAR,
+)
+row(
+    "unclear-str-lr",
+    lambda t: train.fit(rn(), tiny_set(), lr="1e-3", device="cpu", progress=False),
+    TypeError,
+    "lr='1e-3'",
+    "str",
+    "number",
+    kind=UNCLEAR,
+)
+row(
+    "unclear-wilson-z",
+    lambda t: __import__("course_pkg.pointing_game").pointing_game.wilson_interval(3, 10, z=-1),
+    ValueError,
+    "z=-1",
+    "positive",
+    kind=UNCLEAR,
+)
+for _id, _call, _typo, _good in (
+    ("fit", lambda t: train.fit(rn(), tiny_set(), learning_rate=1e-3), "learning_rate", "lr"),
+    ("fit-epoch", lambda t: train.fit(rn(), tiny_set(), num_epochs=2), "num_epochs", "epochs"),
+    ("make-clutter", lambda t: data.make_clutter(4, num_class=3), "num_class", "num_classes"),
+    ("mhsa", lambda t: att.MultiHeadSelfAttention(16, heads=4), "heads", "num_heads"),
+    ("vit", lambda t: vit.VisionTransformer(image_size=32), "image_size", "img_size"),
+    ("resnet", lambda t: resnet.resnet_small(n_classes=3), "n_classes", "num_classes"),
+    ("load-bundled", lambda t: bundled.load_bundled(SMALLEST_BUNDLED, devise="cpu"), "devise", "device"),
+    ("load-checkpoint", lambda t: train.load_checkpoint(good_ckpt(t), device="cpu"), "device", "map_location"),
+    ("pointing", lambda t: viz.pointing_game(_MAPS, mask=_MASKS), "mask", "masks"),
+):
+    row(f"unclear-typo-{_id}", _call, TypeError, f"'{_typo}'", f"did you mean '{_good}'", kind=UNCLEAR)
+
+
+def _am() -> Any:
+    from course_pkg import attention_maps
+
+    return attention_maps
+
+
+_SOFT = torch.full((1, 2, 5, 5), 0.2)
+_OPT = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
+# a truthy string where a flag is wanted was taken as True: silently wrong
+for _id, _call, _name in (
+    ("rollout-add-residual-str", lambda t: _am().attention_rollout([_SOFT], add_residual="no"), "add_residual"),
+    ("load-photo-normalize-str", lambda t: data.load_photo("cat", normalize="yes"), "normalize"),
+    ("load-checkpoint-strict-str", lambda t: train.load_checkpoint(good_ckpt(t), rn(), strict="no"), "strict"),
+    ("record-detach-str", lambda t: _am().record_attention(se(), detach="no").__enter__(), "detach"),
+):
+    row(f"silent-{_id}", _call, TypeError, _name, "str", "or False", kind=SILENT)
+# arguments that reached torch or Python unchecked
+for _id, _call, _words in (
+    ("cls-map-list", lambda t: _am().cls_attention_map([[1.0]], 2), ("attention", "list", "tensor")),
+    ("rollout-discard-str", lambda t: _am().attention_rollout([_SOFT], discard_ratio="0.1"),
+     ("discard_ratio", "str", "[0, 1)")),
+    ("handmade-kernel-float", lambda t: viz.handmade_features(img(3, 16, 16), kernel_size=15.0),
+     ("kernel_size", "float", "odd int")),
+    ("preprocessing-crop-str", lambda t: __import__("course_pkg.weights").weights.preprocess(
+        img(3, 8, 8), {"crop_pct": "x"}), ("crop_pct", "'x'", "fraction")),
+    ("preprocessing-size-2", lambda t: __import__("course_pkg.weights").weights.preprocess(
+        img(3, 8, 8), {"input_size": (224, 224)}), ("input_size", "(224, 224)", "(3, H, W)")),
+    ("pointing-chance-int-size", lambda t: __import__("course_pkg.pointing_game").pointing_game.pointing_chance(
+        _MASKS, 4), ("map_size", "4", "pair")),
+    ("param-groups-none", lambda t: train.param_groups(None, 0.1), ("model", "NoneType", "Module")),
+    ("param-groups-wd-str", lambda t: train.param_groups(rn(), "0.1"), ("weight_decay", "'0.1'", "number")),
+    ("train-step-x-list", lambda t: train.train_step(rn(), [1.0], torch.tensor([0]), _OPT),
+     (r"re:\bx\b", "list", "tensor")),
+    ("train-step-no-optimizer", lambda t: train.train_step(rn(), img(2, 3, 24, 24), torch.tensor([0, 1]), None),
+     ("optimizer", "NoneType", "torch.optim")),
+    ("build-model-kwargs-list", lambda t: bundled.build_model("simple_cnn", [1]), ("kwargs", "list", "dict")),
+):
+    row(f"unclear-{_id}", _call, (TypeError, ValueError), *_words, kind=UNCLEAR)
+row(
+    "unclear-train-step-smoothing-2",
+    lambda t: train.train_step(rn(), img(2, 3, 24, 24), torch.tensor([0, 1]), _OPT, label_smoothing=2),
+    ValueError,
+    "label_smoothing=2",
+    "[0, 1)",
+    kind=UNCLEAR,
+)
+
+
+# ===================================================================================================
 # the table test
 # ===================================================================================================
 def _matches(text: str, fragment: Fragment) -> bool:
@@ -2278,3 +2824,215 @@ def test_cli_bad_out_fails_before_training(tmp_path: Path, monkeypatch: pytest.M
         train.main([*CLI_BASE, "--out", str(out)])
     assert not calls, "the run trained before finding that --out cannot be written"
     assert not list(tmp_path.glob("*.tmp")), "a stray .tmp file was left"
+
+
+# ===================================================================================================
+# issue 21: lost work cannot happen
+# ===================================================================================================
+def test_refused_cli_run_keeps_the_finished_model_and_overwrite_replaces_it(tmp_path: Path) -> None:
+    out = finished_out(tmp_path)
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as info:
+        train.main([*CLI_BASE, "--seed", "1", "--out", str(out)])
+    assert info.value.code == 2 and "finished model" in str(info.value)
+    assert out.read_bytes() == before, "a refused run changed the finished model"
+    result = train.main([*CLI_BASE, "--seed", "1", "--out", str(out), "--overwrite"])
+    assert out.read_bytes() != before and train.load_checkpoint(out).meta["seed"] == 1
+    assert "--overwrite" not in result["command"], "the recorded command would overwrite on a re-run"
+
+
+def test_second_cli_run_on_the_same_out_is_refused_while_one_writes_it(tmp_path: Path) -> None:
+    from course_pkg.cli.train import _OutLock
+
+    out = tmp_path / "busy.pt"
+    holder = _OutLock(str(out))
+    assert holder.acquire()
+    try:
+        with pytest.raises(SystemExit) as info:
+            train.main([*CLI_BASE, "--out", str(out)])
+        assert "another training run" in str(info.value)
+        assert not out.exists()
+    finally:
+        holder.release()
+    train.main([*CLI_BASE, "--out", str(out)])   # free again once the first run is over
+    assert out.is_file()
+
+
+def test_two_writers_on_one_path_never_share_a_temporary_file(tmp_path: Path) -> None:
+    """Two runs saving the same checkpoint at once both finish, and the file is always a whole one."""
+    import threading
+
+    path = tmp_path / "shared.pt"
+    errors: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        torch.manual_seed(seed)
+        model = train.simple_cnn(num_classes=3, width=4)
+        try:
+            for _ in range(15):
+                train.save_checkpoint(path, model, {"seed": seed})
+        except BaseException as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, f"a writer died: {errors[0]!r}"
+    assert train.load_checkpoint(path).meta["seed"] in (0, 1)
+    assert not list(tmp_path.glob("*.tmp")), "a temporary file was left behind"
+
+
+def test_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
+    """A write that stops part-way (here: a file-size limit) says so, not torch's 'unexpected pos'."""
+    import subprocess
+    import textwrap
+
+    pytest.importorskip("resource")
+    target = tmp_path / "big.pt"
+    target.write_bytes(b"old")
+    code = textwrap.dedent(f"""
+        import resource, signal, sys, torch
+        from course_pkg import train
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        try:
+            train.save_checkpoint({str(target)!r}, {{"w": torch.zeros(100_000)}})
+        except OSError as err:
+            print("OSError:", err)
+        except Exception as err:
+            print("OTHER", type(err).__name__, err)
+    """)
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    text = out.stdout + out.stderr
+    assert text.startswith("OSError:"), text
+    assert "path=" in text and "disk is full" in text and "unexpected pos" not in text.split("(torch:")[0]
+    assert target.read_bytes() == b"old", "the old file was damaged"
+    assert not list(tmp_path.glob("*.tmp")), "a temporary file was left behind"
+
+
+# ===================================================================================================
+# issue 21: right results for what was refused or misread
+# ===================================================================================================
+def test_dataparallel_and_compile_prefixes_load_into_the_plain_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = train.simple_cnn(num_classes=3, width=4).eval()
+    x = img(2, 3, 24, 24)
+    for prefix in ("module.", "_orig_mod.", "_orig_mod.module."):
+        path = train.save_checkpoint(tmp_path / "p.pt", {prefix + k: v for k, v in model.state_dict().items()})
+        fresh = train.simple_cnn(num_classes=3, width=4).eval()
+        train.load_checkpoint(path, fresh)
+        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0, msg=prefix)
+    # the wrapped models themselves: saved with plain keys, and loaded into
+    wrapped = nn.DataParallel(model)
+    path = train.save_checkpoint(tmp_path / "dp.pt", wrapped)
+    assert not any(k.startswith("module.") for k in train.load_checkpoint(path).state_dict)
+    compiled = torch.compile(train.simple_cnn(num_classes=3, width=4).eval(), backend="eager")
+    train.load_checkpoint(path, compiled)
+    torch.testing.assert_close(compiled._orig_mod(x), model(x), rtol=0, atol=0)
+
+
+def test_numpy_numbers_work_like_python_numbers() -> None:
+    from course_pkg import pointing_game as pgm
+    from course_pkg import seed_stats
+    from course_pkg.checks import int_in_range
+
+    a = data.make_clutter(np.int64(3), np.int64(24), np.int64(2), np.int64(5), noise=np.float32(0.01))
+    b = data.make_clutter(3, 24, 2, 5, noise=0.01)
+    torch.testing.assert_close(a.images, b.images, rtol=0, atol=1e-6)
+    assert type(int_in_range("n", np.int64(4), 1)) is int
+    r1 = pgm.pointing_game(_MAPS, _MASKS, tolerance=np.int64(1))
+    assert r1 == pgm.pointing_game(_MAPS, _MASKS, tolerance=1)
+    assert pgm.wilson_interval(np.int64(3), np.int64(10)) == pgm.wilson_interval(3, 10)
+    h = _h([0.5, 0.9, 0.91, 0.9])
+    assert seed_stats.settled_epoch(h, np.float32(0.02), window=np.int64(1)) == seed_stats.settled_epoch(h, 0.02)
+    hist = train.fit(train.simple_cnn(num_classes=3, width=4), tiny_set(), epochs=np.int64(1),
+                     batch_size=np.int64(4), lr=np.float32(1e-3), device="cpu", progress=False)
+    assert len(hist) == 1
+
+
+def test_tied_seeds_with_a_clear_gap_get_a_clear_verdict() -> None:
+    from course_pkg.seed_stats import compare
+
+    c = compare([0.5, 0.5, 0.5], [0.75, 0.75, 0.75], "plain", "SE")
+    assert c.verdict == "SE is clearly ahead of plain" and c.diff == pytest.approx(0.25)
+    assert "no difference" in compare([0.5, 0.5], [0.5, 0.5]).verdict
+
+
+def test_checkpoint_with_matching_metadata_still_loads(tmp_path: Path) -> None:
+    """The num_heads check compares recorded kwargs with the model: a matching model loads exactly."""
+    path = four_head_ckpt(tmp_path)
+    model = vit_heads(4)
+    train.load_checkpoint(path, model)
+    torch.testing.assert_close(model.state_dict()["head.weight"], vit_heads(4).state_dict()["head.weight"])
+
+
+# the modules whose public functions and classes suggest the closest keyword (checks.suggest_keywords);
+# every other module of course_pkg is listed in NO_KEYWORD_SUGGESTIONS with the reason
+KEYWORD_MODULES = (
+    "attention", "attention_maps", "bundled", "cbam", "cnn", "data", "env", "examples", "explorer_frames",
+    "figure_text", "patch_arithmetic", "plotting", "pointing_game", "resnet", "seed_stats", "squeeze_excite",
+    "train", "vit", "viz", "weights", "widgets",
+)
+NO_KEYWORD_SUGGESTIONS = {
+    "checks": "the helpers themselves (internal argument checks)",
+    "glue": "book build helper, no learner calls",
+    "grade": "a command line (argv only)",
+    "network": "internal network probe",
+    "book_references": "book build helper",
+    "widget_fallback": "internal: the widgets' offline stand-in",
+    "textures": "the lead's file this session: add the two lines at its end (issue-21 report)",
+    "cli": "command lines: argparse names the options",
+    "exercises": "exercise checks: check() never raises, by design",
+    "grading": "the grader's command line and internals",
+}
+
+
+def test_every_module_is_classified_for_keyword_suggestions() -> None:
+    import pkgutil
+
+    import course_pkg
+
+    top = {m.name for m in pkgutil.iter_modules(course_pkg.__path__)}
+    assert top == set(KEYWORD_MODULES) | set(NO_KEYWORD_SUGGESTIONS), (
+        f"classify: {sorted(top ^ (set(KEYWORD_MODULES) | set(NO_KEYWORD_SUGGESTIONS)))}")
+
+
+def _typo(name: str) -> str:
+    return name[:-1] if len(name) > 4 else name + "s"
+
+
+@pytest.mark.parametrize("module_name", KEYWORD_MODULES)
+def test_mistyped_keyword_names_the_closest_one_everywhere(module_name: str) -> None:
+    """Every public function and class: a keyword one letter off gets 'did you mean' and the list."""
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"course_pkg.{module_name}")
+    checked = 0
+    for name in getattr(module, "__all__", ()):
+        obj = getattr(module, name, None)
+        if getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if isinstance(obj, type):
+            if issubclass(obj, tuple) or "__init__" not in obj.__dict__:
+                continue
+        elif not inspect.isfunction(obj):
+            continue
+        params = inspect.signature(obj).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not named:
+            continue
+        typo = _typo(named[0])
+        if typo in named:
+            continue
+        with pytest.raises(TypeError) as info:
+            obj(**{typo: 1})
+        msg = str(info.value)
+        assert f"'{typo}'" in msg and "did you mean" in msg and named[0] in msg, f"{name}: {msg}"
+        checked += 1
+    assert checked > 0 or module_name in ("figure_text",), f"{module_name}: nothing checked"

@@ -31,7 +31,10 @@ def test_compare_verdicts() -> None:
     se = math.sqrt(statistics.variance([0.80, 0.90, 0.85]) / 3 + statistics.variance([0.82, 0.92, 0.80]) / 3)
     assert close.se == pytest.approx(se)
     same = compare([0.5, 0.5], [0.5, 0.5])
-    assert math.isnan(same.z) and "cannot tell" in same.verdict
+    assert same.z == 0 and same.diff == 0 and "no difference" in same.verdict
+    # every seed tied within each kind, with a clear gap between the kinds: a clear verdict (issue 21)
+    tied = compare([0.5, 0.5, 0.5], [0.9, 0.9, 0.9], "plain", "SE")
+    assert math.isinf(tied.z) and tied.verdict == "SE is clearly ahead of plain"
 
 
 def test_learning_curve_measures() -> None:

@@ -60,6 +60,7 @@ from ..bundled import (
     load_train_state,
     resolve_builder,
     save_checkpoint,
+    shipped_model_at,
 )
 from ..env import get_device, seed_everything
 from ..train import _as_dataset, _world, evaluate, fit
@@ -91,15 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", default=None, help="passed to the builder: none, se or cbam (ResNets)")
     p.add_argument("--kwargs", default="{}", help="more builder arguments, as a JSON object")
     p.add_argument("--dataset", default="clutter", choices=("clutter", "digits", "cifar10"))
-    p.add_argument("--n-train", type=int, default=None, help="training images (clutter default 4000)")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="training images (clutter default 4000; cifar10: the first N)")
     p.add_argument("--n-val", type=int, default=None,
-                   help="validation images, 0 or more (clutter default 500; 0 means no validation)")
-    p.add_argument("--n-test", type=int, default=None, help="held-out test images (clutter default 1000)")
-    p.add_argument("--image-size", type=int, default=48, help="clutter image side in pixels")
-    p.add_argument("--num-classes", type=int, default=6, help="clutter shapes (2 to 6)")
-    p.add_argument("--data-seed", type=int, default=0,
-                   help="clutter: train set seed; validation uses seed+1, test seed+2; digits: split seed")
-    p.add_argument("--data-root", default="data", help="cifar10: folder of cifar-10-batches-py")
+                   help="clutter: validation images, 0 or more (default 500; 0 means no validation)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="held-out test images (clutter default 1000; cifar10: the first N)")
+    p.add_argument("--image-size", type=int, default=None, help="clutter image side in pixels (default 48)")
+    p.add_argument("--num-classes", type=int, default=None, help="clutter shapes, 2 to 6 (default 6)")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="clutter: train set seed (default 0); validation uses seed+1, test seed+2; "
+                        "digits: split seed")
+    p.add_argument("--data-root", default=None, help="cifar10: folder of cifar-10-batches-py (default data)")
     p.add_argument("--download", action="store_true", help="cifar10: download when missing")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=128, help="the global batch (split across processes)")
@@ -119,7 +123,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="checkpoint path (.pt), written after every epoch; nothing is saved without it")
     p.add_argument("--resume", action="store_true",
                    help="continue the stopped run whose checkpoint is --out (same other options)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what --out holds (a finished model or a stopped run); without it an "
+                        "existing --out is refused")
     return p
+
+
+# which data options each data set reads (the others would be dropped without a word: refused instead)
+_DATA_OPTIONS = {
+    "clutter": ("n_train", "n_val", "n_test", "image_size", "num_classes", "data_seed"),
+    "digits": ("data_seed",),
+    "cifar10": ("n_train", "n_test", "data_root", "download"),
+}
+_DATA_DEFAULTS = {"image_size": 48, "num_classes": 6, "data_seed": 0, "data_root": "data"}
 
 
 # the options that must be the same when a run is resumed (the others only change how it is shown)
@@ -139,6 +155,22 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[d
     def bad(option: str, value: Any, accepted: str) -> None:
         p.error(f"{option}={value} is not valid; use {accepted}")
 
+    given = {k for k in ("n_train", "n_val", "n_test", "image_size", "num_classes", "data_seed", "data_root")
+             if getattr(args, k) is not None} | ({"download"} if args.download else set())
+    dropped = sorted(given - set(_DATA_OPTIONS[args.dataset]))
+    if dropped:
+        opts = ", ".join("--" + k.replace("_", "-") for k in dropped)
+        uses = ", ".join("--" + k.replace("_", "-") for k in _DATA_OPTIONS[args.dataset])
+        p.error(f"{opts} {'does' if len(dropped) == 1 else 'do'} not apply to --dataset {args.dataset}, "
+                f"which would ignore {'it' if len(dropped) == 1 else 'them'}; --dataset {args.dataset} "
+                f"reads only {uses}" + (" (digits has a fixed split of 1797 8x8 images in 10 classes)"
+                                        if args.dataset == "digits" else ""))
+    for k, v in _DATA_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.resume and args.overwrite:
+        p.error("--resume and --overwrite contradict each other: --resume continues the run in --out, "
+                "--overwrite starts a new one over it; give one of them")
     for name in ("epochs", "batch_size", "n_train", "n_test", "image_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -155,6 +187,9 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[d
         bad("--weight-decay", args.weight_decay, "a number >= 0")
     if not 0 <= args.warmup_epochs < float("inf"):
         bad("--warmup-epochs", args.warmup_epochs, "a number of epochs >= 0")
+    if 0 < args.epochs <= args.warmup_epochs:
+        bad("--warmup-epochs", args.warmup_epochs,
+            f"fewer epochs than --epochs={args.epochs} (the learning rate would never reach --lr and decay)")
     if not 0 <= args.label_smoothing < 1:
         bad("--label-smoothing", args.label_smoothing, "a number in [0, 1)")
     if args.dataset == "clutter" and not 2 <= args.num_classes <= 6:
@@ -186,6 +221,14 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[d
         takes = [k for k in inspect.signature(builder).parameters]
         p.error(f"--kwargs names {unknown}, which the builder {args.model} ({builder.__name__}) does not take; "
                 f"it takes {takes}" + (" (--attention is for the ResNets)" if "attention" in unknown else ""))
+    data_kwargs = _model_data_kwargs(args)
+    for key, value in data_kwargs.items():
+        if key in model_kwargs and not _same_size(model_kwargs[key], value):
+            p.error(f"--kwargs sets {key}={model_kwargs[key]!r}, but --dataset {args.dataset} gives "
+                    f"{key}={value!r}" + (" (--num-classes)" if key == "num_classes" and args.dataset == "clutter"
+                                          else " (--image-size)" if key == "img_size"
+                                          and args.dataset == "clutter" else "")
+                    + f"; leave {key} out of --kwargs (the data sets it)")
     if args.resume and not args.out:
         p.error("--resume needs --out: the checkpoint of the stopped run to continue")
     if args.out:
@@ -196,8 +239,41 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[d
         if args.resume and not os.path.isfile(args.out):
             p.error(f"--resume: --out={args.out!r} does not exist, so there is no stopped run to continue; "
                     "leave out --resume to start a new run")
+        shipped = shipped_model_at(args.out)
+        if shipped is not None:
+            p.error(f"--out={args.out!r} holds the shipped weights of the bundled model {shipped!r}; "
+                    "write your model to another path (the bundled ones are retrained by the scripts/)")
+        if os.path.isfile(args.out) and not args.resume and not args.overwrite:
+            p.error(_existing_out(args.out))
     device = get_device(args.device)
     return model_kwargs, device
+
+
+def _same_size(a: Any, b: Any) -> bool:
+    """``--kwargs`` value ``a`` and the data's value ``b`` agree (``48`` and ``[48, 48]`` are one size)."""
+    if isinstance(a, list):
+        a = tuple(a)
+    if isinstance(b, int) and isinstance(a, tuple) and len(a) == 2:
+        b = (b, b)
+    return a == b
+
+
+def _existing_out(out: str) -> str:
+    """Why an existing ``--out`` is refused without ``--resume`` / ``--overwrite``, in words."""
+    try:
+        state = load_train_state(out)
+        meta = load_checkpoint(out).meta
+    except (ValueError, OSError):
+        return (f"--out={out!r} already exists and is not a checkpoint of this command; choose another "
+                "--out, or add --overwrite to replace the file")
+    if state is not None:
+        return (f"--out={out!r} holds a stopped run (after epoch {state.get('epoch')} of "
+                f"{state.get('epochs')}); add --resume to continue it, or --overwrite to start again "
+                "over it, or choose another --out")
+    acc = meta.get("test_accuracy")
+    what = f" (test accuracy {acc:.4f})" if isinstance(acc, float) else ""
+    return (f"--out={out!r} already holds a finished model{what}; a new run would replace it after its "
+            "first epoch. Choose another --out, or add --overwrite to replace it")
 
 
 def _model_data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -249,14 +325,74 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     with status 2). With ``--out`` a checkpoint is written after every epoch (atomically), holding what
     ``--resume`` needs to continue exactly: weights, optimiser, schedule, epoch, step and random states.
     Ctrl-C stops at the end of the current step, saves, prints the command that resumes and exits 130.
+
+    Nothing finished is lost: an existing ``--out`` (a finished model, a stopped run, any other file) is
+    refused unless ``--resume`` (continue the stopped run) or ``--overwrite`` (replace it) says what to do
+    with it; a second run on the same ``--out`` while one is writing it is refused; the shipped bundled
+    models' files are refused. Data options that the chosen ``--dataset`` does not read are refused, as
+    are ``--kwargs`` that contradict the data (``num_classes``, ``in_chans``, ``img_size``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     args = parser.parse_args(argv)
     model_kwargs, device = _check_args(parser, args)
-    resume_argv = argv if "--resume" in argv else [*argv, "--resume"]
+    kept = [a for a in argv if a != "--overwrite"]
+    resume_argv = kept if "--resume" in kept else [*kept, "--resume"]
     resume_cmd = "python -m course_pkg.train " + shlex.join(resume_argv)
 
+    lock = _OutLock(args.out) if args.out and os.environ.get("RANK", "0") == "0" else None
+    if lock is not None and not lock.acquire():
+        parser.error(f"--out={args.out!r} is being written by another training run right now; wait for it "
+                     "to finish, or choose another --out (two runs on one file would replace each other's "
+                     "work)")
+    try:
+        return _run(args, argv, model_kwargs, device, resume_cmd)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+class _OutLock:
+    """An exclusive lock on one ``--out`` path for the length of a run (POSIX ``flock``; elsewhere none).
+
+    The lock file lives in the temporary folder, named after the resolved path, so nothing is left next
+    to the checkpoint.
+    """
+
+    def __init__(self, out: str) -> None:
+        import hashlib
+        import tempfile
+
+        key = hashlib.sha256(os.path.realpath(out).encode()).hexdigest()[:16]
+        self.path = os.path.join(tempfile.gettempdir(), f"course_pkg_out_{key}.lock")
+        self.fh: Any = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return True
+        self.fh = open(self.path, "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            self.fh = None
+            return False
+        return True
+
+    def release(self) -> None:
+        if self.fh is not None:
+            import fcntl
+
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
+def _run(args: argparse.Namespace, argv: list[str], model_kwargs: dict[str, Any], device: torch.device,
+         resume_cmd: str) -> dict[str, Any]:
+    """The run itself, once the options are checked and ``--out`` is locked."""
     world_env = int(os.environ.get("WORLD_SIZE", "1"))
     started_group = False
     if world_env > 1 and not dist.is_initialized():
@@ -341,7 +477,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
             "test_data": {"generator": data["generator"], "kwargs": data["specs"]["test"]},
             "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "weight_decay": args.weight_decay, "amp": args.amp,
-            "command": "python -m course_pkg.train " + shlex.join([a for a in argv if a != "--resume"]),
+            "command": "python -m course_pkg.train " + shlex.join([a for a in argv
+                                                                  if a not in ("--resume", "--overwrite")]),
             "test_accuracy": test_acc, "num_params": num_params, "train_time_s": round(train_time, 1),
             "world_size": world, "device": device.type, "torch": str(torch.__version__),
             "history": history.records,
