@@ -27,7 +27,8 @@ from torch import nn
 
 __all__ = ["GRADER_NAMES", "cell_rule_note", "names_outside_the_rule"]
 
-#: what the grader imports before it runs the exercise cells
+#: what the grader imports before it runs the exercise cells (``sandbox.main`` sets the same four; the
+#: sandbox imports nothing from the package, so it cannot share this constant)
 GRADER_NAMES: dict[str, types.ModuleType] = {"math": math, "torch": torch, "nn": nn, "F": F}
 
 
