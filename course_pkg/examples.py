@@ -8,7 +8,7 @@ weights come out as they do. Features are interpretable (one dimension per idea)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,6 @@ __all__ = [
     "CONCEPTS",
     "Crowd",
     "ViewingHistory",
-    "context_weights",
     "crowd_scene",
     "embed",
     "plot_crowd_attention",
@@ -159,33 +158,6 @@ def embed(words: Sequence[str]) -> torch.Tensor:
             raise KeyError(f"word {w!r} is not in the toy vocabulary; known words: {sorted(_WORDS)}")
         out.append(_WORDS[key])
     return torch.tensor(out, dtype=torch.float32)
-
-
-def context_weights(words: Sequence[str], query: int, *, query_word: Optional[str] = None,
-                    temperature: float = 0.15, window: Optional[int] = None) -> torch.Tensor:
-    """How much the word at position ``query`` draws on each other word of the sentence.
-
-    Scores are dot products of toy word vectors divided by ``temperature``; the query word itself
-    is excluded, and with ``window=k`` so are words more than ``k`` positions away (a model that
-    only sees its neighbours). Returns ``(len(words),)`` weights that sum to one.
-
-    Args:
-        query_word: score with this word's vector instead of the one at ``query`` (e.g. a candidate
-            correction for a typo at that position).
-    """
-    if not 0 <= query < len(words):
-        raise ValueError(f"query must index a word of the sentence (0..{len(words) - 1}), got {query}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    keys = embed(words)                                                   # (n, c)
-    q = embed([query_word])[0] if query_word is not None else keys[query]  # (c,)
-    scores = keys @ q / temperature                                        # (n,)
-    pos = torch.arange(len(words))
-    visible = pos != query
-    if window is not None:
-        visible &= (pos - query).abs() <= window
-    scores = scores.masked_fill(~visible, float("-inf"))
-    return torch.softmax(scores, dim=0)
 
 
 # ----------------------------------------------------------------------------------------------
