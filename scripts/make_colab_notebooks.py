@@ -22,6 +22,10 @@ directives. Jupyter and Colab show all of that as raw text. This script writes, 
 Any other MyST role or directive stops the script with the chapter, the cell and the construct, so that a new
 kind of markup cannot reach a learner as raw text (``tests/test_colab_notebooks.py`` also checks every copy).
 
+The values come from ``<chapter>.glue.json``, which myst-nb writes next to each executed chapter in
+``_build/jupyter_execute`` (the very values the page shows), or, for a notebook executed some other way
+(``jupyter nbconvert --execute``), from its glue outputs.
+
 Usage (after ``jupyter-book build .``, which leaves the executed chapters in ``_build/jupyter_execute``)::
 
     python scripts/make_colab_notebooks.py                 # writes _build/colab/book/NN_name.ipynb
@@ -243,7 +247,7 @@ def _cite(ctx: Context, role: str, content: str) -> str:
 
 
 def _role(ctx: Context, role: str, content: str) -> str:
-    if role in ("glue:text", "glue:md", "glue", "glue:any"):
+    if role in ("glue:text", "glue:md", "glue", "glue:", "glue:any"):
         key, fmt = content, ""
         if role == "glue:text" and ":" in content.replace("::", "\0"):
             key, fmt = content.rsplit(":", 1)
@@ -502,7 +506,11 @@ def write_copies(executed_dir: Path, out_dir: Path, site_url: str, root: Path = 
             if not path.exists():
                 raise ConversionError(f"no executed notebook {path}: build the book first "
                                       "(jupyter-book build .), or pass --executed")
-            cache[docname] = glue_data(json.loads(path.read_text()))
+            saved = executed_dir / f"{docname}.glue.json"   # what myst-nb used for the page
+            if saved.exists():
+                cache[docname] = {k: v["data"] for k, v in json.loads(saved.read_text()).items()}
+            else:                                           # a notebook executed by other means
+                cache[docname] = glue_data(json.loads(path.read_text()))
         return cache[docname]
 
     report = {}
