@@ -109,3 +109,15 @@ def test_ctrl_c_message_starts_on_its_own_line_and_is_the_command_lines_own(tmp_
     for needle in ("Ctrl-C: stopping", "interrupted: the finished work is saved"):
         assert _starts_own_line(text, needle), repr(text[max(text.index(needle) - 80, 0):text.index(needle) + 20])
     assert "fit was interrupted" not in text, "the notebook's note is not for the command line"
+
+
+def test_grading_console_notes_are_wrapped_never_cut() -> None:
+    from course_pkg.grading.report import LearnerResult, summary_table
+
+    note = ("ch01.softmax_weights: case 3 (rows that sum to one) expected shape (4, 5), got (5, 4): did you "
+            "take the softmax over the wrong dimension? use dim=-1")
+    learner = LearnerResult(learner="ada", notes=[note], error="could not read the notebook")
+    text = summary_table([learner], ["ch01.softmax_weights"], width=80)
+    notes = text.split("Notes:\n", 1)[1]
+    assert f"ada: {note}" in " ".join(part.strip() for part in notes.splitlines())
+    assert all(len(line) <= 80 for line in notes.splitlines()) and "..." not in notes
