@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ["as_device", "banner", "environment", "get_device", "seed_everything"]
+__all__ = ["as_device", "banner", "environment", "get_device", "seed_everything", "torch_pair_problem"]
 
 
 ACCEPTED_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
@@ -172,11 +172,73 @@ def environment() -> dict[str, str]:
     }
 
 
+def _release(version: str) -> tuple[tuple[int, ...], str]:
+    """``"2.5.1+cu124"`` -> ``((2, 5, 1), "cu124")``; the local tag is ``""`` when there is none."""
+    base, _, local = version.partition("+")
+    numbers_ = []
+    for piece in base.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        numbers_.append(int(digits))
+    return tuple(numbers_), local
+
+
+def torch_pair_problem(torch_version: Optional[str] = None, torchvision_version: Optional[str] = None,
+                       system: Optional[str] = None) -> Optional[str]:
+    """One line naming a torch/torchvision pair that cannot work together, or None when they match.
+
+    torchvision's compiled operators (``torchvision::nms``...) load only into the torch release and build
+    they were made for: torchvision 0.(N+15) goes with torch 2.N, and a CPU build (``+cpu``) with a CPU
+    build. A mismatch surfaces much later as ``operator torchvision::nms does not exist`` from deep inside
+    an import; this names it up front. The versions are read from the installed packages' metadata, so
+    torchvision is not imported.
+
+    Args:
+        torch_version, torchvision_version: the versions to compare (default: the installed ones).
+        system: ``platform.system()`` (default: this machine's); PyPI's Linux torchvision is a CUDA build.
+    """
+    from importlib import metadata
+
+    if torchvision_version is None:
+        try:
+            torchvision_version = metadata.version("torchvision")
+        except metadata.PackageNotFoundError:
+            return None
+    torch_version = torch_version or str(torch.__version__)
+    system = system or platform.system()
+    (t_num, t_tag), (v_num, v_tag) = _release(torch_version), _release(torchvision_version)
+    fix = ("reinstall both from one index, e.g. pip install --force-reinstall torch torchvision "
+           "--index-url https://download.pytorch.org/whl/cpu")
+    if len(t_num) >= 2 and len(v_num) >= 2 and t_num[0] == 2 and v_num[0] == 0 and v_num[1] != t_num[1] + 15:
+        want = f"0.{t_num[1] + 15}"
+        return (f"torch {torch_version} and torchvision {torchvision_version} do not match (torch "
+                f"{t_num[0]}.{t_num[1]} needs torchvision {want}): {fix}")
+    t_cpu, v_cpu = t_tag.startswith("cpu"), v_tag.startswith("cpu")
+    t_cuda, v_cuda = t_tag.startswith("cu"), v_tag.startswith("cu") and not v_cpu
+    pypi_cuda = system == "Linux" and not v_tag      # PyPI's Linux torchvision is built for CUDA torch
+    if t_cpu and (v_cuda or pypi_cuda):
+        build = f"a CUDA build ({v_tag})" if v_tag else "PyPI's Linux build, made for CUDA torch"
+        return (f"torch {torch_version} is the CPU build but torchvision {torchvision_version} is {build}; "
+                f"its operators will not load: {fix}")
+    if t_cuda and v_cpu:
+        return (f"torch {torch_version} is a CUDA build but torchvision {torchvision_version} is the CPU "
+                f"build; its operators will not load: {fix}")
+    if t_cuda and v_cuda and t_tag != v_tag:
+        return (f"torch {torch_version} and torchvision {torchvision_version} are built for different CUDA "
+                f"versions ({t_tag} vs {v_tag}): {fix}")
+    return None
+
+
 def banner() -> None:
-    """Print one line about the environment, for the first cell of every chapter."""
+    """Print one line about the environment, for the first cell of every chapter (and a second line naming
+    a torch/torchvision pair that does not match, see :func:`torch_pair_problem`)."""
     env = environment()
     print(f"course_pkg {env['course_pkg']} | torch {env['torch']} | python {env['python']} | "
           f"device: {env['device']} ({env['device_name']}, {env['threads']} threads)")
+    problem = torch_pair_problem()
+    if problem:
+        print(f"warning: {problem}")
 
 
 # a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)

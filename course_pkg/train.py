@@ -363,7 +363,7 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
         progress: bool = True, num_workers: int = 0, drop_last: bool = False,
         callback: Optional[Callable[[dict[str, Any]], None]] = None,
         save_state: Optional[Callable[[dict[str, Any]], None]] = None,
-        resume_state: Optional[Mapping[str, Any]] = None) -> History:
+        resume_state: Optional[Mapping[str, Any]] = None, interrupt_note: bool = True) -> History:
     """Train a classifier with AdamW and a cosine schedule; returns the per-epoch :class:`History`.
 
     Args:
@@ -392,6 +392,8 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
         resume_state: such a state: training continues where it stopped (same weights, optimiser,
             schedule, shuffled order and random numbers as an uninterrupted run); the model must already
             hold the weights saved with it.
+        interrupt_note: print the line that says what ``fit`` returns after a Ctrl-C (for a notebook); a
+            command line that says what it saved passes False.
 
     Ctrl-C (a ``KeyboardInterrupt``) never loses the finished epochs: the first Ctrl-C stops the run at
     the end of the current step (a second one stops at once), ``fit`` prints one line saying so, puts the
@@ -575,12 +577,18 @@ def fit(model: nn.Module, train_data: DataArg, val_data: Optional[DataArg] = Non
                 if save_state is not None:
                     save_state(state(epoch + 1, 0))
                 if callback is not None:
-                    callback(record)
+                    # the bar steps aside, so that what the callback prints starts on a line of its own
+                    aside = bar.external_write_mode(file=sys.stdout) if bar is not None else contextlib.nullcontext()
+                    with aside:
+                        callback(record)
                 if epoch + 1 < epochs and stop.agreed(dev):
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         history.interrupted = True
-        if rank == 0:
+        if bar is not None:   # end the bar's line first: what follows starts on a line of its own
+            bar.close()
+            bar = None
+        if rank == 0 and interrupt_note:
             print(f"fit was interrupted in epoch {min(epoch + 1, epochs)} of {epochs}: it returns the History "
                   f"of the {len(history)} finished epoch(s) and leaves the model in eval mode")
     finally:

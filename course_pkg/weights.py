@@ -426,6 +426,10 @@ def load_pretrained_timm(name: str = "vit_small_patch16_224", timeout: float = 3
         import timm
     except ImportError as err:
         raise PretrainedUnavailableError("load_pretrained_timm needs timm: pip install timm") from err
+    except (RuntimeError, OSError) as err:   # timm imports torchvision, whose operators may not load
+        from .env import torch_pair_problem
+
+        raise PretrainedUnavailableError(f"timm cannot be imported here: {torch_pair_problem() or err}") from err
     if not timm.is_model(name.split(".")[0]):
         raise ValueError(f"name={name!r} is not a timm model; try e.g. 'vit_small_patch16_224'")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")

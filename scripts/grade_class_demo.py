@@ -67,6 +67,9 @@ def main() -> None:
     p.add_argument("--misbehave", action="store_true", help="add a hanging, a crashing and a copying learner")
     p.add_argument("--unsafe-no-isolation", action="store_true",
                    help="run without the bubblewrap sandbox (to compare its cost)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="keep the grades (gradebook.csv, one results.json per learner) in this folder; without it "
+                        "they are written to a temporary folder that is deleted at the end")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="grade-demo-") as tmp:
         folder = Path(tmp) / "class"
@@ -74,10 +77,16 @@ def main() -> None:
         n = len(list(folder.iterdir()))
         t0 = time.monotonic()
         isolation = "none" if args.unsafe_no_isolation else "auto"
-        grade([folder], Path(tmp) / "out", limits=Limits(timeout=args.timeout, isolation=isolation), jobs=args.jobs)
+        out = args.out or Path(tmp) / "out"
+        grade([folder], out, limits=Limits(timeout=args.timeout, isolation=isolation), jobs=args.jobs)
         seconds = time.monotonic() - t0
     print(f"\nRESULT: {n} submissions of {args.chapter} graded in {seconds:.1f} s with --jobs {args.jobs} "
           f"({seconds / n:.2f} s per submission)")
+    if args.out is None:
+        print(f"The grades above were written to {out}, a temporary folder that is now deleted; "
+              "run with --out DIR to keep them.")
+    else:
+        print(f"The grades are in {args.out} (gradebook.csv, and results.json per learner).")
 
 
 if __name__ == "__main__":

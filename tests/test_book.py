@@ -60,7 +60,8 @@ def test_chapter_page_has_executed_figures_and_launch_buttons(built_book: dict, 
     for src in images:
         assert (page.parent / src).resolve().exists(), f"{chapter}: missing image {src}"
     repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
-    assert f"colab.research.google.com/github/{repo}/blob/main/{chapter}.ipynb" in html, "no Colab launch button"
+    branch = CONFIG["repository"]["branch"]    # the Colab copies' branch (tests/test_colab_notebooks.py)
+    assert f"colab.research.google.com/github/{repo}/blob/{branch}/{chapter}.ipynb" in html, "no Colab launch button"
     assert CONFIG["repository"]["url"] in html, "no repository button"
     assert "Traceback" not in html, f"{chapter} shows a traceback"
     # the exercises' checks ran and printed their feedback (stubs: not attempted, never an exception)

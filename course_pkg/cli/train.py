@@ -51,6 +51,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Subset
 
+from .. import env as _env
 from ..bundled import (
     MODELS,
     accepted_kwargs,
@@ -285,6 +286,17 @@ def _model_data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"num_classes": 10, "in_chans": 3, "img_size": 32}
 
 
+def _data_note(args: argparse.Namespace) -> str:
+    """What :func:`_load_data` is about to make or read, in words (printed before it starts)."""
+    if args.dataset == "clutter":
+        n_val = 500 if args.n_val is None else args.n_val
+        return (f"clutter, {args.n_train or 4000} train, {n_val} validation and {args.n_test or 1000} test "
+                f"images of {args.image_size} px, drawn now (seed {args.data_seed})")
+    if args.dataset == "digits":
+        return "scikit-learn's digits (8 x 8 px), split now"
+    return f"CIFAR-10 from {args.data_root}" + (" (downloaded when missing)" if args.download else "")
+
+
 def _load_data(args: argparse.Namespace) -> dict[str, Any]:
     """Train/val/test Datasets, their specs (how to draw them again), and the model's data arguments."""
     from .. import data as D
@@ -333,6 +345,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     are ``--kwargs`` that contradict the data (``num_classes``, ``in_chans``, ``img_size``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    problem = _env.torch_pair_problem()
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr, flush=True)
     parser = _parser()
     args = parser.parse_args(argv)
     model_kwargs, device = _check_args(parser, args)
@@ -422,7 +437,14 @@ def _run(args: argparse.Namespace, argv: list[str], model_kwargs: dict[str, Any]
         builder = MODELS.get(args.model, args.model)
         seed_everything(args.seed)
         model = build_model(args.model, model_kwargs, **_model_data_kwargs(args))
+        num_params = sum(p.numel() for p in model.parameters())
+        say(f"{args.model} {model_kwargs} | {num_params:,} parameters | {world} process(es) on {device}",
+            flush=True)
+        say(f"making the data: {_data_note(args)} ...", flush=True)
+        data_start = time.perf_counter()
         data = _load_data(args)
+        say(f"data ready: {len(data['sets']['train'])} train images ({time.perf_counter() - data_start:.1f} s)",
+            flush=True)
         if args.sync_bn and world > 1:
             if device.type != "cuda":
                 raise SystemExit("--sync-bn needs CUDA devices (SyncBatchNorm does not run on the CPU)")
@@ -431,9 +453,6 @@ def _run(args: argparse.Namespace, argv: list[str], model_kwargs: dict[str, Any]
             load_checkpoint(args.out, model)
             say(f"resuming {args.out} after epoch {resume_state['epoch']}"
                 + (f", step {resume_state['step']}" if resume_state["step"] else ""))
-        num_params = sum(p.numel() for p in model.parameters())
-        say(f"{args.model} {model_kwargs} | {num_params:,} parameters | {args.dataset} "
-            f"{len(data['sets']['train'])} train images | {world} process(es) on {device.type}")
         kwargs_record = {**{k: v for k, v in data["model_kwargs"].items()
                             if k in accepted_kwargs(builder, data["model_kwargs"])}, **model_kwargs}
         run_args = {k: getattr(args, k) for k in _RESUME_KEYS}
@@ -457,7 +476,7 @@ def _run(args: argparse.Namespace, argv: list[str], model_kwargs: dict[str, Any]
                       warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                       device=device, seed=args.seed, amp=args.amp, progress=not args.no_progress,
                       num_workers=args.num_workers, callback=report, save_state=save_state,
-                      resume_state=resume_state)
+                      resume_state=resume_state, interrupt_note=False)
         if history.interrupted:
             raise KeyboardInterrupt
         train_time = time.perf_counter() - start

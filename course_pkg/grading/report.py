@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
@@ -195,6 +196,7 @@ def summary_table(results: list[LearnerResult], columns: list[str], width: int =
         lines.append("Notes:")
         for r in noted:
             for n in r.all_notes():
-                text = f"  {r.learner}: {n}"
-                lines.append(text if len(text) <= width else text[: width - 3] + "...")
+                # the whole note, wrapped (never cut: its end is often the part that says what to fix)
+                lines += textwrap.wrap(f"  {r.learner}: {n}", width, subsequent_indent="      ",
+                                       break_long_words=False, break_on_hyphens=False) or [""]
     return "\n".join(lines)
