@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .checks import int_in_range
+from .env import as_device
 from .textures import (
     _UNIT_AREA,
     _UNIT_REACH,
@@ -147,7 +148,7 @@ def make_cued_textures(n: int, image_size: int = 48, seed: int = 0, *, noise: fl
     if target is not None and target not in CUED_TEXTURES:
         raise ValueError(f"target={target!r} is not valid; use None (the cue names the object) or one of "
                          f"{', '.join(map(repr, CUED_TEXTURES))} (always that object: the cue means nothing)")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = as_device(device)
     images = np.empty((n, size, size, 3), dtype=np.float32)
     masks = np.empty((n, size, size), dtype=bool)
     dmasks = np.empty((n, size, size), dtype=bool)
@@ -161,3 +162,9 @@ def make_cued_textures(n: int, image_size: int = 48, seed: int = 0, *, noise: fl
                       labels=torch.from_numpy(labels).to(dev), masks=torch.from_numpy(masks).to(dev),
                       distractor_masks=torch.from_numpy(dmasks).to(dev),
                       backgrounds=torch.from_numpy(cues).to(dev), class_names=TEXTURE_CLASSES)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -123,3 +123,9 @@ def ablate_gates(model: nn.Module, kind: str, mode: str,
     finally:
         for h in handles:
             h.remove()
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -72,3 +72,9 @@ def map_saturation(maps: torch.Tensor, masks: torch.Tensor, level: float = 0.9) 
     return {"share_above": float((m > level).float().mean()),
             "mean_on": float(m[on].mean()) if on.any() else float("nan"),
             "mean_off": float(m[~on].mean()) if (~on).any() else float("nan"), "level": float(level)}
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

@@ -88,11 +88,9 @@ class TextureSet(NamedTuple):
 
     def to(self, device: Union[str, torch.device]) -> TextureSet:
         """The same set with every tensor on ``device`` (like ``Tensor.to``; ``class_names`` unchanged)."""
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:0', 'mps' or a "
-                             "torch.device") from err
+        from .env import as_device
+
+        dev = as_device(device)
         return self._replace(**{k: v.to(dev) for k, v in self._asdict().items() if isinstance(v, torch.Tensor)})
 
 
@@ -269,7 +267,9 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
     for name, flag in (("with_target", with_target), ("rotate", rotate)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name}={flag!r} is not valid; use True or False")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    from .env import as_device
+
+    dev = as_device(device)
 
     images = np.empty((n, size, size, 3), dtype=np.float32)
     masks = np.empty((n, size, size), dtype=bool)
@@ -304,3 +304,9 @@ def cat_on_grass(n: int = 1, image_size: int = 48, seed: int = 0, *, with_target
     """
     return make_textures(n, image_size, seed, distractors=0, backgrounds=("grass",),
                          with_target=with_target, target_texture=target_texture, device=device)
+
+
+# a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
+from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
+
+_add_keyword_suggestions(globals())

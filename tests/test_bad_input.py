@@ -2972,9 +2972,9 @@ def test_checkpoint_with_matching_metadata_still_loads(tmp_path: Path) -> None:
 # the modules whose public functions and classes suggest the closest keyword (checks.suggest_keywords);
 # every other module of course_pkg is listed in NO_KEYWORD_SUGGESTIONS with the reason
 KEYWORD_MODULES = (
-    "attention", "attention_maps", "bundled", "cbam", "cnn", "data", "env", "examples", "explorer_frames",
-    "figure_text", "patch_arithmetic", "plotting", "pointing_game", "resnet", "seed_stats", "squeeze_excite",
-    "train", "vit", "viz", "weights", "widgets",
+    "attention", "attention_maps", "bundled", "cbam", "cnn", "cued_textures", "data", "env", "examples",
+    "explorer_frames", "figure_text", "gate_ablation", "gate_stats", "patch_arithmetic", "plotting", "pointing_game", "resnet", "seed_stats", "squeeze_excite",
+    "textures", "train", "vit", "viz", "weights", "widgets",
 )
 NO_KEYWORD_SUGGESTIONS = {
     "checks": "the helpers themselves (internal argument checks)",
@@ -2983,10 +2983,10 @@ NO_KEYWORD_SUGGESTIONS = {
     "network": "internal network probe",
     "book_references": "book build helper",
     "widget_fallback": "internal: the widgets' offline stand-in",
-    "textures": "the lead's file this session: add the two lines at its end (issue-21 report)",
     "cli": "command lines: argparse names the options",
     "exercises": "exercise checks: check() never raises, by design",
     "grading": "the grader's command line and internals",
+    "workspace": "a command line (python -m course_pkg.workspace)",
 }
 
 
