@@ -84,7 +84,7 @@ def test_the_recorder_cleans_up_and_refuses_models_without_attention() -> None:
 
 
 def test_recording_without_detach_lets_a_gradient_through_a_map() -> None:
-    m = MultiHeadSelfAttention(8, 2)
+    m = MultiHeadSelfAttention(8, 2).eval()      # record_attention refuses train() mode
     x = torch.randn(1, 4, 8, requires_grad=True)
     with record_attention(m, detach=False) as maps:
         m(x)
