@@ -10,7 +10,7 @@ Two paths compute the same thing (nanoGPT style):
   (flash / memory-efficient kernels on a GPU, which never keep the ``N x N`` matrix) and switches to the
   explicit path only when the weights are wanted: ``return_attention=True`` (chapter 2's teaching path) or
   a :func:`course_pkg.attention_maps.record_attention` block. Both read the weights at the same place,
-  the layer's :class:`~course_pkg.attention_maps.AttentionTap` ``tap``.
+  the layer's :class:`~course_pkg.attention_tap.AttentionTap` ``tap``.
 
 Masks: one rule, checked on every call.
 
@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention_maps import AttentionTap
+from .attention_tap import AttentionTap
 from .checks import (
     check_dtype_matches,
     check_probability,

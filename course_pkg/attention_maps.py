@@ -1,7 +1,7 @@
 """Seeing attention: one recorder for the maps of every course model, and what to draw from them.
 
 Every attention module of the course passes its map through a small identity module, an
-:class:`AttentionTap` (its attribute ``tap``). :func:`record_attention` hooks every tap of a model for the
+:class:`~course_pkg.attention_tap.AttentionTap` (its attribute ``tap``). :func:`record_attention` hooks every tap of a model for the
 length of a ``with`` block and collects, **by the name of the module that owns the tap**, one tensor per
 module and forward pass. There are three kinds of map, one shape each:
 
@@ -38,71 +38,19 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .attention_tap import KINDS, AttentionTap, as_recorded
+
 __all__ = [
-    "KINDS",
     "AttentionRecord",
-    "AttentionTap",
     "attention_rollout",
     "cls_attention_map",
     "cls_rollout_map",
-    "last_maps",
     "record_attention",
     "taps",
     "token_maps",
 ]
 
-KINDS: dict[str, str] = {"channel": "(B, C)", "spatial": "(B, H, W)", "token": "(B, heads, N, N)"}
-
 Size2 = Union[int, tuple[int, int]]
-
-
-def _as_recorded(kind: str, weights: torch.Tensor, detach: bool = True) -> torch.Tensor:
-    """The tap's input in the recorded shape of its kind (see :data:`KINDS`), detached by default."""
-    w = weights.detach() if detach else weights
-    if kind == "channel":
-        return w.flatten(1)          # (B, C, 1, 1) -> (B, C)
-    if kind == "spatial":
-        return w[:, 0]               # (B, 1, H, W) -> (B, H, W)
-    return w                         # (B, heads, N, N)
-
-
-def _keep_last(tap: AttentionTap, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-    """The permanent hook behind the deprecated ``last_*`` attributes (skipped under torch.compile)."""
-    if torch.compiler.is_compiling():
-        return
-    tap.last = _as_recorded(tap.kind, output)
-
-
-class AttentionTap(nn.Module):
-    """An identity on an attention map, the one place where :func:`record_attention` sees it.
-
-    Args:
-        kind: ``"channel"`` (input ``(B, C, 1, 1)``), ``"spatial"`` (``(B, 1, H, W)``) or ``"token"``
-            (``(B, heads, N, N)``).
-
-    Attributes:
-        recording: True while a recorder watches this tap (a layer whose map is optional, such as
-            self-attention on its fused path, computes the map then). Set by :func:`record_attention` only.
-        last: the map of the last eager call in its recorded shape, kept for the deprecated ``last_*``
-            attributes of the SE and CBAM modules; new code uses :func:`record_attention`.
-
-    It has no parameters and no buffers: a model's ``state_dict`` keys do not change.
-    """
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind={kind!r} is not known; use one of {sorted(KINDS)}")
-        self.kind = kind
-        self.recording = False
-        self.last: Optional[torch.Tensor] = None
-        self.register_forward_hook(_keep_last)
-
-    def forward(self, weights: torch.Tensor) -> torch.Tensor:
-        return weights
-
-    def extra_repr(self) -> str:
-        return f"kind={self.kind!r}"
 
 
 class AttentionRecord(dict[str, torch.Tensor]):
@@ -176,7 +124,7 @@ def record_attention(model: nn.Module, detach: bool = True, *, allow_training: b
 
     def hook_for(name: str, kind: str):  # type: ignore[no-untyped-def]
         def hook(_: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            shaped = _as_recorded(kind, output, detach)
+            shaped = as_recorded(kind, output, detach)
             record.pop(name, None)            # a second call moves the entry to the end
             record[name] = shaped
             record.kinds[name] = kind
@@ -192,19 +140,6 @@ def record_attention(model: nn.Module, detach: bool = True, *, allow_training: b
             handle.remove()
         for (_, tap), was in zip(found, previous):
             tap.recording = was
-
-
-def last_maps(model: nn.Module) -> AttentionRecord:
-    """The maps of the last eager forward pass, from each tap's ``last`` (for the deprecated helpers).
-
-    Prefer :func:`record_attention`, which says exactly which forward pass the maps come from.
-    """
-    out = AttentionRecord()
-    for name, tap in taps(model):
-        if tap.last is not None:
-            out[name] = tap.last
-            out.kinds[name] = tap.kind
-    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .attention_maps import AttentionTap
+from .attention_tap import AttentionTap
 from .checks import check_dtype_matches, check_tensor
 from .squeeze_excite import ChannelMLP, check_feature_map
 
@@ -142,10 +142,6 @@ class SpatialAttention(nn.Module):
         m = self.tap(self.spatial_map(x))                     # (B, 1, H, W)
         return x * m
 
-    @property
-    def last_map(self) -> Optional[torch.Tensor]:
-        """Deprecated: the map ``(B, H, W)`` of the last eager call (use ``record_attention``)."""
-        return self.tap.last
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -180,15 +176,7 @@ class CBAM(nn.Module):
     def channels(self) -> int:
         return self.channel.channels
 
-    @property
-    def last_channel_weights(self) -> Optional[torch.Tensor]:
-        """Deprecated: the channel weights ``(B, C)`` of the last eager call (use ``record_attention``)."""
-        return self.channel.last_weights
 
-    @property
-    def last_spatial_map(self) -> Optional[torch.Tensor]:
-        """Deprecated: the spatial map ``(B, H, W)`` of the last eager call (use ``record_attention``)."""
-        return self.spatial.last_map
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, f"CBAM(channels={self.channels})",

@@ -17,7 +17,7 @@ something that keeps one property and removes another:
 Comparing ``"static"`` with ``"image_mean"`` separates a fixed channel mask from a per-image choice;
 that is the question "does attention select per image?".
 
-The replacement happens at each module's :class:`~course_pkg.attention_maps.AttentionTap` (a forward
+The replacement happens at each module's :class:`~course_pkg.attention_tap.AttentionTap` (a forward
 hook returns the new gate), so the model's own code and weights are untouched.
 """
 

@@ -31,7 +31,6 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .attention_maps import last_maps
 from .cbam import CBAM
 from .checks import check_image_batch, positive_int
 from .squeeze_excite import SqueezeExcitation
@@ -46,7 +45,6 @@ __all__ = [
     "attention_modules",
     "convert_timm_state_dict",
     "count_parameters",
-    "last_attention_maps",
     "make_attention",
     "resnet18",
     "resnet34",
@@ -303,23 +301,6 @@ def resnet_small(num_classes: int = 10, attention: Optional[str] = None, in_chan
 def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every :class:`SqueezeExcitation` and :class:`CBAM` in ``model``, in order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, (SqueezeExcitation, CBAM))]
-
-
-def last_attention_maps(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
-    """Deprecated (use :func:`course_pkg.attention_maps.record_attention`): the maps of the last forward
-    pass, by SE/CBAM module name: ``{"layer3.0.attn": {"channel": (B, C), "spatial": (B, H, W)}}`` (SE
-    modules have only ``"channel"``). Run the model first."""
-    recorded = last_maps(model)
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for name, module in attention_modules(model):
-        if isinstance(module, SqueezeExcitation) and name in recorded:
-            out[name] = {"channel": recorded[name]}
-        elif f"{name}.channel" in recorded and f"{name}.spatial" in recorded:
-            out[name] = {"channel": recorded[f"{name}.channel"], "spatial": recorded[f"{name}.spatial"]}
-    if not out:
-        raise RuntimeError("the model holds no attention maps yet: build it with attention='se' or 'cbam' and "
-                           "run a forward pass first")
-    return out
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .attention_maps import AttentionTap
+from .attention_tap import AttentionTap
 from .checks import check_image_batch, positive_int
 
 __all__ = ["ChannelMLP", "SqueezeExcitation", "check_feature_map", "hidden_width"]
@@ -108,10 +108,6 @@ class ChannelMLP(nn.Module):
         w = self.tap(self.channel_weights(x))      # (B, C, 1, 1)
         return x * w                               # (B, C, H, W) scale: recalibrated channels
 
-    @property
-    def last_weights(self) -> Optional[torch.Tensor]:
-        """Deprecated: the channel weights ``(B, C)`` of the last eager call (use ``record_attention``)."""
-        return self.tap.last
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, hidden_channels={self.hidden_channels}"

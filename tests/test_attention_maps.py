@@ -9,7 +9,7 @@ from helpers import randomise_
 from course_pkg.attention import MultiHeadSelfAttention
 from course_pkg.attention_maps import record_attention, taps
 from course_pkg.cbam import CBAM
-from course_pkg.resnet import last_attention_maps, resnet_small
+from course_pkg.resnet import resnet_small
 from course_pkg.squeeze_excite import SqueezeExcitation
 from course_pkg.vit import VisionTransformer
 
@@ -42,7 +42,7 @@ def test_cbam_records_channel_then_spatial_maps_by_module_name() -> None:
     torch.testing.assert_close(out, x1 * maps["spatial"][:, None])
 
 
-def test_resnet_maps_by_name_and_the_deprecated_helper_reads_the_same_maps() -> None:
+def test_resnet_maps_by_name() -> None:
     net = resnet_small(num_classes=3, attention="cbam").eval()
     x = torch.randn(2, 3, 16, 16)
     with record_attention(net) as maps:
@@ -50,10 +50,9 @@ def test_resnet_maps_by_name_and_the_deprecated_helper_reads_the_same_maps() -> 
     assert list(maps.of_kind("spatial")) == ["layer1.0.attn.spatial", "layer2.0.attn.spatial",
                                              "layer3.0.attn.spatial"]
     assert [t.shape[-1] for t in maps.of_kind("spatial").values()] == [16, 8, 4]
-    legacy = last_attention_maps(net)
-    torch.testing.assert_close(legacy["layer2.0.attn"]["spatial"], maps["layer2.0.attn.spatial"])
-    torch.testing.assert_close(legacy["layer2.0.attn"]["channel"], maps["layer2.0.attn.channel"])
-    assert net.layer2[0].attn.last_spatial_map is legacy["layer2.0.attn"]["spatial"]
+    assert maps["layer2.0.attn.channel"].shape == (2, net.layer2[0].attn.channels)
+    assert not any(hasattr(m, name) for m in net.modules()        # one way to get maps: the recorder
+                   for name in ("last", "last_map", "last_weights", "last_spatial_map"))
 
 
 def test_vit_token_maps_match_return_attention_and_leave_outputs_unchanged() -> None:

@@ -2983,6 +2983,7 @@ NO_KEYWORD_SUGGESTIONS = {
     "network": "internal network probe",
     "book_references": "book build helper",
     "widget_fallback": "internal: the widgets' offline stand-in",
+    "attention_tap": "internal: the identity the models route their maps through",
     "cli": "command lines: argparse names the options",
     "exercises": "exercise checks: check() never raises, by design",
     "grading": "the grader's command line and internals",

@@ -198,6 +198,7 @@ def test_texture_learning_curves_and_measurements_match_the_manifest() -> None:
 
 def test_texture_pointing_numbers_reproduce() -> None:
     """The stored pointing score of CBAM's last spatial map (seed 0) is what the bundled model gives."""
+    from course_pkg.attention_maps import record_attention
     from course_pkg.pointing_game import pointing_game
     from course_pkg.resnet import attention_modules
 
@@ -205,10 +206,10 @@ def test_texture_pointing_numbers_reproduce() -> None:
     name = _texture_names("cbam")[0]
     model = load_bundled(name, device="cpu")
     test = bundled_test_data(name)
-    with torch.no_grad():
+    with torch.no_grad(), record_attention(model) as rec:
         model(test.images)
-    layer, module = attention_modules(model)[-1]
-    r = pointing_game(module.last_spatial_map, test.masks)
+    layer = attention_modules(model)[-1][0]
+    r = pointing_game(rec[f"{layer}.spatial"], test.masks)
     stored = measured["pointing"][f"cbam {layer.split('.')[0]} spatial map"]["per_seed"][0]
     assert r["hits"] == stored["hits"] and r["chance"] == pytest.approx(stored["chance"])
 

@@ -102,15 +102,16 @@ def test_official_conversion_renames_a_resnet_prefix() -> None:
     assert "layer2.1.attn.channel.fc1.weight" in keys and "layer2.1.attn.spatial.bn.weight" in keys
 
 
-def test_last_maps_are_exposed_and_consistent() -> None:
+def test_recorded_maps_are_consistent() -> None:
+    from course_pkg.attention_maps import record_attention
+
     m = CBAM(16, reduction=4)
     _randomise(m, 1)
     m.eval()
-    assert m.last_channel_weights is None and m.last_spatial_map is None
     x = torch.randn(2, 16, 6, 5)
-    with torch.no_grad():
+    with torch.no_grad(), record_attention(m) as rec:
         y = m(x)
-    cw, sm = m.last_channel_weights, m.last_spatial_map
+    cw, sm = rec["channel"], rec["spatial"]
     assert cw.shape == (2, 16) and sm.shape == (2, 6, 5)
     assert ((cw > 0) & (cw < 1)).all() and ((sm > 0) & (sm < 1)).all()
     # the output is the input scaled by both maps: channel then spatial
@@ -135,10 +136,13 @@ def test_channel_attention_uses_both_poolings() -> None:
 
 
 def test_spatial_attention_works_for_any_channel_count() -> None:
-    sa = SpatialAttention(kernel_size=3, norm=False)
+    from course_pkg.attention_maps import record_attention
+
+    sa = SpatialAttention(kernel_size=3, norm=False).eval()
     for c in (1, 5, 64):
-        assert sa(torch.randn(2, c, 4, 4)).shape == (2, c, 4, 4)
-        assert sa.last_map.shape == (2, 4, 4)
+        with record_attention(sa) as rec:
+            assert sa(torch.randn(2, c, 4, 4)).shape == (2, c, 4, 4)
+        assert rec[""].shape == (2, 4, 4)
 
 
 def test_gradients_flow() -> None:

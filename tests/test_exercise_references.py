@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_pkg import attention, cbam, vit
+from course_pkg.attention_maps import record_attention
 from course_pkg.exercises import Exercise, all_exercises
 from course_pkg.squeeze_excite import SqueezeExcitation
 
@@ -115,16 +116,19 @@ def _cbam_order_gap(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, conv_w:
                     conv_b: torch.Tensor, masks: torch.Tensor) -> tuple:
     """The package's CBAM parts (paper variant: no MLP bias, no BatchNorm), applied in both orders."""
     k = conv_w.shape[-1]
-    m = cbam.CBAM(x.shape[1], kernel_size=k, hidden_channels=w1.shape[0], mlp_bias=False, spatial_norm=False)
+    m = cbam.CBAM(x.shape[1], kernel_size=k, hidden_channels=w1.shape[0], mlp_bias=False,
+                  spatial_norm=False).eval()
     with torch.no_grad():
         m.channel.fc1.weight.copy_(w1[:, :, None, None])
         m.channel.fc2.weight.copy_(w2[:, :, None, None])
         m.spatial.conv.weight.copy_(conv_w)
         m.spatial.conv.bias.copy_(conv_b)
-        out_cf = m.spatial(m.channel(x))
-        map_cf = m.spatial.last_map
-        out_sf = m.channel(m.spatial(x))
-        map_sf = m.spatial.last_map
+        with record_attention(m.spatial) as rec:
+            out_cf = m.spatial(m.channel(x))
+        map_cf = rec[""]
+        with record_attention(m.spatial) as rec:
+            out_sf = m.channel(m.spatial(x))
+        map_sf = rec[""]
 
     def score(maps: torch.Tensor) -> float:
         hits = 0

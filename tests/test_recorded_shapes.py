@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_pkg.attention_maps import KINDS, AttentionTap, record_attention
+from course_pkg.attention_maps import record_attention
+from course_pkg.attention_tap import KINDS, AttentionTap
 from course_pkg.resnet import resnet_small
 from course_pkg.vit import VisionTransformer
 

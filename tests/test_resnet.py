@@ -19,7 +19,6 @@ from course_pkg.resnet import (
     attention_modules,
     convert_timm_state_dict,
     count_parameters,
-    last_attention_maps,
     resnet18,
     resnet34,
     resnet50,
@@ -149,25 +148,28 @@ def test_the_builder_string_of_the_manifest_works() -> None:
     assert build(num_classes=3, attention="none", in_chans=3).attention is None
 
 
-def test_attention_modules_and_their_last_maps() -> None:
+def test_attention_modules_and_their_recorded_maps() -> None:
+    from course_pkg.attention_maps import record_attention
+
     m = resnet_small(attention="cbam").eval()
     mods = attention_modules(m)
     assert [n for n, _ in mods] == ["layer1.0.attn", "layer2.0.attn", "layer3.0.attn"]
     assert all(isinstance(mod, CBAM) for _, mod in mods)
-    with torch.no_grad():
+    with torch.no_grad(), record_attention(m) as maps:
         m(torch.randn(3, 3, 64, 64))
-    maps = last_attention_maps(m)
-    assert maps["layer1.0.attn"]["spatial"].shape == (3, 64, 64)
-    assert maps["layer3.0.attn"]["spatial"].shape == (3, 16, 16)
-    assert maps["layer3.0.attn"]["channel"].shape == (3, 64)
+    assert maps["layer1.0.attn.spatial"].shape == (3, 64, 64)
+    assert maps["layer3.0.attn.spatial"].shape == (3, 16, 16)
+    assert maps["layer3.0.attn.channel"].shape == (3, 64)
 
-    se = resnet_small(attention="se")
+    se = resnet_small(attention="se").eval()
     assert all(isinstance(mod, SqueezeExcitation) for _, mod in attention_modules(se))
-    se(torch.randn(2, 3, 32, 32))
-    assert set(last_attention_maps(se)["layer2.0.attn"]) == {"channel"}
+    with torch.no_grad(), record_attention(se) as maps:
+        se(torch.randn(2, 3, 32, 32))
+    assert maps.kinds["layer2.0.attn"] == "channel"
     assert attention_modules(resnet_small()) == []
-    with pytest.raises(RuntimeError, match="no attention maps yet"):
-        last_attention_maps(resnet_small())
+    with pytest.raises(ValueError, match="no course attention module"):
+        with record_attention(resnet_small()):
+            pass
 
 
 @pytest.mark.parametrize("attention", [None, "se", "cbam"])

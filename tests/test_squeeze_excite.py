@@ -40,20 +40,23 @@ def test_matches_torchvision_se_with_a_strict_load(channels: int, squeeze: int) 
     torch.testing.assert_close(ref2(x), ours(x), rtol=0, atol=1e-6)
 
 
-def test_last_weights_are_the_channel_scales() -> None:
-    se = SqueezeExcitation(16, reduction=4)
+def test_recorded_weights_are_the_channel_scales() -> None:
+    from course_pkg.attention_maps import record_attention
+
+    se = SqueezeExcitation(16, reduction=4).eval()
     _randomise(se, 1)
-    assert se.last_weights is None
     x = torch.randn(2, 16, 5, 5, requires_grad=True)
-    y = se(x)
-    w = se.last_weights
+    with record_attention(se) as rec:
+        y = se(x)
+    w = rec[""]
     assert w is not None and w.shape == (2, 16) and not w.requires_grad
     assert ((w > 0) & (w < 1)).all()
     torch.testing.assert_close(y, x * w[:, :, None, None])
     # the weights depend only on the channel means (the squeeze): a shifted pattern with the same means
     # gets the same weights
-    se(x.flip(-1))
-    torch.testing.assert_close(se.last_weights, w)
+    with record_attention(se) as rec:
+        se(x.flip(-1))
+    torch.testing.assert_close(rec[""], w)
 
 
 def test_gradients_flow_to_input_and_parameters() -> None:
