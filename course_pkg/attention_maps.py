@@ -111,13 +111,14 @@ def record_attention(model: nn.Module, detach: bool = True, *, allow_training: b
         raise ValueError(f"the {type(model).__name__} holds no course attention module (SE, CBAM or "
                          "self-attention), so there is no attention map to record; build it with "
                          "attention='se' or 'cbam', or use a ViT")
-    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+    training = _train_mode_layers(model)
     if training and not allow_training:
-        raise ValueError(f"the {type(model).__name__} is in train() mode ({training[0]!r}"
-                         f"{' and others' if len(training) > 1 else ''}): dropout would zero and rescale "
-                         "attention weights and BatchNorm would use the batch's statistics, so the recorded "
-                         "maps would not be the model's. Call model.eval() first (or pass "
-                         "allow_training=True to record maps while training on purpose)")
+        raise ValueError(f"the {type(model).__name__} is in train() mode and holds layers that act "
+                         f"differently in training ({training[0]!r}{' and others' if len(training) > 1 else ''}"
+                         "): dropout would zero and rescale attention weights and BatchNorm would use the "
+                         "batch's statistics, so the recorded maps would not be the model's. Call "
+                         "model.eval() first (or pass allow_training=True to record maps while training on "
+                         "purpose)")
     record = AttentionRecord()
     handles = []
     previous = [tap.recording for _, tap in found]
@@ -140,6 +141,15 @@ def record_attention(model: nn.Module, detach: bool = True, *, allow_training: b
             handle.remove()
         for (_, tap), was in zip(found, previous):
             tap.recording = was
+
+
+def _train_mode_layers(model: nn.Module) -> list[str]:
+    """The layers in train() mode whose output then differs: dropout with p > 0, BatchNorm."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+
+    return [name or type(model).__name__ for name, m in model.named_modules()
+            if m.training and ((isinstance(m, _DropoutNd) and m.p > 0) or isinstance(m, _BatchNorm))]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3037,3 +3037,17 @@ def test_mistyped_keyword_names_the_closest_one_everywhere(module_name: str) -> 
         assert f"'{typo}'" in msg and "did you mean" in msg and named[0] in msg, f"{name}: {msg}"
         checked += 1
     assert checked > 0 or module_name in ("figure_text",), f"{module_name}: nothing checked"
+
+
+def test_record_attention_of_a_fresh_block_without_dropout_or_batchnorm_is_allowed() -> None:
+    """A freshly built SE or CBAM block is in train() mode but computes the same maps: recorded."""
+    from course_pkg.attention_maps import record_attention
+
+    block = squeeze_excite.SqueezeExcitation(16, reduction=4)
+    assert block.training
+    x = img(2, 16, 4, 4)
+    with record_attention(block) as maps:
+        block(x)
+    with record_attention(block.eval()) as ref:
+        block(x)
+    assert list(maps) == list(ref) and all(torch.equal(maps[k], ref[k]) for k in maps)
