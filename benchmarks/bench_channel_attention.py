@@ -33,7 +33,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from course_pkg.resnet import convert_timm_state_dict, count_parameters, resnet50  # noqa: E402
+from course_pkg.resnet import count_parameters, resnet50  # noqa: E402
+from course_pkg.weights import convert_timm_resnet_state_dict as convert_timm_state_dict  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import interleaved_times  # noqa: E402

@@ -49,7 +49,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from course_pkg.vit import VisionTransformer, from_torchvision  # noqa: E402
+from course_pkg.vit import VisionTransformer  # noqa: E402
+from course_pkg.weights import from_torchvision  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_attention import build_layers  # noqa: E402

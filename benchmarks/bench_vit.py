@@ -33,7 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from course_pkg.vit import VisionTransformer, from_timm  # noqa: E402
+from course_pkg.vit import VisionTransformer  # noqa: E402
+from course_pkg.weights import from_timm  # noqa: E402
 
 
 def vit_flops(model: VisionTransformer, batch: int) -> float:

@@ -25,11 +25,11 @@ Where this code follows and where it departs from the paper, the official code
 * **Pooling order.** The paper (and timm) concatenate ``[mean, max]``; the official code
   concatenates ``[max, mean]``. The order only permutes the two input channels of the 7x7
   convolution: an official checkpoint converts by flipping that weight along its input-channel
-  dimension (``weight.flip(1)``), which :func:`convert_official_state_dict` does.
+  dimension (``weight.flip(1)``), which :func:`course_pkg.weights.convert_official_cbam_state_dict` does.
 * **Layout.** The MLP layers are 1x1 convolutions (``channel.fc1``, ``channel.fc2``) like timm's, so
   their weights load as they are; timm keeps the spatial convolution and its norm one level deeper
   (``spatial.conv.conv``, ``spatial.conv.bn``) than here (``spatial.conv``, ``spatial.bn``):
-  :func:`convert_timm_state_dict` renames those keys.
+  :func:`course_pkg.weights.convert_timm_cbam_state_dict` renames those keys.
 
 To see the two maps, record them (:func:`course_pkg.attention_maps.record_attention`): a CBAM module
 called ``name`` gives ``"name.channel"`` ``(B, C)`` and ``"name.spatial"`` ``(B, H, W)``.
@@ -54,8 +54,6 @@ __all__ = [
     "CBAM",
     "ChannelAttention",
     "SpatialAttention",
-    "convert_official_state_dict",
-    "convert_timm_state_dict",
 ]
 
 
@@ -188,7 +186,5 @@ class CBAM(nn.Module):
 
 # a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
 from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
-from .weights import convert_official_cbam_state_dict as convert_official_state_dict  # noqa: E402
-from .weights import convert_timm_cbam_state_dict as convert_timm_state_dict  # noqa: E402
 
 _add_keyword_suggestions(globals())

@@ -12,7 +12,8 @@ Two families share one :class:`ResNet` class:
 * ImageNet size (:func:`resnet18`, :func:`resnet34`, :func:`resnet50`): a 7x7 stride-2 stem and a max
   pool, four stages of widths 64-128-256-512. With ``attention=None`` the layers, parameter counts and
   state-dict keys are torchvision's (``conv1, bn1, layer1.0.conv1, ..., fc``), so torchvision weights load
-  with ``strict=True``; timm's ``seresnet50`` and CBAM ResNets load after :func:`convert_timm_state_dict`.
+  with ``strict=True``; timm's ``seresnet50`` and CBAM ResNets load after
+  :func:`course_pkg.weights.convert_timm_resnet_state_dict`.
 * small (:func:`resnet_small`): a 3x3 stride-1 stem, no max pool, three stages (16-32-64 channels by
   default), for 32 to 64 pixel images; about 80k parameters, fast on a CPU.
 
@@ -20,7 +21,7 @@ The attention module of a block is its attribute ``attn`` (timm calls it ``se`` 
 :func:`attention_modules` lists a model's SE/CBAM modules; their maps are recorded with
 :func:`course_pkg.attention_maps.record_attention` (``"layer3.0.attn"`` for SE, ``"layer3.0.attn.channel"``
 and ``"layer3.0.attn.spatial"`` for CBAM). timm's weights convert with
-:func:`course_pkg.weights.convert_timm_resnet_state_dict` (re-exported here as ``convert_timm_state_dict``).
+:func:`course_pkg.weights.convert_timm_resnet_state_dict`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from torch import nn
 from .cbam import CBAM
 from .checks import check_image_batch, positive_int
 from .squeeze_excite import SqueezeExcitation
-from .weights import convert_timm_resnet_state_dict as convert_timm_state_dict
 
 __all__ = [
     "ATTENTION_KINDS",
@@ -43,7 +43,6 @@ __all__ = [
     "ResNet",
     "ResidualBlockType",
     "attention_modules",
-    "convert_timm_state_dict",
     "count_parameters",
     "make_attention",
     "resnet18",

@@ -48,15 +48,6 @@ __all__ = [
 DataArg = Union[Dataset, tuple, Any]
 
 
-def __getattr__(name: str) -> Any:
-    """``main`` and ``_revert_sync_bn`` live in :mod:`course_pkg.cli.train` (imported only when asked for)."""
-    if name in ("main", "_revert_sync_bn"):
-        from .cli import train as cli
-
-        return getattr(cli, name)
-    raise AttributeError(f"module 'course_pkg.train' has no attribute {name!r}")
-
-
 # ------------------------------------------------------------------------------------------------
 # Data arguments, distributed helpers, mixed precision
 # ------------------------------------------------------------------------------------------------

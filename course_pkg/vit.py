@@ -10,8 +10,7 @@ Parameter names and ``state_dict`` keys are timm's (``cls_token``, ``pos_embed``
 ``blocks.{i}.mlp.fc1``, ``blocks.{i}.mlp.fc2``, ``norm`` or ``fc_norm``, ``head``), so a timm checkpoint
 loads with ``strict=True``. Converting the reference models (:func:`course_pkg.weights.from_timm`,
 :func:`course_pkg.weights.from_torchvision`) and pretrained downloads live in :mod:`course_pkg.weights`;
-recording the attention maps and rolling them out live in :mod:`course_pkg.attention_maps`. (Both are
-re-exported here, so ``from course_pkg.vit import from_timm, cls_rollout_map`` keeps working.)
+recording the attention maps and rolling them out live in :mod:`course_pkg.attention_maps`.
 
 Shapes: B batch, C channels, H x W image, P patch size, (gh, gw) patch grid, N = 1 + gh * gw tokens,
 D embedding width, nh heads.
@@ -35,14 +34,7 @@ __all__ = [
     "Block",
     "Mlp",
     "PatchEmbed",
-    "PretrainedUnavailableError",
     "VisionTransformer",
-    "attention_rollout",
-    "cls_attention_map",
-    "cls_rollout_map",
-    "from_timm",
-    "from_torchvision",
-    "load_pretrained_timm",
     "vit_base",
     "vit_huge",
     "vit_large",
@@ -333,13 +325,7 @@ def vit_huge(patch_size: Size2 = 16, img_size: Size2 = 224, num_classes: int = 1
     return _vit("huge", patch_size, img_size, num_classes, **kw)
 
 
-# ------------------------------------------------------------------------------------------------
-# Re-exported from their own modules (the import paths of earlier versions keep working)
-# ------------------------------------------------------------------------------------------------
-from .attention_maps import attention_rollout, cls_attention_map, cls_rollout_map  # noqa: E402
-
 # a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)
 from .checks import add_keyword_suggestions as _add_keyword_suggestions  # noqa: E402
-from .weights import PretrainedUnavailableError, from_timm, from_torchvision, load_pretrained_timm  # noqa: E402
 
 _add_keyword_suggestions(globals())

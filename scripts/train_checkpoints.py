@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_pkg import bundled  # noqa: E402
-from course_pkg.train import build_model, evaluate, load_checkpoint, main  # noqa: E402
+from course_pkg.cli.train import main  # noqa: E402
+from course_pkg.train import build_model, evaluate, load_checkpoint  # noqa: E402
 
 ATTENTIONS = ("none", "se", "cbam")
 

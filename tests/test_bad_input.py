@@ -42,8 +42,23 @@ import torch
 from torch import nn
 
 from course_pkg import attention as att
-from course_pkg import bundled, cbam, data, env, plotting, resnet, squeeze_excite, train, vit, viz, widgets
+from course_pkg import (
+    attention_maps,
+    bundled,
+    cbam,
+    data,
+    env,
+    plotting,
+    resnet,
+    squeeze_excite,
+    train,
+    vit,
+    viz,
+    weights,
+    widgets,
+)
 from course_pkg import exercises as exmod
+from course_pkg.cli import train as train_cli
 from course_pkg.exercises import ch01, ch02, ch04
 
 pytestmark = pytest.mark.badinput
@@ -245,11 +260,11 @@ CLI_BASE = [
 
 
 def cli(*extra: str) -> Callable[[Path], Any]:
-    return lambda t: train.main([*CLI_BASE, *extra])
+    return lambda t: train_cli.main([*CLI_BASE, *extra])
 
 
 def cli_out(make: Callable[[Path], Path], *extra: str) -> Callable[[Path], Any]:
-    return lambda t: train.main([*CLI_BASE, "--out", str(make(t)), *extra])
+    return lambda t: train_cli.main([*CLI_BASE, "--out", str(make(t)), *extra])
 
 
 def a_dir(t: Path) -> Path:
@@ -903,7 +918,7 @@ row(
 )
 row(
     "from-timm-sd-heads",
-    lambda t: vit.from_timm(timm_vit().state_dict()),
+    lambda t: weights.from_timm(timm_vit().state_dict()),
     ValueError,
     "num_heads",
     "state dict",
@@ -911,7 +926,7 @@ row(
 )
 row(
     "from-timm-sd-img-size",
-    lambda t: vit.from_timm(timm_vit(6, (16, 64)).state_dict(), num_heads=6),
+    lambda t: weights.from_timm(timm_vit(6, (16, 64)).state_dict(), num_heads=6),
     ValueError,
     "img_size",
     "state dict",
@@ -919,7 +934,7 @@ row(
 )
 row(
     "from-timm-resnet",
-    lambda t: vit.from_timm(rn()),
+    lambda t: weights.from_timm(rn()),
     TypeError,
     "model_or_state_dict",
     "ResNet",
@@ -927,16 +942,16 @@ row(
 )
 row(
     "from-timm-name",
-    lambda t: vit.from_timm("vit_small_patch16_224"),
+    lambda t: weights.from_timm("vit_small_patch16_224"),
     TypeError,
     "model_or_state_dict",
     "vit_small_patch16_224",
     "load_pretrained_timm",
 )
-row("from-timm-none", lambda t: vit.from_timm(None), TypeError, "model_or_state_dict", "None", "module")
+row("from-timm-none", lambda t: weights.from_timm(None), TypeError, "model_or_state_dict", "None", "module")
 row(
     "from-timm-contradicting-override",
-    lambda t: vit.from_timm(timm_vit(), num_heads=3),
+    lambda t: weights.from_timm(timm_vit(), num_heads=3),
     ValueError,
     "num_heads",
     "3",
@@ -944,7 +959,7 @@ row(
 )
 row(
     "from-tv-sd-heads",
-    lambda t: vit.from_torchvision(tv_vit().state_dict()),
+    lambda t: weights.from_torchvision(tv_vit().state_dict()),
     ValueError,
     "num_heads",
     "state dict",
@@ -952,7 +967,7 @@ row(
 )
 row(
     "from-tv-resnet",
-    lambda t: vit.from_torchvision(rn()),
+    lambda t: weights.from_torchvision(rn()),
     TypeError,
     "model_or_state_dict",
     "ResNet",
@@ -960,7 +975,7 @@ row(
 )
 row(
     "from-tv-name",
-    lambda t: vit.from_torchvision("vit_b_16"),
+    lambda t: weights.from_torchvision("vit_b_16"),
     TypeError,
     "model_or_state_dict",
     "vit_b_16",
@@ -969,7 +984,7 @@ row(
 ATTS = [torch.softmax(torch.randn(1, 2, 17, 17), -1)]
 row(
     "rollout-grid-mismatch",
-    lambda t: vit.cls_rollout_map(ATTS, (3, 3)),
+    lambda t: attention_maps.cls_rollout_map(ATTS, (3, 3)),
     ValueError,
     "grid_size",
     "(3, 3)",
@@ -977,7 +992,7 @@ row(
 )
 row(
     "rollout-empty",
-    lambda t: vit.cls_rollout_map([], (4, 4)),
+    lambda t: attention_maps.cls_rollout_map([], (4, 4)),
     ValueError,
     "attentions",
     "empty",
@@ -985,7 +1000,7 @@ row(
 )
 row(
     "rollout-head-fusion",
-    lambda t: vit.cls_rollout_map(ATTS, (4, 4), head_fusion="median"),
+    lambda t: attention_maps.cls_rollout_map(ATTS, (4, 4), head_fusion="median"),
     ValueError,
     "head_fusion",
     "median",
@@ -993,7 +1008,7 @@ row(
 )
 row(
     "rollout-discard-ratio",
-    lambda t: vit.cls_rollout_map(ATTS, (4, 4), discard_ratio=1.5),
+    lambda t: attention_maps.cls_rollout_map(ATTS, (4, 4), discard_ratio=1.5),
     ValueError,
     "discard_ratio",
     "1.5",
@@ -1001,7 +1016,7 @@ row(
 )
 row(
     "rollout-tensor-not-list-3d",
-    lambda t: vit.cls_rollout_map([torch.rand(17, 17)], (4, 4)),
+    lambda t: attention_maps.cls_rollout_map([torch.rand(17, 17)], (4, 4)),
     ValueError,
     "attentions",
     "(17, 17)",
@@ -1009,7 +1024,7 @@ row(
 )
 row(
     "rollout-numpy",
-    lambda t: vit.cls_rollout_map([ATTS[0].numpy()], (4, 4)),
+    lambda t: attention_maps.cls_rollout_map([ATTS[0].numpy()], (4, 4)),
     TypeError,
     "attentions",
     "ndarray",
@@ -1455,7 +1470,7 @@ row(
 row("cli-out-dir", cli_out(a_dir), SystemExit, "--out", "outdir", "directory")
 row(
     "cli-out-unwritable",
-    lambda t: train.main([*CLI_BASE, "--out", "/proc/course_pkg_out/model.pt"]),
+    lambda t: train_cli.main([*CLI_BASE, "--out", "/proc/course_pkg_out/model.pt"]),
     SystemExit,
     "--out",
     "/proc/course_pkg_out/model.pt",
@@ -2030,7 +2045,7 @@ row(
 # --- lost work: an existing --out, a shipped model's file -----------------------------------------
 def finished_out(t: Path) -> Path:
     p = t / "done.pt"
-    train.main([*CLI_BASE, "--out", str(p)])
+    train_cli.main([*CLI_BASE, "--out", str(p)])
     return p
 
 
@@ -2155,7 +2170,7 @@ for _opt, _val in (("--n-train", "10"), ("--n-val", "4"), ("--n-test", "5"), ("-
                    ("--image-size", "32")):
     row(
         f"silent-digits-drops{_opt}",
-        (lambda o, v: lambda t: train.main(["--dataset", "digits", "--model", "simple_cnn", o, v]))(_opt, _val),
+        (lambda o, v: lambda t: train_cli.main(["--dataset", "digits", "--model", "simple_cnn", o, v]))(_opt, _val),
         SystemExit,
         _opt,
         "--dataset digits",
@@ -2164,7 +2179,7 @@ for _opt, _val in (("--n-train", "10"), ("--n-val", "4"), ("--n-test", "5"), ("-
     )
 row(
     "silent-cifar-drops-n-val",
-    lambda t: train.main(["--dataset", "cifar10", "--n-val", "100"]),
+    lambda t: train_cli.main(["--dataset", "cifar10", "--n-val", "100"]),
     SystemExit,
     "--n-val",
     "cifar10",
@@ -2173,7 +2188,7 @@ row(
 )
 row(
     "silent-clutter-drops-download",
-    lambda t: train.main(["--dataset", "clutter", "--download"]),
+    lambda t: train_cli.main(["--dataset", "clutter", "--download"]),
     SystemExit,
     "--download",
     "clutter",
@@ -2181,7 +2196,7 @@ row(
 )
 row(
     "silent-kwargs-num-classes-vs-data",
-    lambda t: train.main([*CLI_BASE, "--kwargs", '{"width": 4, "num_classes": 6}']),
+    lambda t: train_cli.main([*CLI_BASE, "--kwargs", '{"width": 4, "num_classes": 6}']),
     SystemExit,
     "--kwargs",
     "num_classes=6",
@@ -2190,7 +2205,7 @@ row(
 )
 row(
     "silent-kwargs-img-size-vs-data",
-    lambda t: train.main([*CLI_BASE[:-6], "--model", "vit_tiny", "--kwargs", '{"img_size": 32, "patch_size": 8}',
+    lambda t: train_cli.main([*CLI_BASE[:-6], "--model", "vit_tiny", "--kwargs", '{"img_size": 32, "patch_size": 8}',
                           "--no-progress", "--quiet"]),
     SystemExit,
     "--kwargs",
@@ -2629,46 +2644,46 @@ def _exact(convert: Callable[[], nn.Module], source: nn.Module, x: torch.Tensor)
 
 def test_from_timm_state_dict_6_heads() -> None:
     src = timm_vit(6)
-    _asks_for(lambda: vit.from_timm(src.state_dict()), "num_heads", "img_size", "gelu")
+    _asks_for(lambda: weights.from_timm(src.state_dict()), "num_heads", "img_size", "gelu")
 
 
 def test_from_timm_state_dict_with_heads_given_is_exact() -> None:
     """Given what a state dict does not record, the conversion is exact; without ``gelu`` it asks for it."""
     src = timm_vit(6)
-    _asks_for(lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32), "gelu")
-    _exact(lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32, gelu="exact"), src,
+    _asks_for(lambda: weights.from_timm(src.state_dict(), num_heads=6, img_size=32), "gelu")
+    _exact(lambda: weights.from_timm(src.state_dict(), num_heads=6, img_size=32, gelu="exact"), src,
            img(2, 3, 32, 32))
 
 
 def test_from_timm_state_dict_non_square() -> None:
     src = timm_vit(6, (16, 64))
-    _asks_for(lambda: vit.from_timm(src.state_dict(), num_heads=6), "img_size", "16 x 64")
+    _asks_for(lambda: weights.from_timm(src.state_dict(), num_heads=6), "img_size", "16 x 64")
 
 
 def test_from_timm_module_non_square_and_6_heads() -> None:
     src = timm_vit(6, (16, 64))
-    _exact(lambda: vit.from_timm(src), src, img(2, 3, 16, 64))
+    _exact(lambda: weights.from_timm(src), src, img(2, 3, 16, 64))
 
 
 def test_from_timm_tanh_gelu_module() -> None:
     src = timm_vit(6, 32, tanh=True)
-    _asks_for(lambda: vit.from_timm(src), "GELU", "tanh")
+    _asks_for(lambda: weights.from_timm(src), "GELU", "tanh")
 
 
 def test_from_timm_tanh_gelu_state_dict() -> None:
     """A state dict does not record the activation: the conversion asks for it instead of guessing."""
     src = timm_vit(6, 32, tanh=True)
-    _asks_for(lambda: vit.from_timm(src.state_dict(), num_heads=6, img_size=32), "gelu=", "tanh GELU")
+    _asks_for(lambda: weights.from_timm(src.state_dict(), num_heads=6, img_size=32), "gelu=", "tanh GELU")
 
 
 def test_from_torchvision_state_dict_6_heads() -> None:
     src = tv_vit()
-    _asks_for(lambda: vit.from_torchvision(src.state_dict()), "num_heads")
+    _asks_for(lambda: weights.from_torchvision(src.state_dict()), "num_heads")
 
 
 def test_from_torchvision_module_6_heads() -> None:
     src = tv_vit()
-    _exact(lambda: vit.from_torchvision(src), src, img(2, 3, 32, 32))
+    _exact(lambda: weights.from_torchvision(src), src, img(2, 3, 32, 32))
 
 
 def test_normalize_uint8_never_inf() -> None:
@@ -2769,10 +2784,10 @@ def test_cli_ctrl_c_then_resume_gives_same_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     full = tmp_path / "full.pt"
-    train.main([*RESUME_ARGS, "--out", str(full)])
+    train_cli.main([*RESUME_ARGS, "--out", str(full)])
 
     cut = tmp_path / "cut.pt"
-    globals_of_main = train.main.__globals__
+    globals_of_main = train_cli.main.__globals__
     real_fit = globals_of_main["fit"]
 
     def fit_with_ctrl_c(*args: Any, **kwargs: Any) -> Any:
@@ -2790,7 +2805,7 @@ def test_cli_ctrl_c_then_resume_gives_same_weights(
     monkeypatch.setitem(globals_of_main, "fit", fit_with_ctrl_c)
     capsys.readouterr()
     try:
-        train.main([*RESUME_ARGS, "--out", str(cut)])
+        train_cli.main([*RESUME_ARGS, "--out", str(cut)])
     except SystemExit:
         pass
     except KeyboardInterrupt:
@@ -2800,7 +2815,7 @@ def test_cli_ctrl_c_then_resume_gives_same_weights(
     assert cut.is_file(), "the interrupted run saved nothing"
     monkeypatch.setitem(globals_of_main, "fit", real_fit)
 
-    train.main([*RESUME_ARGS, "--out", str(cut), "--resume"])
+    train_cli.main([*RESUME_ARGS, "--out", str(cut), "--resume"])
     a = train.load_checkpoint(full).state_dict
     b = train.load_checkpoint(cut).state_dict
     assert a.keys() == b.keys()
@@ -2810,7 +2825,7 @@ def test_cli_ctrl_c_then_resume_gives_same_weights(
 
 def test_cli_bad_out_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--out is checked before any data is made or any epoch runs, and leaves no stray .tmp file."""
-    globals_of_main = train.main.__globals__
+    globals_of_main = train_cli.main.__globals__
     calls: list[int] = []
     real_fit = globals_of_main["fit"]
 
@@ -2821,7 +2836,7 @@ def test_cli_bad_out_fails_before_training(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setitem(globals_of_main, "fit", counting_fit)
     out = a_dir(tmp_path)
     with pytest.raises(SystemExit):
-        train.main([*CLI_BASE, "--out", str(out)])
+        train_cli.main([*CLI_BASE, "--out", str(out)])
     assert not calls, "the run trained before finding that --out cannot be written"
     assert not list(tmp_path.glob("*.tmp")), "a stray .tmp file was left"
 
@@ -2833,10 +2848,10 @@ def test_refused_cli_run_keeps_the_finished_model_and_overwrite_replaces_it(tmp_
     out = finished_out(tmp_path)
     before = out.read_bytes()
     with pytest.raises(SystemExit) as info:
-        train.main([*CLI_BASE, "--seed", "1", "--out", str(out)])
+        train_cli.main([*CLI_BASE, "--seed", "1", "--out", str(out)])
     assert info.value.code == 2 and "finished model" in str(info.value)
     assert out.read_bytes() == before, "a refused run changed the finished model"
-    result = train.main([*CLI_BASE, "--seed", "1", "--out", str(out), "--overwrite"])
+    result = train_cli.main([*CLI_BASE, "--seed", "1", "--out", str(out), "--overwrite"])
     assert out.read_bytes() != before and train.load_checkpoint(out).meta["seed"] == 1
     assert "--overwrite" not in result["command"], "the recorded command would overwrite on a re-run"
 
@@ -2849,12 +2864,12 @@ def test_second_cli_run_on_the_same_out_is_refused_while_one_writes_it(tmp_path:
     assert holder.acquire()
     try:
         with pytest.raises(SystemExit) as info:
-            train.main([*CLI_BASE, "--out", str(out)])
+            train_cli.main([*CLI_BASE, "--out", str(out)])
         assert "another training run" in str(info.value)
         assert not out.exists()
     finally:
         holder.release()
-    train.main([*CLI_BASE, "--out", str(out)])   # free again once the first run is over
+    train_cli.main([*CLI_BASE, "--out", str(out)])   # free again once the first run is over
     assert out.is_file()
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from course_pkg import bundled
+from course_pkg.attention_maps import cls_rollout_map
 from course_pkg.train import evaluate
-from course_pkg.vit import VisionTransformer, cls_rollout_map
+from course_pkg.vit import VisionTransformer
 
 PATCH_SET = ["clutter_vit_p4", "clutter_vit_p8", "clutter_vit_p16"]
 HEAD_SET = ["clutter_vit_h1", "clutter_vit_h2", "clutter_vit_h4", "clutter_vit_h8"]

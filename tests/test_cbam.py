@@ -15,9 +15,9 @@ from course_pkg.cbam import (
     CBAM,
     ChannelAttention,
     SpatialAttention,
-    convert_official_state_dict,
-    convert_timm_state_dict,
 )
+from course_pkg.weights import convert_official_cbam_state_dict as convert_official_state_dict
+from course_pkg.weights import convert_timm_cbam_state_dict as convert_timm_state_dict
 
 timm_cbam = pytest.importorskip("timm.layers.cbam")
 

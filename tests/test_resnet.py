@@ -17,7 +17,6 @@ from course_pkg.resnet import (
     Bottleneck,
     ResNet,
     attention_modules,
-    convert_timm_state_dict,
     count_parameters,
     resnet18,
     resnet34,
@@ -25,6 +24,7 @@ from course_pkg.resnet import (
     resnet_small,
 )
 from course_pkg.squeeze_excite import SqueezeExcitation
+from course_pkg.weights import convert_timm_resnet_state_dict as convert_timm_state_dict
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from course_pkg.cli.train import main
 from course_pkg.data import ImageDataset, load_digits, make_clutter
 from course_pkg.train import (
     MODELS,
@@ -18,7 +19,6 @@ from course_pkg.train import (
     evaluate,
     fit,
     load_checkpoint,
-    main,
     resolve_builder,
     save_checkpoint,
     simple_cnn,

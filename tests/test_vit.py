@@ -15,17 +15,10 @@ from helpers import randomise_
 
 from course_pkg import vit as V
 from course_pkg import weights as W
+from course_pkg.attention_maps import attention_rollout, cls_attention_map, cls_rollout_map
 from course_pkg.network import reachable
-from course_pkg.vit import (
-    PatchEmbed,
-    PretrainedUnavailableError,
-    VisionTransformer,
-    attention_rollout,
-    cls_attention_map,
-    cls_rollout_map,
-    from_timm,
-    from_torchvision,
-)
+from course_pkg.vit import PatchEmbed, VisionTransformer
+from course_pkg.weights import PretrainedUnavailableError, from_timm, from_torchvision
 
 try:
     import timm
@@ -361,7 +354,7 @@ def test_load_pretrained_timm_fails_fast_when_unreachable(monkeypatch: pytest.Mo
     monkeypatch.setattr(W, "_cached_weights", lambda name: None)
     start = time.perf_counter()
     with pytest.raises(PretrainedUnavailableError, match=r"https://hub.invalid is unreachable.*load_bundled"):
-        V.load_pretrained_timm("vit_tiny_patch16_224", timeout=1.0)
+        W.load_pretrained_timm("vit_tiny_patch16_224", timeout=1.0)
     assert time.perf_counter() - start < 10
 
 
@@ -370,9 +363,9 @@ def test_load_pretrained_timm_respects_hf_hub_offline(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(W, "_cached_weights", lambda name: None)
     with pytest.raises(PretrainedUnavailableError, match="HF_HUB_OFFLINE is set"):
-        V.load_pretrained_timm("vit_tiny_patch16_224")
+        W.load_pretrained_timm("vit_tiny_patch16_224")
     with pytest.raises(ValueError, match="name='not_a_model' is not a timm model"):
-        V.load_pretrained_timm("not_a_model")
+        W.load_pretrained_timm("not_a_model")
 
 
 def test_reachability_check_gives_up_on_a_silent_server() -> None:
@@ -417,7 +410,7 @@ def test_load_pretrained_timm_uses_cached_weights_offline(monkeypatch: pytest.Mo
     torch.save(kept, path)
     monkeypatch.setattr(W, "reachable", lambda url, timeout: "offline (test)")
     monkeypatch.setattr(W, "_cached_weights", lambda name: str(path))
-    model = V.load_pretrained_timm("vit_tiny_patch16_224", depth=2)
+    model = W.load_pretrained_timm("vit_tiny_patch16_224", depth=2)
     assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():

@@ -9,11 +9,13 @@ import torch
 from course_pkg import cbam, resnet, vit, weights
 
 
-def test_old_import_paths_are_the_same_functions() -> None:
-    assert cbam.convert_timm_state_dict is weights.convert_timm_cbam_state_dict
-    assert cbam.convert_official_state_dict is weights.convert_official_cbam_state_dict
-    assert resnet.convert_timm_state_dict is weights.convert_timm_resnet_state_dict
-    assert vit.from_timm is weights.from_timm and vit.load_pretrained_timm is weights.load_pretrained_timm
+def test_the_model_files_hold_models_only() -> None:
+    """Conversions and downloads live in weights, rollout in attention_maps: no re-exports (issue 22)."""
+    for module, names in ((cbam, ("convert_timm_state_dict", "convert_official_state_dict")),
+                          (resnet, ("convert_timm_state_dict",)),
+                          (vit, ("from_timm", "from_torchvision", "load_pretrained_timm",
+                                 "PretrainedUnavailableError", "attention_rollout", "cls_rollout_map"))):
+        assert not [n for n in names if hasattr(module, n)], module.__name__
 
 
 def test_preprocess_follows_the_pretrained_cfg() -> None:
