@@ -47,6 +47,7 @@ from .textures import (
     TextureSet,
     _shape_mask,
     _source,
+    draw_set,
 )
 
 __all__ = ["CUES", "CUED_TEXTURES", "CUE_SIDE", "TINTS", "make_cued_textures"]
@@ -149,19 +150,8 @@ def make_cued_textures(n: int, image_size: int = 48, seed: int = 0, *, noise: fl
         raise ValueError(f"target={target!r} is not valid; use None (the cue names the object) or one of "
                          f"{', '.join(map(repr, CUED_TEXTURES))} (always that object: the cue means nothing)")
     dev = as_device(device)
-    images = np.empty((n, size, size, 3), dtype=np.float32)
-    masks = np.empty((n, size, size), dtype=bool)
-    dmasks = np.empty((n, size, size), dtype=bool)
-    labels = np.empty(n, dtype=np.int64)
-    cues = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        rng = np.random.default_rng([seed, i, 7])     # 7: a stream apart from make_textures' images
-        labels[i] = int(rng.integers(len(TEXTURE_CLASSES)))
-        images[i], masks[i], dmasks[i], cues[i] = _draw_one(rng, size, int(labels[i]), float(noise), target)
-    return TextureSet(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev),
-                      labels=torch.from_numpy(labels).to(dev), masks=torch.from_numpy(masks).to(dev),
-                      distractor_masks=torch.from_numpy(dmasks).to(dev),
-                      backgrounds=torch.from_numpy(cues).to(dev), class_names=TEXTURE_CLASSES)
+    return draw_set(n, size, lambda i: np.random.default_rng([seed, i, 7]),   # 7: apart from make_textures
+                    lambda rng, label: _draw_one(rng, size, label, float(noise), target), dev)
 
 
 # a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -210,6 +210,32 @@ def _draw_one(rng: np.random.Generator, size: int, label: int, n_distractors: in
     return image, target, distract, TEXTURE_NAMES.index(background)
 
 
+def draw_set(n: int, size: int, rng_of: Callable[[int], np.random.Generator],
+             draw: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+             device: torch.device) -> TextureSet:
+    """``n`` images of side ``size`` drawn one by one: image ``i`` from the generator ``rng_of(i)``, which
+    first draws its label (uniform over :data:`TEXTURE_CLASSES`), then ``draw(rng, label)`` returns the
+    image ``(H, W, 3)``, the target's mask, the other objects' mask and a texture index. Shared by
+    :func:`make_textures` and :func:`course_pkg.cued_textures.make_cued_textures`."""
+    images = np.empty((n, size, size, 3), dtype=np.float32)
+    masks = np.empty((n, size, size), dtype=bool)
+    dmasks = np.empty((n, size, size), dtype=bool)
+    labels = np.empty(n, dtype=np.int64)
+    index = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        rng = rng_of(i)
+        labels[i] = int(rng.integers(len(TEXTURE_CLASSES)))
+        images[i], masks[i], dmasks[i], index[i] = draw(rng, int(labels[i]))
+    return TextureSet(
+        images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device),
+        labels=torch.from_numpy(labels).to(device),
+        masks=torch.from_numpy(masks).to(device),
+        distractor_masks=torch.from_numpy(dmasks).to(device),
+        backgrounds=torch.from_numpy(index).to(device),
+        class_names=TEXTURE_CLASSES,
+    )
+
+
 def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: int = 3,
                   backgrounds: Sequence[str] = BACKGROUND_TEXTURES,
                   distractor_textures: Sequence[str] = DISTRACTOR_TEXTURES, noise: float = 0.02,
@@ -271,26 +297,10 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
 
     dev = as_device(device)
 
-    images = np.empty((n, size, size, 3), dtype=np.float32)
-    masks = np.empty((n, size, size), dtype=bool)
-    dmasks = np.empty((n, size, size), dtype=bool)
-    labels = np.empty(n, dtype=np.int64)
-    bgs = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        labels[i] = int(rng.integers(len(TEXTURE_CLASSES)))
-        images[i], masks[i], dmasks[i], bgs[i] = _draw_one(rng, size, int(labels[i]), distractors,
-                                                           tuple(backgrounds), tuple(distractor_textures),
-                                                           float(noise), with_target, rotate,
-                                                           target_texture)
-    return TextureSet(
-        images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev),
-        labels=torch.from_numpy(labels).to(dev),
-        masks=torch.from_numpy(masks).to(dev),
-        distractor_masks=torch.from_numpy(dmasks).to(dev),
-        backgrounds=torch.from_numpy(bgs).to(dev),
-        class_names=TEXTURE_CLASSES,
-    )
+    return draw_set(n, size, lambda i: np.random.default_rng([seed, i]),
+                    lambda rng, label: _draw_one(rng, size, label, distractors, tuple(backgrounds),
+                                                 tuple(distractor_textures), float(noise), with_target,
+                                                 rotate, target_texture), dev)
 
 
 def cat_on_grass(n: int = 1, image_size: int = 48, seed: int = 0, *, with_target: bool = True,
