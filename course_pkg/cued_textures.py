@@ -45,9 +45,9 @@ from .textures import (
     TEXTURE_CLASSES,
     TEXTURE_NAMES,
     TextureSet,
+    _draw_set,
     _shape_mask,
     _source,
-    draw_set,
 )
 
 __all__ = ["CUES", "CUED_TEXTURES", "CUE_SIDE", "TINTS", "make_cued_textures"]
@@ -150,7 +150,7 @@ def make_cued_textures(n: int, image_size: int = 48, seed: int = 0, *, noise: fl
         raise ValueError(f"target={target!r} is not valid; use None (the cue names the object) or one of "
                          f"{', '.join(map(repr, CUED_TEXTURES))} (always that object: the cue means nothing)")
     dev = as_device(device)
-    return draw_set(n, size, lambda i: np.random.default_rng([seed, i, 7]),   # 7: apart from make_textures
+    return _draw_set(n, size, lambda i: np.random.default_rng([seed, i, 7]),   # 7: apart from make_textures
                     lambda rng, label: _draw_one(rng, size, label, float(noise), target), dev)
 
 

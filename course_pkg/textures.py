@@ -210,7 +210,7 @@ def _draw_one(rng: np.random.Generator, size: int, label: int, n_distractors: in
     return image, target, distract, TEXTURE_NAMES.index(background)
 
 
-def draw_set(n: int, size: int, rng_of: Callable[[int], np.random.Generator],
+def _draw_set(n: int, size: int, rng_of: Callable[[int], np.random.Generator],
              draw: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]],
              device: torch.device) -> TextureSet:
     """``n`` images of side ``size`` drawn one by one: image ``i`` from the generator ``rng_of(i)``, which
@@ -297,7 +297,7 @@ def make_textures(n: int, image_size: int = 48, seed: int = 0, *, distractors: i
 
     dev = as_device(device)
 
-    return draw_set(n, size, lambda i: np.random.default_rng([seed, i]),
+    return _draw_set(n, size, lambda i: np.random.default_rng([seed, i]),
                     lambda rng, label: _draw_one(rng, size, label, distractors, tuple(backgrounds),
                                                  tuple(distractor_textures), float(noise), with_target,
                                                  rotate, target_texture), dev)
