@@ -84,6 +84,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..exercises import all_exercises
+from . import cgroup
 from .isolation import MODES, IsolationUnavailable, choose, python_roots
 from .report import (
     LearnerResult,
@@ -95,6 +96,7 @@ from .report import (
 )
 from .runner import PACKAGE_DIR, ChapterPlan, Limits, SubmissionResult, grade_submission
 from .submissions import Submission, SubmissionError, discover, load
+from .text import escape_controls
 
 __all__ = ["Limits", "LearnerResult", "grade", "grade_learners", "main"]
 
@@ -148,13 +150,26 @@ def grade(paths: Sequence[str | Path], out: str | Path, *, chapter: Optional[str
                           scrub_paths=[Path(p) for p in paths])
 
 
+def _console(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` for lines that may hold learner text: each line's control characters are escaped, so
+    no ANSI sequence reaches the terminal and no newline inside a name forges a line."""
+    def say(line: str) -> None:
+        echo("\n".join(escape_controls(part, keep="\t") for part in str(line).split("\n")))
+    return say
+
+
 def _check_options(limits: Limits, jobs: int, chapter: Optional[str], known: dict) -> None:
     if jobs < 1:
         raise ValueError(f"jobs={jobs} must be at least 1")
     if limits.timeout <= 0:
         raise ValueError(f"timeout={limits.timeout} must be a positive number of seconds")
-    if limits.submission_timeout <= 0:
-        raise ValueError(f"submission_timeout={limits.submission_timeout} must be a positive number of seconds")
+    if limits.submission_timeout is not None and limits.submission_timeout <= 0:
+        raise ValueError(f"submission_timeout={limits.submission_timeout} must be a positive number of seconds "
+                         "(or None: --timeout x (exercises + 1))")
+    if limits.pids < 8:
+        raise ValueError(f"pids={limits.pids} is too small for Python and torch; give at least 8 (default 64)")
+    if not limits.cpus > 0:
+        raise ValueError(f"cpus={limits.cpus} must be a positive number of CPUs (default 1)")
     if limits.memory_mb < 64:
         raise ValueError(f"memory={limits.memory_mb} MB is too small; give at least 64 (default 4096)")
     if limits.scratch_mb < 1:
@@ -176,6 +191,14 @@ def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str
         jobs = 1  # the leftover-process sweep kills every process of uid 65534
     if mode == "none":
         echo("WARNING: learners' code runs WITHOUT isolation (--unsafe-no-isolation): only for trusted code.")
+    echo = _console(echo)
+
+    if limits.cgroups:
+        hier, why = cgroup.available()
+        echo(f"resource limits per sandbox: {hier.describe()}: memory {limits.memory_mb} MB, {limits.pids} tasks, "
+             f"{limits.cpus:g} CPU" if hier else
+             f"NO per-sandbox memory/task/CPU limits (control groups unavailable: {why}); only the time "
+             "limits and the per-process address-space limit apply")
     out = Path(out)
     started = time.monotonic()
     learners: list[LearnerResult] = []
@@ -223,9 +246,10 @@ def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str
                 i = futures[fut]
                 by_sub[i] = res = fut.result()
                 total = f"{res.score:g}/{res.max_score:g}" if not res.error else "error"
-                echo(f"graded {res.learner} ({res.path.name}): {total} in {res.seconds:.1f} s")
+                echo(f"graded {res.learner} ({escape_controls(res.path.name)}): {total} in {res.seconds:.1f} s")
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
+        cgroup.release()
     for i, (lr, _) in enumerate(subs):
         lr.submissions.append(by_sub[i])
     columns = exercise_columns(chapters)
@@ -267,8 +291,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chapter", help="grade every file as this chapter, e.g. ch01 (default: from each file)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds allowed for each cell and for each exercise (default: 60)")
-    p.add_argument("--submission-timeout", type=float, default=900.0,
-                   help="seconds allowed for one file in all, restarts included (default: 900)")
+    p.add_argument("--submission-timeout", type=float, default=None,
+                   help="seconds allowed for one file in all once its sandbox started, restarts included "
+                        "(default: --timeout x (the chapter's exercises + 1))")
     p.add_argument("--memory", type=int, default=4096,
                    help="MB of address space the learner's code may add to Python + torch (default: 4096)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at the same time (default: 2)")
