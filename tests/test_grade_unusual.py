@@ -44,7 +44,7 @@ KNOWN = {CH: NAMES}
 ISOLATION = "auto" if bwrap_problem() is None else "none"  # the verdicts below are the same in both
 SOL = samples.solution_sources(CH)
 ANSWERS = "\n\n".join(SOL[n] for n in NAMES)
-TIMEOUT = 20
+TIMEOUT = 60  # generous: an honest import of matplotlib takes long on a loaded machine
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # any control character but \t and \n
 
 
@@ -142,16 +142,12 @@ def unusual(tmp_path_factory: pytest.TempPathFactory) -> Unusual:
     (s / "figures.ipynb").write_text(json.dumps(nb))
     del big_png, nb
     _cells_notebook(s / "colab_helper.ipynb", HELPER_CELLS)
-    # the clock: every statement sleeps just under --timeout
-    sleepy = "\n".join(["import time"] + [f"time.sleep({TIMEOUT - 2})"] * 6)
-    (s / "sleepy.py").write_text(f'CHAPTER = "ch01"\n{ANSWERS}\n{sleepy}\n')
     # the reports: escapes in a file name and in messages, huge messages, one note per failing statement
     (s / f"{ESC_NAME}.py").write_text(
-        'CHAPTER = "ch01"\n' + ANSWERS.replace(
-            "def weighted_average(weights, values):",
-            "def weighted_average(weights, values):\n    raise RuntimeError('\\x1b[2J\\x1b]0;owned\\x07\\ngraded x')", 1))
+        f'CHAPTER = "ch01"\n{ANSWERS}\n\n' + _fn("weighted_average", "raise RuntimeError("
+                                                 "'\\x1b[2J\\x1b]0;owned\\x07\\ngraded x')"))
     samples.write_notebook(s / "huge_message.ipynb", CH, _with(weighted_average=_fn(
-        "weighted_average", "return 'x' * 20_000_000")), metadata_chapter=CH)
+        "weighted_average", "return 'x' * 4_000_000")), metadata_chapter=CH)
     (s / "many_failures.py").write_text(f'CHAPTER = "ch01"\n{ANSWERS}\n' + "undefined_name_here\n" * 3000)
     # the grader's memory: an in-order forged record of millions of values
     forge = ("import os\nrec = b'{\"ev\": \"case\", \"name\": \"weighted_average\", \"i\": 0, \"outcome\": "
@@ -185,13 +181,20 @@ def test_colab_fallback_runs_the_helpers_the_answers_use_and_nothing_else(unusua
     assert unusual.results["colab_helper"].submissions[0].seconds < 3 * TIMEOUT
 
 
-def test_sleeping_in_every_statement_uses_up_the_budget(unusual: Unusual) -> None:
-    r = unusual.results["sleepy"]
+def test_sleeping_in_every_statement_uses_up_the_budget(tmp_path: Path) -> None:
+    """Each statement sleeps just under --timeout: the file's budget (--timeout x (exercises + 1) of
+    running code) runs out while it loads, so no exercise scores."""
+    timeout = 5
+    sleepy = "\n".join(["import time"] + [f"time.sleep({timeout - 1})"] * 6)
+    sub = tmp_path / "class" / "sleepy.py"
+    sub.parent.mkdir()
+    sub.write_text(f'CHAPTER = "ch01"\n{ANSWERS}\n{sleepy}\n')
+    (r,) = grade([sub], tmp_path / "out", limits=Limits(timeout=timeout, isolation=ISOLATION), jobs=1,
+                 echo=lambda s: None)
     assert r.score == 0, r.all_notes()
     assert {e.status for e in r.exercises} == {"timeout"}
-    budget = TIMEOUT * (len(NAMES) + 1)
-    assert any(f"time budget ({budget:g} s in all)" in e.reason for e in r.exercises), r.all_notes()
-    assert r.submissions[0].seconds < budget + 60  # start-up and one restart at most, on a loaded machine
+    budget = timeout * (len(NAMES) + 1)
+    assert all(f"time budget ({budget:g} s in all)" in e.reason for e in r.exercises), r.all_notes()
 
 
 def test_no_control_character_reaches_any_report(unusual: Unusual) -> None:

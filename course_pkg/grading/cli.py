@@ -26,13 +26,18 @@ What is graded
 * Colab's File > Download > .py export is graded as it is: its ``!pip``/``%magic`` lines are
   skipped, and ``import course_pkg`` / ``ex.name.check(fn)`` run against a harmless stand-in.
 * In a notebook only the code cells tagged ``exercise`` run, in order (if no cell is tagged, the
-  cells that define an exercise's name at top level; a note says so). A ``.py`` file runs top to
+  cells that define an exercise's name at top level, and the earlier cells that define what those
+  use, such as a helper function or an import; a note says so). A ``.py`` file runs top to
   bottom, one top-level statement at a time (its ``__name__`` is ``"submission"``, so a
   ``if __name__ == "__main__":`` block does not run). Either way ``math``, ``torch``, ``nn`` and
   ``F`` are already imported, and a cell or statement that raises is reported and skipped.
 * Each exercise's answer is the function or class named like the part of its id after the dot
   (``ch01.softmax_weights`` -> ``softmax_weights``). It runs on the same cases as the chapter's
   ``check``; its score is the fraction of cases passed (0 to 1 per exercise).
+* Files are read as Python reads them (a ``# -*- coding: ... -*-`` line, a byte-order mark, form
+  feeds); a notebook's saved outputs never count against its code. What is read is bounded before
+  it is parsed: a notebook of at most 100 MB and 1,000,000 JSON values, and at most 2 MB and
+  300,000 words and symbols of code per file.
 
 Safety and its limits (the threat model)
 ----------------------------------------
@@ -49,11 +54,28 @@ sizes and core dumps are limited; an audit hook turns refused actions into frien
 Where bubblewrap cannot run, the grader refuses to grade unless ``--unsafe-no-isolation`` is given
 (then only Landlock and the audit hook stand, which a determined attacker can defeat).
 
+The audit hook is no boundary (PEP 578 says so), so a call it refuses costs nothing by itself:
+matplotlib carries on without ``fc-list``, torchvision without its C library. An exercise gets
+"not allowed" (0) only when one of its cases raised after a refusal in that case; a cell that
+failed is named in the notes. The same attempt gets the same verdict wherever the course and the
+submissions lie: the sandbox's writable scratch folder is a path no host folder can name.
+
+Resources: wherever the grader can create control groups (as root, or in a delegated cgroup v2
+subtree; cgroup v1 is used where v2 has no controllers), each sandbox gets its own: memory
+(Python and torch at start-up plus ``--memory``, shared memory, ``memfd`` and tmpfs files
+included, no swap), 64 tasks (threads count) and one CPU; every process left in it is killed
+after each run. Where it cannot, the grader says so in one line at the start, and then only the
+time limits and the per-process address-space limit stop a fork bomb or memory held outside the
+process.
+
 Scores are decided in the grader's own process, from the outputs the child sends as plain data
 (JSON; tensors as raw bytes with dtype and shape; nothing is unpickled; each output is capped by
 its logical size), against reference outputs computed here. The records are accepted only in the
 order the child sends them; the grader's own clock stops each cell and exercise after
-``--timeout`` s and a whole file after ``--submission-timeout`` s. So printing "passed", patching
+``--timeout`` s and a whole file after ``--submission-timeout`` s (by default ``--timeout`` times
+the chapter's exercises plus one, counting the time learner code runs, start-ups excluded, so
+sleeping just under ``--timeout`` in every statement runs out of time). Records are counted before they are
+parsed (at most 200,000 values each). So printing "passed", patching
 torch or the checks, or writing to the result channel can change only what the learner's own
 answers appear to output. ``import course_pkg`` and ``ex.name.check(fn)`` calls run against a
 harmless stand-in inside the sandbox.
@@ -63,9 +85,12 @@ of memory, or tries something refused above gets 0 for that exercise, with the r
 summary, the gradebook and ``results.json``; the other exercises of the same file still run, and
 so does the rest of the class: every step for a file or a learner records its errors, and the
 gradebook is always written. Copying the solution's text (which ``.solution()`` shows by design)
-cannot be told from writing it. Kernel bugs and CPU/memory starvation of the machine are outside
-what bubblewrap handles: for a hostile class, also run the grader in a container or VM (Gradescope
-does: ``--gradescope-autograder``).
+cannot be told from writing it. Every report line, CSV cell and ``results.json`` text has its
+control characters escaped (an ANSI sequence or a newline in a file name or an exception cannot
+drive the terminal or forge a line) and is capped (a message at 2,000 characters, an exercise's
+feedback at 16,000, a gradebook cell under the 32,767 spreadsheets accept, at most 20 notes about
+failing cells per file). Kernel bugs are outside what bubblewrap handles: for a hostile class,
+also run the grader in a container or VM (Gradescope does: ``--gradescope-autograder``).
 
 Exit status: 0 when the class was graded (whatever the scores), 2 for a bad command line or when
 no isolation is available.
@@ -292,8 +317,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds allowed for each cell and for each exercise (default: 60)")
     p.add_argument("--submission-timeout", type=float, default=None,
-                   help="seconds allowed for one file in all once its sandbox started, restarts included "
-                        "(default: --timeout x (the chapter's exercises + 1))")
+                   help="seconds of running learner code allowed for one file in all, restarts included, "
+                        "start-ups not (default: --timeout x (the chapter's exercises + 1))")
     p.add_argument("--memory", type=int, default=4096,
                    help="MB of address space the learner's code may add to Python + torch (default: 4096)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at the same time (default: 2)")

@@ -72,8 +72,8 @@ class Limits:
     ``memory_mb``: memory the learner's code may add to Python + torch (address space, and where
     control groups can be made, all memory of the sandbox: shared memory and its tmpfs included);
     ``output_mb``: the largest file it may write (its captured output included);
-    ``submission_timeout``: seconds for a whole file once the sandbox first started (restarts
-    included); None derives it from the exercises graded, ``timeout * (exercises + 1)``;
+    ``submission_timeout``: seconds of running learner code for a whole file (restarts included,
+    start-ups not); None derives it from the exercises graded, ``timeout * (exercises + 1)``;
     ``scratch_mb``: size of the sandbox's scratch folder; ``pids``/``cpus``: tasks (threads count)
     and CPUs per sandbox, where control groups can be made (see :mod:`.cgroup`);
     ``isolation``: ``"auto"`` (bubblewrap, or refuse), ``"bwrap"``, ``"uid"`` or ``"none"``."""
@@ -301,21 +301,40 @@ class _Run:
 
 @dataclass
 class _Clock:
-    """The per-file budget: ``seconds`` in all, from the moment the sandbox first reported ready
-    (the first start-up has its own limit; restarts count)."""
+    """The per-file budget: ``seconds`` of running learner code in all, summed over the runs from
+    the moment each sandbox reported ready (a start-up has its own limit, so a loaded machine's
+    slow restarts cost the learner nothing); and, against endless restarts, a wall-clock end
+    ``seconds + extra`` after the first ready."""
 
     seconds: float
-    end: Optional[float] = None
+    extra: float = 0.0
+    spent: float = 0.0
+    resumed_at: Optional[float] = None
+    hard_end: Optional[float] = None
 
-    def start(self) -> None:
-        if self.end is None:
-            self.end = time.monotonic() + self.seconds
+    def resume(self) -> None:
+        now = time.monotonic()
+        self.resumed_at = now
+        if self.hard_end is None:
+            self.hard_end = now + self.seconds + self.extra
+
+    def pause(self) -> None:
+        if self.resumed_at is not None:
+            self.spent += time.monotonic() - self.resumed_at
+            self.resumed_at = None
+
+    @property
+    def end(self) -> Optional[float]:
+        ends = [e for e in (self.hard_end, None if self.resumed_at is None else
+                            self.resumed_at + self.seconds - self.spent) if e is not None]
+        return min(ends) if ends else None
 
     def cap(self, t: float) -> float:
-        return t if self.end is None else min(t, self.end)
+        end = self.end
+        return t if end is None else min(t, end)
 
     def used_up(self) -> bool:
-        return self.end is not None and time.monotonic() >= self.end
+        return self.spent >= self.seconds or (self.hard_end is not None and time.monotonic() >= self.hard_end)
 
 
 def _child_env(scratch: str) -> dict[str, str]:
@@ -553,7 +572,7 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
                 events.append(ev)
                 kind = ev["ev"]
                 if kind == "ready":
-                    clock.start()
+                    clock.resume()
                     phase, deadline = ("between",), restart_clock()
                     if group is not None:  # the learner's budget on top of what Python + torch use now
                         memory_limit = group.memory_used() + limits.memory_mb * 2**20
@@ -580,6 +599,7 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
         if ended == "exit" and proc.returncode == 0 and protocol.state == "finished":
             ended = "finished"
     finally:
+        clock.pause()
         os.close(read_fd)
         if proc.poll() is None:
             _kill(proc)
@@ -672,7 +692,7 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
     todo = [n for n in names if n not in final]
     # the whole file's time: the exercises graded, one --timeout each, and one more for loading its code
     budget = limits.submission_timeout or limits.timeout * (len(todo) + 1)
-    clock = _Clock(budget)
+    clock = _Clock(budget, extra=2 * limits.startup_timeout)
     attempts = 0
     while todo and attempts < len(sub.units) + len(names) + 2:
         attempts += 1

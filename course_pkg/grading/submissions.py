@@ -13,7 +13,11 @@ Rules (also in ``python -m course_pkg.grade --help``):
 * What runs: in a notebook, the code cells tagged ``exercise`` (cell metadata ``tags``), in order.
   If no cell carries the tag (some editors, Colab among them, cannot add tags), the code cells that
   define an exercise's name at top level (``def name``/``class name``/``name = ...``) run instead,
-  and a note says so. In a ``.py`` file, the whole module runs, one top-level statement at a time.
+  with the earlier cells that define the names those use (a helper function, an import), and a
+  note says so. In a ``.py`` file, the whole module runs, one top-level statement at a time.
+* Reading: a .py file as Python reads it (its ``coding`` line, a byte-order mark, line ends;
+  form feeds do not end lines); sizes are bounded before anything is parsed (see the ``MAX_``
+  constants), and a notebook's saved outputs count only against the notebook's size.
 """
 
 from __future__ import annotations
