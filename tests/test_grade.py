@@ -294,8 +294,9 @@ def test_a_failing_statement_at_import_is_reported_and_the_rest_graded(graded_cl
 def test_memory_exhaustion_fails_that_exercise(graded_class: Class) -> None:
     r = graded_class.results["memory"]
     e = _ex(r, "weighted_average")
-    assert e.score == 0 and e.status in ("failed", "crashed"), (e.status, e.feedback)
-    assert re.search(r"memory|allocate|SIGKILL", e.feedback), e.feedback
+    assert e.score == 0 and e.status in ("failed", "crashed", "timeout"), (e.status, e.feedback)
+    if e.status != "timeout":  # on a heavily loaded machine filling 1 GB can outlast the 8 s timeout
+        assert re.search(r"memory|allocate|SIGKILL", e.feedback), e.feedback
     _others_pass(r, "weighted_average")
 
 

@@ -204,7 +204,7 @@ def test_no_control_character_reaches_any_report(unusual: Unusual) -> None:
     for line in u.log:
         for part in line.split("\n"):
             assert not CONTROL.search(part), repr(part)
-            assert not part.startswith("graded forged") and not part.startswith("graded x"), part
+            assert not part.startswith(("graded forged (", "graded x")), part
     raw = (u.out / "gradebook.csv").read_text()
     assert not CONTROL.search(raw.replace("\r\n", "\n"))
     with open(u.out / "gradebook.csv", newline="") as f:
@@ -226,7 +226,7 @@ def test_reports_stay_small(unusual: Unusual) -> None:
     assert (u.out / "huge_message" / "results.json").stat().st_size < 200_000
     with open(u.out / "gradebook.csv", newline="") as f:
         rows = {row["learner"]: row for row in csv.DictReader(f)}
-    assert all(len(cell) < MAX_CELL_CHARS for row in rows.values() for cell in row.values())
+    assert all(len(cell) <= MAX_CELL_CHARS for row in rows.values() for cell in row.values())
     many = u.results["many_failures"]
     assert many.score == len(NAMES)
     assert "and 2980 more cells or statements failed" in " ".join(many.all_notes())
@@ -235,7 +235,7 @@ def test_reports_stay_small(unusual: Unusual) -> None:
 def test_a_forged_record_of_millions_of_values_is_refused_before_parsing(unusual: Unusual) -> None:
     r = unusual.results["forged_record"]
     e = _ex(r, "weighted_average")
-    assert e.status == "crashed" and "more output than the grader accepts" in e.reason, e
+    assert e.status == "crashed" and "more than 200,000 values" in e.reason, e
     assert all(x.status == "passed" for x in r.exercises if x.name != "weighted_average")
 
 
@@ -292,7 +292,7 @@ def test_escaping_and_capping_text() -> None:
     assert escape_controls("a\nb\tc\x1b", keep="\n\t") == "a\nb\tc\\x1b"
     assert len(cap("x" * 100_000, 1000)) == 1000 and cap("short", 1000) == "short"
     cell = csv_cell("=cmd\n" + "y" * 100_000)
-    assert cell.startswith("'=cmd\\n") and len(cell) < MAX_CELL_CHARS and "\n" not in cell
+    assert cell.startswith("'=cmd\\n") and len(cell) <= MAX_CELL_CHARS and "\n" not in cell
     with pytest.raises(ValueError, match="limit=3"):
         cap("abc", 3)
 
@@ -327,8 +327,9 @@ def test_a_fabricated_training_run_gets_no_marks(answer, fragment: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 CGROUPS, NO_CGROUPS = cgroup.available()
 needs_cgroups = pytest.mark.skipif(CGROUPS is None, reason=f"no control groups here: {NO_CGROUPS}")
-MEMFD = ("import os\nfd = os.memfd_create('hoard')\nblock = b'x' * 2**20\n"
-         "for _ in range(1536):\n    os.write(fd, block)\nreturn weights @ values")
+MEMFD = ("import os\nblock = b'x' * 2**20\nheld = []\n"  # 48 files of 32 MB: each under the file-size limit
+         "for i in range(48):\n    fd = os.memfd_create(f'hoard{i}')\n    held.append(fd)\n"
+         "    for _ in range(32):\n        os.write(fd, block)\nreturn weights @ values")
 THREADS = ("import threading, time\nstop = threading.Event()\nstarted = []\n"
            "try:\n    for _ in range(200):\n        t = threading.Thread(target=stop.wait)\n        t.start()\n"
            "        started.append(t)\nfinally:\n    stop.set()\nreturn weights @ values")

@@ -290,7 +290,7 @@ def _describe_violations(violations: Sequence[dict]) -> str:
 @dataclass
 class _Run:
     events: list[dict]
-    ended: str  # "finished", "timeout", "budget", "exit", "corrupt", "too_much_output"
+    ended: str  # "finished", "timeout", "budget", "exit", "corrupt", "too_much_output", "too_many_values"
     returncode: Optional[int]
     phase: tuple  # ("startup",), ("unit", i), ("loaded",), ("exercise", name), ("between",)
     how: str = ""  # the isolation mode it ran in
@@ -560,7 +560,7 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
                 line, _, rest = bytes(buf).partition(b"\n")
                 buf = bytearray(rest)
                 if len(line) > 65536 and count_json_values(line) > MAX_RECORD_VALUES:
-                    ended = "too_much_output"  # counted before parsing: json.loads would allocate them all
+                    ended = "too_many_values"  # counted before parsing: json.loads would allocate them all
                     break
                 try:
                     ev = json.loads(line)
@@ -627,6 +627,9 @@ def _death(run: _Run, limits: Limits, stderr_tail: str, budget: float) -> str:
         return "it wrote to the grader's result channel (records out of order or corrupted)"
     if run.ended == "too_much_output":
         return "it sent more output than the grader accepts"
+    if run.ended == "too_many_values":
+        return (f"it sent the grader's result channel a record of more than {MAX_RECORD_VALUES:,} values "
+                "(an output that large, or a forged record); the grader reads at most that many per case")
     rc = run.returncode
     if rc is not None and 128 < rc < 128 + 65 and "bwrap" in run.how:  # bwrap reports a signal as 128 + n
         rc = 128 - rc
