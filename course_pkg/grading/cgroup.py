@@ -21,6 +21,7 @@ be set, when they cannot.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import signal
@@ -143,7 +144,7 @@ def _setup(sys_root: str = "/") -> tuple[Optional[Hierarchy], str]:
     return None, "; ".join(reasons)
 
 
-_STATE: dict[str, tuple[Optional[Hierarchy], str]] = {}
+_STATE: dict[str, tuple[Optional[Hierarchy], str]] = {}  # "state"; "atexit" once registered
 
 
 def available() -> tuple[Optional[Hierarchy], str]:
@@ -152,6 +153,9 @@ def available() -> tuple[Optional[Hierarchy], str]:
     with _LOCK:
         if "state" not in _STATE:
             _STATE["state"] = _setup()
+            if _STATE["state"][0] is not None and not _STATE.get("atexit"):
+                atexit.register(release)  # the folder goes with this process, whoever asked for it
+                _STATE["atexit"] = (None, "")
         return _STATE["state"]
 
 
