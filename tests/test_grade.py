@@ -12,7 +12,9 @@ import csv
 import hashlib
 import json
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -292,8 +294,9 @@ def test_a_failing_statement_at_import_is_reported_and_the_rest_graded(graded_cl
 def test_memory_exhaustion_fails_that_exercise(graded_class: Class) -> None:
     r = graded_class.results["memory"]
     e = _ex(r, "weighted_average")
-    assert e.score == 0 and e.status in ("failed", "crashed"), (e.status, e.feedback)
-    assert re.search(r"memory|allocate|SIGKILL", e.feedback), e.feedback
+    assert e.score == 0 and e.status in ("failed", "crashed", "timeout"), (e.status, e.feedback)
+    if e.status != "timeout":  # on a heavily loaded machine filling 1 GB can outlast the 8 s timeout
+        assert re.search(r"memory|allocate|SIGKILL", e.feedback), e.feedback
     _others_pass(r, "weighted_average")
 
 
@@ -318,33 +321,48 @@ def test_forging_the_result_channel_costs_that_exercise(graded_class: Class) -> 
 
 
 def test_writing_outside_the_scratch_folder_is_refused(graded_class: Class) -> None:
-    """In the kernel sandbox the other learners' files and the decoy are not in view: an attempt
-    fails (a missing file inside the sandbox) and costs the exercise; without it, the audit hook
-    refuses. Either way nothing outside changes."""
+    """The same verdict wherever the course and the class lie (under /tmp or not), with the kernel
+    sandbox or without it: the refusal is worded by the audit hook, nothing outside changes, and a
+    refused write that the code survives (at load time here) costs nothing."""
     c = graded_class
     r = c.results["write_outside"]
-    if KERNEL:
-        _zero(r, "weighted_average", "failed", "No such file")
-    else:
-        _zero(r, "weighted_average", "forbidden", "for writing")
+    _zero(r, "weighted_average", "forbidden", "for writing")
     _others_pass(r, "weighted_average")
     assert _digest(c.subs / "good_py.py") == c.victim_digest  # another learner's file is untouched
     assert c.results["good_py"].score == len(NAMES)
-    r = c.results["write_at_load"]  # at load time: the cell fails, the rest is graded
-    if KERNEL:
-        assert r.score == len(NAMES) and any("No such file" in n for n in r.all_notes())
-    else:
-        _zero(r, "attention_pool", "forbidden", "decoy.txt")
+    r = c.results["write_at_load"]  # at load time: the cell fails and says why, the answers are graded
+    assert r.score == len(NAMES) and r.status == "ok", r.all_notes()
+    assert any("failed: PermissionError" in n and "for writing" in n for n in r.all_notes()), r.all_notes()
     assert c.decoy.read_text() == "untouched"
     r = c.results["remove_course_file"]
-    e = _ex(r, "weighted_average")
-    if KERNEL and e.status == "failed":
-        # the course is not in the sandbox's view: the removal finds no file. (Where the checkout lies
-        # under /tmp, the sandbox's own scratch, the friendly audit hook has no reason to refuse it first.)
-        _zero(r, "weighted_average", "failed", "FileNotFoundError")
-    else:
-        _zero(r, "weighted_average", "forbidden", "os.remove")
+    _zero(r, "weighted_average", "forbidden", "os.remove")
     _others_pass(r, "weighted_average")
+
+
+def test_the_same_attempt_gets_the_same_verdict_wherever_the_class_lies(tmp_path: Path) -> None:
+    """One attempt (write next to the submission, remove a course file, read the solutions), graded
+    from a class folder under /tmp and from one inside the checkout: the same status and reason."""
+    attempts = {
+        "weighted_average": "open(__file__ + '.pwned', 'w')\nreturn weights @ values",
+        "softmax_weights": (f"import os\nos.remove({str(PACKAGE_DIR / 'exercises' / 'no_such_file.py')!r})\n"
+                            "return torch.softmax(scores, -1)"),
+        "attention_pool": (f"exec(open({str(SOLUTIONS_FILE)!r}).read(), {{}})\n"
+                           "return torch.softmax(query @ keys.T, -1) @ values, None"),
+    }
+    verdicts = []
+    inside = Path(tempfile.mkdtemp(prefix=".test-grade-", dir=ROOT))
+    try:
+        for where in (tmp_path, inside):
+            sub = where / "class" / "learner.ipynb"
+            sources = {n: _fn(n, b).replace("__file__", repr(str(sub))) for n, b in attempts.items()}
+            samples.write_notebook(sub, CH, sources, metadata_chapter=CH)
+            (r,) = grade([sub], where / "out", limits=Limits(timeout=30, isolation=ISOLATION), jobs=1,
+                         echo=lambda s: None)
+            verdicts.append({e.name: (e.status, e.reason.replace(str(where), "<where>")) for e in r.exercises})
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)
+    assert verdicts[0] == verdicts[1]
+    assert {status for status, _ in verdicts[0].values()} == {"forbidden"}, verdicts[0]
 
 
 @pytest.mark.parametrize("learner, name, status, fragment", [

@@ -382,9 +382,10 @@ def _marked_tokens(b: int, n: int, d: int, k: int = 2):  # type: ignore[no-untyp
     return make
 
 
-def _sgd_losses(tokens: torch.Tensor, labels: torch.Tensor, init: dict, lr: float, steps: int,
-                accumulate: bool = False) -> list[float]:
-    """The checker's own first losses of the run, written independently of the reference."""
+def _sgd_run(tokens: torch.Tensor, labels: torch.Tensor, init: dict, lr: float, steps: int,
+             accumulate: bool = False) -> tuple[list[float], torch.Tensor]:
+    """The checker's own run, written independently of the reference, in float64: the loss of every
+    step (before its update) and the trained query ``(D,)``."""
     params = [init["query"].double().clone().requires_grad_(), init["head_w"].double().clone().requires_grad_(),
               init["head_b"].double().clone().requires_grad_()]
     t = tokens.double()
@@ -398,7 +399,13 @@ def _sgd_losses(tokens: torch.Tensor, labels: torch.Tensor, init: dict, lr: floa
         with torch.no_grad():
             params = [(p - lr * g).requires_grad_() for p, g in zip(params, total)]
         losses.append(loss.item())
-    return losses
+    return losses, params[0].detach()
+
+
+def _sgd_losses(tokens: torch.Tensor, labels: torch.Tensor, init: dict, lr: float, steps: int,
+                accumulate: bool = False) -> list[float]:
+    """The checker's own first ``steps`` losses of the run (see :func:`_sgd_run`)."""
+    return _sgd_run(tokens, labels, init, lr, steps, accumulate)[0]
 
 
 def _shape_of_losses(out: object, args: tuple) -> None:
@@ -417,7 +424,14 @@ def _training_properties(out: object, args: tuple) -> None:
         raise CheckFailure(f"each row of the attention weights should sum to one over the {n} tokens of its "
                            f"sequence, but the sums are {[round(v, 4) for v in sums[:4].tolist()]}: take the "
                            "softmax of tokens @ query over the tokens (dim=-1), not over the batch.")
-    first = _sgd_losses(tokens, labels, init, lr, 3)
+    # The whole run is recomputed from the same data, initial parameters and learning rate: every
+    # recorded loss and the returned weights must be those of that run (a made-up curve or weights read
+    # off the marked token do not pass). The first three steps get the most specific advice.
+    run, query = _sgd_run(tokens, labels, init, lr, steps)
+    if losses.dim() != 1 or len(losses) != steps:
+        raise CheckFailure(f"the losses have shape {tuple(losses.shape)} for {steps} steps: record one loss per "
+                           "step.")
+    first = run[:3]
     got = [float(v) for v in losses[:3]]
     if not math.isclose(got[0], first[0], rel_tol=1e-4):
         raise CheckFailure(f"the first loss is {got[0]:.5g}, but the loss of the initial parameters is "
@@ -435,6 +449,10 @@ def _training_properties(out: object, args: tuple) -> None:
                "before each loss.backward()." if math.isclose(got[2], stale, rel_tol=1e-4) else "")
         raise CheckFailure(f"the first two losses are right but the third is {got[2]:.5g} instead of "
                            f"{first[2]:.5g}: the second update is wrong.{why}")
+    for i, (g, want) in enumerate(zip(losses.tolist(), run)):
+        if not math.isclose(g, want, rel_tol=1e-3, abs_tol=1e-6):
+            raise CheckFailure(f"the loss of step {i} is {g:.5g}, but {i} SGD steps from the initial parameters "
+                               f"give {want:.5g}: every step's loss must come from the training run itself.")
     if not losses[-1] < 0.5 * losses[0]:
         raise CheckFailure(f"the loss went from {float(losses[0]):.4g} to {float(losses[-1]):.4g} in {steps} "
                            "steps: it should fall below half its start.")
@@ -444,6 +462,10 @@ def _training_properties(out: object, args: tuple) -> None:
         raise CheckFailure(f"the returned attention puts on average {mass:.3f} of its weight on the marked token "
                            f"(uniform attention gives 1/{n} = {1 / n:.3f}), but the trained query puts more than "
                            "half of it there: return the weights of the trained query, computed after the loop.")
+    trained = torch.softmax(tokens.double() @ query, dim=-1)
+    if weights.shape != trained.shape or not torch.allclose(weights.double(), trained, atol=1e-3):
+        raise CheckFailure("the returned weights are not softmax(tokens @ query) of the query the "
+                           f"{steps} SGD steps trained: compute them from the trained query, after the loop.")
 
 
 def _train_no_zero_grad(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]

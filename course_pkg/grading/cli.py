@@ -26,13 +26,18 @@ What is graded
 * Colab's File > Download > .py export is graded as it is: its ``!pip``/``%magic`` lines are
   skipped, and ``import course_pkg`` / ``ex.name.check(fn)`` run against a harmless stand-in.
 * In a notebook only the code cells tagged ``exercise`` run, in order (if no cell is tagged, the
-  cells that define an exercise's name at top level; a note says so). A ``.py`` file runs top to
+  cells that define an exercise's name at top level, and the earlier cells that define what those
+  use, such as a helper function or an import; a note says so). A ``.py`` file runs top to
   bottom, one top-level statement at a time (its ``__name__`` is ``"submission"``, so a
   ``if __name__ == "__main__":`` block does not run). Either way ``math``, ``torch``, ``nn`` and
   ``F`` are already imported, and a cell or statement that raises is reported and skipped.
 * Each exercise's answer is the function or class named like the part of its id after the dot
   (``ch01.softmax_weights`` -> ``softmax_weights``). It runs on the same cases as the chapter's
   ``check``; its score is the fraction of cases passed (0 to 1 per exercise).
+* Files are read as Python reads them (a ``# -*- coding: ... -*-`` line, a byte-order mark, form
+  feeds); a notebook's saved outputs never count against its code. What is read is bounded before
+  it is parsed: a notebook of at most 100 MB and 1,000,000 JSON values, and at most 2 MB and
+  300,000 words and symbols of code per file.
 
 Safety and its limits (the threat model)
 ----------------------------------------
@@ -49,11 +54,28 @@ sizes and core dumps are limited; an audit hook turns refused actions into frien
 Where bubblewrap cannot run, the grader refuses to grade unless ``--unsafe-no-isolation`` is given
 (then only Landlock and the audit hook stand, which a determined attacker can defeat).
 
+The audit hook is no boundary (PEP 578 says so), so a call it refuses costs nothing by itself:
+matplotlib carries on without ``fc-list``, torchvision without its C library. An exercise gets
+"not allowed" (0) only when one of its cases raised after a refusal in that case; a cell that
+failed is named in the notes. The same attempt gets the same verdict wherever the course and the
+submissions lie: the sandbox's writable scratch folder is a path no host folder can name.
+
+Resources: wherever the grader can create control groups (as root, or in a delegated cgroup v2
+subtree; cgroup v1 is used where v2 has no controllers), each sandbox gets its own: memory
+(Python and torch at start-up plus ``--memory``, shared memory, ``memfd`` and tmpfs files
+included, no swap), 64 tasks (threads count) and one CPU; every process left in it is killed
+after each run. Where it cannot, the grader says so in one line at the start, and then only the
+time limits and the per-process address-space limit stop a fork bomb or memory held outside the
+process.
+
 Scores are decided in the grader's own process, from the outputs the child sends as plain data
 (JSON; tensors as raw bytes with dtype and shape; nothing is unpickled; each output is capped by
 its logical size), against reference outputs computed here. The records are accepted only in the
 order the child sends them; the grader's own clock stops each cell and exercise after
-``--timeout`` s and a whole file after ``--submission-timeout`` s. So printing "passed", patching
+``--timeout`` s and a whole file after ``--submission-timeout`` s (by default ``--timeout`` times
+the chapter's exercises plus one, counting the time learner code runs, start-ups excluded, so
+sleeping just under ``--timeout`` in every statement runs out of time). Records are counted before they are
+parsed (at most 200,000 values each). So printing "passed", patching
 torch or the checks, or writing to the result channel can change only what the learner's own
 answers appear to output. ``import course_pkg`` and ``ex.name.check(fn)`` calls run against a
 harmless stand-in inside the sandbox.
@@ -63,9 +85,12 @@ of memory, or tries something refused above gets 0 for that exercise, with the r
 summary, the gradebook and ``results.json``; the other exercises of the same file still run, and
 so does the rest of the class: every step for a file or a learner records its errors, and the
 gradebook is always written. Copying the solution's text (which ``.solution()`` shows by design)
-cannot be told from writing it. Kernel bugs and CPU/memory starvation of the machine are outside
-what bubblewrap handles: for a hostile class, also run the grader in a container or VM (Gradescope
-does: ``--gradescope-autograder``).
+cannot be told from writing it. Every report line, CSV cell and ``results.json`` text has its
+control characters escaped (an ANSI sequence or a newline in a file name or an exception cannot
+drive the terminal or forge a line) and is capped (a message at 2,000 characters, an exercise's
+feedback at 16,000, a gradebook cell under the 32,767 spreadsheets accept, at most 20 notes about
+failing cells per file). Kernel bugs are outside what bubblewrap handles: for a hostile class,
+also run the grader in a container or VM (Gradescope does: ``--gradescope-autograder``).
 
 Exit status: 0 when the class was graded (whatever the scores), 2 for a bad command line or when
 no isolation is available.
@@ -84,6 +109,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..exercises import all_exercises
+from . import cgroup
 from .isolation import MODES, IsolationUnavailable, choose, python_roots
 from .report import (
     LearnerResult,
@@ -95,6 +121,7 @@ from .report import (
 )
 from .runner import PACKAGE_DIR, ChapterPlan, Limits, SubmissionResult, grade_submission
 from .submissions import Submission, SubmissionError, discover, load
+from .text import escape_controls
 
 __all__ = ["Limits", "LearnerResult", "grade", "grade_learners", "main"]
 
@@ -148,13 +175,26 @@ def grade(paths: Sequence[str | Path], out: str | Path, *, chapter: Optional[str
                           scrub_paths=[Path(p) for p in paths])
 
 
+def _console(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` for lines that may hold learner text: each line's control characters are escaped, so
+    no ANSI sequence reaches the terminal and no newline inside a name forges a line."""
+    def say(line: str) -> None:
+        echo("\n".join(escape_controls(part, keep="\t") for part in str(line).split("\n")))
+    return say
+
+
 def _check_options(limits: Limits, jobs: int, chapter: Optional[str], known: dict) -> None:
     if jobs < 1:
         raise ValueError(f"jobs={jobs} must be at least 1")
     if limits.timeout <= 0:
         raise ValueError(f"timeout={limits.timeout} must be a positive number of seconds")
-    if limits.submission_timeout <= 0:
-        raise ValueError(f"submission_timeout={limits.submission_timeout} must be a positive number of seconds")
+    if limits.submission_timeout is not None and limits.submission_timeout <= 0:
+        raise ValueError(f"submission_timeout={limits.submission_timeout} must be a positive number of seconds "
+                         "(or None: --timeout x (exercises + 1))")
+    if limits.pids < 8:
+        raise ValueError(f"pids={limits.pids} is too small for Python and torch; give at least 8 (default 64)")
+    if not limits.cpus > 0:
+        raise ValueError(f"cpus={limits.cpus} must be a positive number of CPUs (default 1)")
     if limits.memory_mb < 64:
         raise ValueError(f"memory={limits.memory_mb} MB is too small; give at least 64 (default 4096)")
     if limits.scratch_mb < 1:
@@ -176,6 +216,14 @@ def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str
         jobs = 1  # the leftover-process sweep kills every process of uid 65534
     if mode == "none":
         echo("WARNING: learners' code runs WITHOUT isolation (--unsafe-no-isolation): only for trusted code.")
+    echo = _console(echo)
+
+    if limits.cgroups:
+        hier, why = cgroup.available()
+        echo(f"resource limits per sandbox: {hier.describe()}: memory {limits.memory_mb} MB, {limits.pids} tasks, "
+             f"{limits.cpus:g} CPU" if hier else
+             f"NO per-sandbox memory/task/CPU limits (control groups unavailable: {why}); only the time "
+             "limits and the per-process address-space limit apply")
     out = Path(out)
     started = time.monotonic()
     learners: list[LearnerResult] = []
@@ -223,9 +271,10 @@ def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str
                 i = futures[fut]
                 by_sub[i] = res = fut.result()
                 total = f"{res.score:g}/{res.max_score:g}" if not res.error else "error"
-                echo(f"graded {res.learner} ({res.path.name}): {total} in {res.seconds:.1f} s")
+                echo(f"graded {res.learner} ({escape_controls(res.path.name)}): {total} in {res.seconds:.1f} s")
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
+        cgroup.release()
     for i, (lr, _) in enumerate(subs):
         lr.submissions.append(by_sub[i])
     columns = exercise_columns(chapters)
@@ -267,8 +316,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chapter", help="grade every file as this chapter, e.g. ch01 (default: from each file)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds allowed for each cell and for each exercise (default: 60)")
-    p.add_argument("--submission-timeout", type=float, default=900.0,
-                   help="seconds allowed for one file in all, restarts included (default: 900)")
+    p.add_argument("--submission-timeout", type=float, default=None,
+                   help="seconds of running learner code allowed for one file in all, restarts included, "
+                        "start-ups not (default: --timeout x (the chapter's exercises + 1))")
     p.add_argument("--memory", type=int, default=4096,
                    help="MB of address space the learner's code may add to Python + torch (default: 4096)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at the same time (default: 2)")

@@ -7,8 +7,10 @@ Modes:
   file system holds only ``/usr`` (system libraries), the Python installation the grader runs on
   (with every copy of ``course_pkg`` in it masked), the grader's child script and the exercise
   framework (``core.py`` alone, no solution), the learner's own copied file at ``/submission``,
-  and a size-capped tmpfs at ``/scratch`` (also ``/tmp`` and ``HOME``; ``/dev/shm`` has the same cap,
-  everything else is read-only). Everything else (the
+  and a size-capped tmpfs at ``/scratch`` (also ``TMPDIR`` and ``HOME``; ``/dev/shm`` has the same cap;
+  ``/tmp`` is a separate 1 MB tmpfs, so that no path of the host, wherever the course or the
+  submissions lie, ever names a place inside the scratch folder; everything else is read-only).
+  Everything else (the
   course's solutions, the checkout and its ``.git``, classmates' files, other learners' jobs, the
   output folder, the instructor's home) is not in its view at all. There is no network device
   but a down loopback, so no connection and no DNS; the whole process tree dies when the grader
@@ -21,9 +23,11 @@ Modes:
 * ``"none"``: the child runs as the grader's own user with only Landlock (where the kernel has it)
   and the audit hook. Only with an explicit ``--unsafe-no-isolation``.
 
-What still needs a container or a virtual machine around the grader, even in ``"bwrap"`` mode: limits
-on resources across processes (there is no cgroup here, so a fork bomb or the whole machine's memory or
-CPU is stopped only by the time limits and the per-process memory limit), protection from kernel bugs,
+Every mode also puts the child in a control group of its own (memory with shared memory, tasks and
+CPU; see :mod:`.cgroup`) wherever the grader can create one (as root, or in a delegated cgroup v2
+subtree); where it cannot, the grader says so in one line, and then only the time limits and the
+per-process address-space limit stop a fork bomb or memory held outside the process (``memfd``).
+What still needs a container or a virtual machine around the grader: protection from kernel bugs,
 and hiding bubblewrap's own arguments (``/proc/1/cmdline`` shows the paths it mounts, not their contents).
 """
 
@@ -175,10 +179,10 @@ def bwrap_command(python: str, *, grader_dir: Path, submission: Path, scratch_mb
         cmd += ["--ro-bind-try", f, f]
     roots = [r for r in python_roots() if not _under(r, [Path("/usr")])]
     cmd += ["--size", str(int(scratch_mb) * 2**20), "--tmpfs", "/scratch"]
-    if not any(_under(r, [Path("/tmp")]) for r in roots):
-        cmd += ["--symlink", "scratch", "/tmp"]  # programs that write to /tmp write to the capped scratch
-    else:
-        cmd += ["--size", "1048576", "--tmpfs", "/tmp"]  # a Python installed under /tmp is bound below
+    # /tmp is not the scratch folder (nor a link to it): a host path under /tmp (a checkout, a class
+    # folder) must not name a writable place in the sandbox, or the verdict on the same attempt would
+    # depend on where the course lies. Temporary files go to TMPDIR (the scratch folder).
+    cmd += ["--size", "1048576", "--tmpfs", "/tmp"]  # a Python installed under /tmp is bound below
     for r in roots:
         cmd += ["--ro-bind", str(r), str(r)]
     for m in masked_paths(roots + [Path("/usr")], hidden):

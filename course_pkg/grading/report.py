@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from .runner import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
+from .text import cap, escape_controls
+from .text import clean as clean_text
+
+MAX_NOTE_CHARS = 1_000  # one note (a file's problem, an exercise's reason)
+MAX_CELL_CHARS = 32_000  # a gradebook cell (spreadsheets refuse more than 32,767 characters)
 
 
 @dataclass
@@ -46,18 +51,19 @@ class LearnerResult(ScoreTotals):
         return "ok"
 
     def all_notes(self) -> list[str]:
+        """One line per note (control characters escaped, each at most ``MAX_NOTE_CHARS``)."""
         notes = ([self.error] if self.error else []) + list(self.notes)
         if not self.error and not self.submissions:
             notes.append("nothing was graded")
         for s in self.submissions:
             if s.error:
-                notes.append(f"{s.path.name}: {s.error.splitlines()[0]}")
+                notes.append(f"{s.path.name}: {(s.error.splitlines() or [''])[0]}")
             notes.extend(f"{s.path.name}: {n}" for n in s.notes)
             for e in s.exercises:
                 if e.status != "passed":
                     notes.append(f"{e.name}: {STATUS_TEXT.get(e.status, e.status)}"
                                  + (f" - {e.reason}" if e.reason and e.reason != STATUS_TEXT.get(e.status) else ""))
-        return notes
+        return [clean_text(n, MAX_NOTE_CHARS) for n in notes]
 
 
 def _fmt(x: float) -> str:
@@ -75,10 +81,13 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def csv_cell(value: object) -> str:
-    """A text cell that a spreadsheet shows as text: one starting like a formula (``= + - @``, tab,
-    carriage return) gets a leading apostrophe (OWASP's advice for CSV injection)."""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    """A text cell that a spreadsheet shows as text, on one line and within a spreadsheet's cell size:
+    control characters escaped (``\x1b``, ``\n``), at most ``MAX_CELL_CHARS`` characters, and one
+    starting like a formula (``= + - @``, tab, carriage return) gets a leading apostrophe (OWASP's
+    advice for CSV injection)."""
+    raw = str(value)
+    text = cap(escape_controls(raw), MAX_CELL_CHARS - 1)
+    return "'" + text if raw.startswith(_FORMULA_START) or text.startswith(_FORMULA_START) else text
 
 
 class Scrubber:
@@ -146,9 +155,9 @@ def gradescope_json(r: LearnerResult, seconds: float, scrub: Optional[Scrubber] 
         "extra_data": {
             "learner": r.learner,
             "status": r.status,
-            "files": [s.path.name for s in r.submissions],
+            "files": [escape_controls(s.path.name) for s in r.submissions],
             "exercises": {e.id: e.status for e in r.exercises},
-            "sandbox": {s.path.name: {k: v for k, v in s.sandbox.items() if k != "memory_limit"}
+            "sandbox": {escape_controls(s.path.name): {k: v for k, v in s.sandbox.items() if k != "memory_limit"}
                         for s in r.submissions},
         },
     }
@@ -163,7 +172,7 @@ def write_learner(out: Path, r: LearnerResult, scrub: Optional[Scrubber] = None)
     seconds = sum(s.seconds for s in r.submissions)
     path = folder / "results.json"
     path.write_text(json.dumps(gradescope_json(r, seconds, scrub), indent=2), encoding="utf-8")
-    text = "".join(f"===== {s.path.name} =====\n{clean(s.output)}\n" for s in r.submissions)
+    text = "".join(f"===== {escape_controls(s.path.name)} =====\n{clean(s.output)}\n" for s in r.submissions)
     (folder / "output.txt").write_text(text, encoding="utf-8")
     return path
 

@@ -31,8 +31,10 @@ from typing import Any, Optional, Sequence
 
 from ..exercises import Exercise, all_exercises
 from ..exercises.core import CaseResult, CheckResult, Raised, ValueCodecError, decode_value, encode_value
+from . import cgroup
 from .isolation import NOBODY, bwrap_command, drop_to_nobody, kill_nobody_processes
-from .submissions import Submission, mentions
+from .submissions import Submission, count_json_values
+from .text import clean
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
 CORE = Path(__file__).resolve().parents[1] / "exercises" / "core.py"
@@ -52,22 +54,39 @@ STATUS_TEXT = {
 }
 
 _JUDGE_LOCK = threading.Lock()  # judging re-seeds torch's global generator (Case.args)
+MAX_MESSAGE_CHARS = 2_000  # one message from the sandbox (an exception's text, a refusal)
+MAX_REASON_CHARS = 1_000  # an exercise's one-line reason
+MAX_FEEDBACK_CHARS = 16_000  # an exercise's feedback (all its cases)
+MAX_LOAD_NOTES = 20  # notes about failing cells or statements, per file
+MAX_RECORD_VALUES = 200_000  # JSON values in one record from the sandbox, counted before parsing it
+
+
+def _said(text: object) -> str:
+    """A message the sandbox sent (learner-controlled): one line, bounded."""
+    return clean(text, MAX_MESSAGE_CHARS)
 
 
 @dataclass
 class Limits:
     """What one submission may use. ``timeout``: seconds for each cell and each exercise;
-    ``memory_mb``: address space the learner's code may add to Python + torch; ``output_mb``: the
-    largest file it may write (its captured output included); ``submission_timeout``: seconds for a
-    whole file, restarts included; ``scratch_mb``: size of the sandbox's scratch folder;
+    ``memory_mb``: memory the learner's code may add to Python + torch (address space, and where
+    control groups can be made, all memory of the sandbox: shared memory and its tmpfs included);
+    ``output_mb``: the largest file it may write (its captured output included);
+    ``submission_timeout``: seconds of running learner code for a whole file (restarts included,
+    start-ups not); None derives it from the exercises graded, ``timeout * (exercises + 1)``;
+    ``scratch_mb``: size of the sandbox's scratch folder; ``pids``/``cpus``: tasks (threads count)
+    and CPUs per sandbox, where control groups can be made (see :mod:`.cgroup`);
     ``isolation``: ``"auto"`` (bubblewrap, or refuse), ``"bwrap"``, ``"uid"`` or ``"none"``."""
 
     timeout: float = 60.0
     memory_mb: int = 4096
     output_mb: int = 64
     startup_timeout: float = 180.0
-    submission_timeout: float = 900.0  # all runs of one file together, by the grader's clock
+    submission_timeout: Optional[float] = None  # all runs of one file together, by the grader's clock
     scratch_mb: int = 256  # the sandbox's scratch tmpfs
+    pids: int = 64
+    cpus: float = 1.0
+    cgroups: bool = True  # False only in tests that need the grader without control groups
     isolation: str = "auto"  # see course_pkg.grading.isolation: auto, bwrap, uid, none
     landlock: bool = True
     audit_hook: bool = True  # turned off only by tests that prove the other layers on their own
@@ -84,6 +103,10 @@ class ExerciseResult:
     max_score: float = 1.0
     reason: str = ""  # one line for the gradebook
     feedback: str = ""  # the full text for the learner
+
+    def __post_init__(self) -> None:  # learner-controlled text: no control characters, bounded
+        self.reason = clean(self.reason, MAX_REASON_CHARS)
+        self.feedback = clean(self.feedback, MAX_FEEDBACK_CHARS, keep="\n")
 
     @property
     def name(self) -> str:
@@ -187,14 +210,14 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
         elif o.get("not_attempted"):
             return CheckResult(ex.id, "not_attempted", [CaseResult(c.name, False, "not attempted") for c in ex.cases])
         elif "check_failure" in o:
-            results.append(CaseResult(case.name, False, str(o["check_failure"])))
+            results.append(CaseResult(case.name, False, _said(o["check_failure"])))
         elif "error" in o:
-            results.append(CaseResult(case.name, False, f"your code raised {o['error']}"
+            results.append(CaseResult(case.name, False, f"your code raised {_said(o['error'])}"
                                       + (f"\nThis case checks: {case.note}" if case.note else "")))
             outputs[case.name] = Raised(str(o['error']))
         elif "encode_error" in o:
             results.append(CaseResult(case.name, False, f"the output could not be sent to the grader "
-                                                        f"({o['encode_error']})"))
+                                                        f"({_said(o['encode_error'])})"))
         else:
             data = o.get("output")
             size = logical_bytes(data)
@@ -210,7 +233,9 @@ def verdict(ex: Exercise, outcomes: dict[int, dict]) -> CheckResult:
                 continue
             with _JUDGE_LOCK:
                 try:
-                    results.append(ex.judge(case, got))
+                    r = ex.judge(case, got)
+                    results.append(CaseResult(r.name, r.passed, clean(r.message, MAX_MESSAGE_CHARS, keep="\n"))
+                                   if isinstance(r.message, str) else r)
                     outputs[case.name] = got
                 except (MemoryError, RecursionError) as exc:
                     results.append(CaseResult(case.name, False, f"the output could not be compared "
@@ -263,8 +288,8 @@ def logical_bytes(data: Any, max_nodes: int = 1_000_000) -> Optional[int]:
 
 def _describe_violations(violations: Sequence[dict]) -> str:
     seen: list[str] = []
-    for v in violations:
-        text = str(v.get("detail", v))
+    for v in violations[:1000]:
+        text = _said(v.get("detail", v))[:400]
         if text not in seen:
             seen.append(text)
     more = f" (and {len(seen) - 3} more)" if len(seen) > 3 else ""
@@ -277,10 +302,51 @@ def _describe_violations(violations: Sequence[dict]) -> str:
 @dataclass
 class _Run:
     events: list[dict]
-    ended: str  # "finished", "timeout", "budget", "exit", "corrupt", "too_much_output"
+    ended: str  # "finished", "timeout", "budget", "exit", "corrupt", "too_much_output", "too_many_values"
     returncode: Optional[int]
     phase: tuple  # ("startup",), ("unit", i), ("loaded",), ("exercise", name), ("between",)
     how: str = ""  # the isolation mode it ran in
+    oom_kills: int = 0  # processes the control group's memory limit killed
+    memory_limit: int = 0  # the control group's memory limit once the sandbox was ready (bytes)
+    cgroup: str = ""  # the control group's limits, in words, or why there were none
+
+
+@dataclass
+class _Clock:
+    """The per-file budget: ``seconds`` of running learner code in all, summed over the runs from
+    the moment each sandbox reported ready (a start-up has its own limit, so a loaded machine's
+    slow restarts cost the learner nothing); and, against endless restarts, a wall-clock end
+    ``seconds + extra`` after the first ready."""
+
+    seconds: float
+    extra: float = 0.0
+    spent: float = 0.0
+    resumed_at: Optional[float] = None
+    hard_end: Optional[float] = None
+
+    def resume(self) -> None:
+        now = time.monotonic()
+        self.resumed_at = now
+        if self.hard_end is None:
+            self.hard_end = now + self.seconds + self.extra
+
+    def pause(self) -> None:
+        if self.resumed_at is not None:
+            self.spent += time.monotonic() - self.resumed_at
+            self.resumed_at = None
+
+    @property
+    def end(self) -> Optional[float]:
+        ends = [e for e in (self.hard_end, None if self.resumed_at is None else
+                            self.resumed_at + self.seconds - self.spent) if e is not None]
+        return min(ends) if ends else None
+
+    def cap(self, t: float) -> float:
+        end = self.end
+        return t if end is None else min(t, end)
+
+    def used_up(self) -> bool:
+        return self.spent >= self.seconds or (self.hard_end is not None and time.monotonic() >= self.hard_end)
 
 
 def _child_env(scratch: str) -> dict[str, str]:
@@ -410,7 +476,22 @@ def _prepare_grader_dir(workdir: Path) -> Path:
     return gdir
 
 
-def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: Path, budget_end: float,
+def _sandbox_group(limits: Limits) -> tuple[Optional[cgroup.SandboxGroup], str]:
+    """A control group with the sandbox's limits, or (None, why there is none)."""
+    if not limits.cgroups:
+        return None, "none (turned off)"
+    hier, why = cgroup.available()
+    if hier is None:
+        return None, f"none ({why})"
+    try:
+        # until the sandbox is ready, room for Python + torch; then what they use + the learner's budget
+        group = cgroup.SandboxGroup(hier, (limits.memory_mb + 1024) * 2**20, limits.pids, limits.cpus)
+    except OSError as exc:
+        return None, f"none (creating the group failed: {exc.strerror})"
+    return group, group.describe()
+
+
+def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: Path, clock: _Clock,
                max_stream: int = 512 * 2**20, max_line: int = 128 * 2**20) -> _Run:
     """Run the child once for ``job`` in isolation ``mode``; read and check its records."""
     gdir = workdir / "grader"
@@ -431,6 +512,19 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
                              hidden=[PACKAGE_DIR]) + argv[1:]
     elif mode == "uid":
         preexec = drop_to_nobody
+    group, group_text = _sandbox_group(limits)
+    if group is not None:
+        if mode == "uid":
+            procs = group.procs_files
+
+            def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+                for f in procs:
+                    fd = os.open(f, os.O_WRONLY)
+                    os.write(fd, str(os.getpid()).encode())
+                    os.close(fd)
+                drop_to_nobody()
+        else:
+            argv = cgroup.join_command(group.procs_files) + argv
     units = [i for i in range(len(job["units"])) if i not in set(job["skip_units"])]
     exercises = [(e["name"], len(e["cases"])) for e in job["exercises"] if e["name"] in job["todo"]]
     protocol = _Protocol(units, exercises)
@@ -443,13 +537,14 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
             os.close(write_fd)
     events: list[dict] = []
     phase: tuple = ("startup",)
-    deadline = min(time.monotonic() + limits.startup_timeout, budget_end)
+    deadline = clock.cap(time.monotonic() + limits.startup_timeout)
     buf = bytearray()
     total = 0
     ended = "exit"
+    memory_limit = 0
 
     def restart_clock() -> float:  # the grader's own clock: only accepted steps start a new period
-        return min(time.monotonic() + limits.timeout, budget_end)
+        return clock.cap(time.monotonic() + limits.timeout)
 
     try:
         # Read until the child closes the pipe (it exits): a "finished" record proves nothing by itself,
@@ -457,7 +552,7 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
         while ended == "exit":
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                ended = "budget" if deadline >= budget_end else "timeout"
+                ended = "budget" if clock.end is not None and deadline >= clock.end else "timeout"
                 break
             ready, _, _ = select.select([read_fd], [], [], min(remaining, 1.0))
             if not ready:
@@ -476,6 +571,9 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
             while ended == "exit" and b"\n" in buf:
                 line, _, rest = bytes(buf).partition(b"\n")
                 buf = bytearray(rest)
+                if len(line) > 65536 and count_json_values(line) > MAX_RECORD_VALUES:
+                    ended = "too_many_values"  # counted before parsing: json.loads would allocate them all
+                    break
                 try:
                     ev = json.loads(line)
                 except (ValueError, RecursionError, MemoryError):
@@ -486,7 +584,15 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
                 events.append(ev)
                 kind = ev["ev"]
                 if kind == "ready":
+                    clock.resume()
                     phase, deadline = ("between",), restart_clock()
+                    if group is not None:  # the learner's budget on top of what Python + torch use now
+                        memory_limit = group.memory_used() + limits.memory_mb * 2**20
+                        try:
+                            group.set_memory(memory_limit)
+                        except OSError:
+                            memory_limit = group.memory_bytes
+                        group_text = group.describe()
                 elif kind == "unit":
                     phase, deadline = ("unit", ev["i"]), restart_clock()
                 elif kind == "loaded":
@@ -505,26 +611,37 @@ def _run_child(job: dict, workdir: Path, limits: Limits, mode: str, submission: 
         if ended == "exit" and proc.returncode == 0 and protocol.state == "finished":
             ended = "finished"
     finally:
+        clock.pause()
         os.close(read_fd)
         if proc.poll() is None:
             _kill(proc)
         if mode == "uid":
             kill_nobody_processes()
-    return _Run(events, ended, proc.returncode, phase, mode)
+        oom = 0
+        if group is not None:
+            oom = group.oom_kills()
+            group.remove()  # every process left in it is killed first
+    return _Run(events, ended, proc.returncode, phase, mode, oom, memory_limit, group_text)
 
 
-def _death(run: _Run, limits: Limits, stderr_tail: str) -> str:
+def _death(run: _Run, limits: Limits, stderr_tail: str, budget: float) -> str:
     """Why a child stopped before finishing, in words."""
     if run.ended == "timeout":
         if run.phase == ("startup",):
             return f"the sandbox did not start within {limits.startup_timeout:g} s"
         return f"it ran for more than {limits.timeout:g} s and was stopped"
     if run.ended == "budget":
-        return f"the submission used up its time budget ({limits.submission_timeout:g} s in all) and was stopped"
+        return f"the submission used up its time budget ({budget:g} s in all) and was stopped"
+    if run.oom_kills:
+        return (f"it used more memory than its limit ({limits.memory_mb} MB on top of Python and torch, shared "
+                "memory and files in its scratch folder included) and was stopped")
     if run.ended == "corrupt":
         return "it wrote to the grader's result channel (records out of order or corrupted)"
     if run.ended == "too_much_output":
         return "it sent more output than the grader accepts"
+    if run.ended == "too_many_values":
+        return (f"it sent the grader's result channel a record of more than {MAX_RECORD_VALUES:,} values "
+                "(an output that large, or a forged record); the grader reads at most that many per case")
     rc = run.returncode
     if rc is not None and 128 < rc < 128 + 65 and "bwrap" in run.how:  # bwrap reports a signal as 128 + n
         rc = 128 - rc
@@ -561,7 +678,6 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
     """Grade one file (already loaded by :func:`~course_pkg.grading.submissions.load`) in isolation
     ``mode`` (see :mod:`~course_pkg.grading.isolation`)."""
     started = time.monotonic()
-    budget_end = started + limits.submission_timeout
     result = SubmissionResult(sub.learner, sub.path, plan.chapter, notes=list(sub.notes))
     workdir = Path(tempfile.mkdtemp(prefix="sub-", dir=workroot))
     scratch = workdir / "scratch"
@@ -580,7 +696,6 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
             d.chmod(0o711)
         submission.chmod(0o644)
     names = plan.names
-    unit_mentions = [mentions(u, names) for u in sub.units]
 
     outcomes: dict[str, dict[int, dict]] = {n: {} for n in names}
     ex_violations: dict[str, list[dict]] = {n: [] for n in names}
@@ -590,11 +705,14 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
         final[n] = ("error", why)
     skip_units: set[int] = set()
     todo = [n for n in names if n not in final]
+    # the whole file's time: the exercises graded, one --timeout each, and one more for loading its code
+    budget = limits.submission_timeout or limits.timeout * (len(todo) + 1)
+    clock = _Clock(budget, extra=2 * limits.startup_timeout)
     attempts = 0
     while todo and attempts < len(sub.units) + len(names) + 2:
         attempts += 1
-        if time.monotonic() >= budget_end:
-            why = f"the submission used up its time budget ({limits.submission_timeout:g} s in all)"
+        if clock.used_up():
+            why = f"the submission used up its time budget ({budget:g} s in all)"
             for n in todo:
                 final.setdefault(n, ("timeout", why))
             break
@@ -608,7 +726,7 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
                           for ex in plan.exercises if ex.name in todo],
             "todo": todo,
         }
-        run = _run_child(job, workdir, limits, mode, submission, budget_end)
+        run = _run_child(job, workdir, limits, mode, submission, clock)
         progressed = False
         current_unit: Optional[int] = None
         for ev in run.events:
@@ -617,31 +735,33 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
             if kind == "ready":
                 result.sandbox = {k: ev.get(k) for k in ("landlock", "audit_hook", "memory_limit")}
                 result.sandbox["isolation"] = mode
+                result.sandbox["cgroup"] = run.cgroup
             elif kind == "unit":
                 current_unit = ev.get("i")
             elif kind == "unit_end" and isinstance(ev.get("i"), int) and 0 <= ev["i"] < len(sub.units):
                 error = ev.get("error")
-                unit_info.setdefault(ev["i"], {"error": str(error)[:4000] if error else None,
+                unit_info.setdefault(ev["i"], {"error": _said(error) if error else None,
                                                "violations": violations})
                 current_unit = None
             elif kind in ("case", "exercise_end") and ev.get("name") in outcomes:
                 name = ev["name"]
-                ex_violations[name].extend(violations)
                 if kind == "case" and isinstance(ev.get("i"), int) and isinstance(ev.get("outcome"), dict):
                     outcomes[name].setdefault(ev["i"], ev["outcome"])
+                    if violations and "error" in ev["outcome"]:  # refused, and the case then raised
+                        ex_violations[name].extend(violations)
                 elif kind == "exercise_end" and name not in final:
                     progressed = True
                     if ev.get("missing"):
                         final[name] = ("missing", f"no function or class named {name} was found")
                     elif ev.get("foreign"):
                         final[name] = ("forbidden", f"the answer is not the learner's own code: "
-                                                    f"{str(ev['foreign'])[:300]}")
+                                                    f"{_said(ev['foreign'])[:300]}")
                     else:
                         final[name] = ("judge", "")
             elif violations and current_unit is not None:
                 unit_info.setdefault(current_unit, {"error": None, "violations": []})["violations"].extend(violations)
         if run.ended != "finished":
-            why = _death(run, limits, _tail(workdir / "stderr.txt", 4000))
+            why = _death(run, limits, _tail(workdir / "stderr.txt", 4000), budget)
             phase = run.phase
             if run.ended == "budget":
                 for n in names:
@@ -651,7 +771,7 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
                 result.error = f"the sandbox could not start: {why}"
                 tail = _tail(workdir / "stderr.txt", 1500).strip()
                 if tail:
-                    result.error += f"\n{tail}"
+                    result.error += f"\n{clean(tail, 1500, keep=chr(10))}"
                 break
             if phase[0] == "unit" and isinstance(phase[1], int):
                 skip_units.add(phase[1])
@@ -666,40 +786,43 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
                     final.setdefault(n, ("crashed", why))
         todo = [n for n in names if n not in final]
 
-    # -- attribute what happened while loading, then decide each exercise -------------------------------------
-    load_errors = []
-    for i, info in sorted(unit_info.items()):
-        unit = sub.units[i]
-        if info.get("error"):
-            load_errors.append(f"{unit.label} failed: {info['error']}")
-        if info.get("violations"):
-            blamed = unit_mentions[i] or set(names)
-            text = f"{unit.label}: {_describe_violations(info['violations'])}"
-            for n in blamed:
-                if final.get(n, ("",))[0] not in ("error",):
-                    final[n] = ("forbidden", text)
+    # -- decide each exercise ------------------------------------------------------------------------------
+    # A call the audit hook refused costs nothing by itself: the kernel's isolation is the boundary, and
+    # the refused call gave the code nothing (matplotlib carries on without fc-list, torchvision without
+    # its C library). It costs the exercise when a case of it raised after a refusal in that case: the
+    # verdict is then "not allowed", naming the refusal. A cell that failed names its error.
+    load_errors = [f"{sub.units[i].label} failed: {info['error']}"
+                   for i, info in sorted(unit_info.items()) if info.get("error")]
+    if len(load_errors) > MAX_LOAD_NOTES:  # one note per failing statement would flood the gradebook
+        more = len(load_errors) - MAX_LOAD_NOTES
+        load_errors = load_errors[:MAX_LOAD_NOTES] + [f"and {more} more cells or statements failed"]
     result.notes.extend(load_errors)
     for ex in plan.exercises:
         name = ex.name
         status, reason = final.get(name, ("error", "the grader lost track of this exercise"))
-        if ex_violations[name] and status not in ("error",):
-            status, reason = "forbidden", _describe_violations(ex_violations[name])
+        refused = ex_violations[name]
         if status == "judge":
             check = verdict(ex, outcomes[name])
             passed = sum(c.passed for c in check.cases)
             score = round(check.score, 4) if check.status != "not_attempted" else 0.0
             reason = {"passed": "", "not_attempted": "not attempted"}.get(
                 check.status, f"{passed} of {len(check.cases)} cases pass")
-            result.exercises.append(ExerciseResult(ex.id, ex.title, check.status, score, 1.0, reason,
-                                                   check.summary()))
-            continue
+            if not (refused and check.status == "failed"):
+                result.exercises.append(ExerciseResult(ex.id, ex.title, check.status, score, 1.0, reason,
+                                                       check.summary()))
+                continue
+            status, reason = "forbidden", f"{_describe_violations(refused)} ({reason})"
+            extra = "\n" + check.summary()
+        else:
+            extra = ""
         if status == "missing" and load_errors:
             reason += " (" + "; ".join(load_errors)[:300] + ")"
         feedback = f"[x] {ex.id}: {STATUS_TEXT.get(status, status)}: {reason}"
         if status == "forbidden":
             feedback += ("\nGraded code may not use the course's own code, start programs, send signals, use "
                          "ctypes or write files outside its own folder; this exercise gets no marks.")
-        result.exercises.append(ExerciseResult(ex.id, ex.title, status, 0.0, 1.0, reason, feedback))
-    result.output = _tail(workdir / "stdout.txt", 32_000) + _tail(workdir / "stderr.txt", 16_000)
+        result.exercises.append(ExerciseResult(ex.id, ex.title, status, 0.0, 1.0, reason, feedback + extra))
+    result.output = clean(_tail(workdir / "stdout.txt", 32_000) + _tail(workdir / "stderr.txt", 16_000), 200_000,
+                          keep="\n\t")
     result.seconds = time.monotonic() - started
     return result
