@@ -220,7 +220,9 @@ def copies(built_book: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def page_glue_values(html: str) -> list[str]:
     """The glued texts of a built page, in order (myst-nb puts each in a ``pasted-text`` span)."""
     spans = re.findall(r'<span class="pasted-text">(.*?)</span>', html, re.S)
-    return [htmlmod.unescape(re.sub(r"<[^>]+>", "", s)) for s in spans]
+    # Sphinx's smartquotes turn ' and " into typographic quotes on the page; the copy keeps the plain ones
+    quotes = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+    return [htmlmod.unescape(re.sub(r"<[^>]+>", "", s)).translate(quotes) for s in spans]
 
 
 @pytest.mark.slow
