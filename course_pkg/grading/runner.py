@@ -62,8 +62,9 @@ MAX_RECORD_VALUES = 200_000  # JSON values in one record from the sandbox, count
 
 
 def _said(text: object) -> str:
-    """A message the sandbox sent (learner-controlled): one line, bounded."""
-    return clean(text, MAX_MESSAGE_CHARS)
+    """A message the sandbox sent (learner-controlled): bounded, every control character but the newline
+    escaped, as ``check`` shows it (each report then escapes newlines where one line is needed)."""
+    return clean(text, MAX_MESSAGE_CHARS, keep="\n")
 
 
 @dataclass
