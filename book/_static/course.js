@@ -77,7 +77,16 @@
       });
     });
   }
-  function names() { nameThemeButtons(); nameSliders(); nameImages(); }
+  // myst-nb folds a hidden cell in <summary aria-label="Toggle hidden content">, a name that hides the
+  // visible "Show code cell source" from screen readers (axe: label-content-name-mismatch): let the
+  // visible text name it.
+  function nameFoldedCells() {
+    document.querySelectorAll('details > summary[aria-label="Toggle hidden content"]').forEach(function (s) {
+      s.removeAttribute("aria-label");
+    });
+  }
+
+  function names() { nameThemeButtons(); nameSliders(); nameImages(); nameFoldedCells(); }
   document.addEventListener("DOMContentLoaded", names);
   window.addEventListener("load", names);
   new MutationObserver(function (records) {
