@@ -305,16 +305,26 @@ def _order_scores_same_map(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no
     return cf, cf, gap
 
 
+def _order_gates(t, w1, w2):  # type: ignore[no-untyped-def]
+    """The mistakes' shared channel step: CBAM's gates ``(B, C, 1, 1)`` for ``t`` ``(B, C, H, W)``."""
+    def mlp(v):  # type: ignore[no-untyped-def]
+        return F.relu(v @ w1.T) @ w2.T
+    return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+
+
+def _order_spatial(t, conv_w, conv_b):  # type: ignore[no-untyped-def]
+    """The mistakes' shared spatial step: CBAM's map ``(B, 1, H, W)`` for ``t`` ``(B, C, H, W)``."""
+    pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
+    return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+
+
 def _order_swapped_on_refined(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
     """Mistake: the swapped order computes its spatial map on the channel-refined features too."""
     def gates(t):  # type: ignore[no-untyped-def]
-        def mlp(v):  # type: ignore[no-untyped-def]
-            return F.relu(v @ w1.T) @ w2.T
-        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+        return _order_gates(t, w1, w2)
 
     def spatial(t):  # type: ignore[no-untyped-def]
-        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
-        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+        return _order_spatial(t, conv_w, conv_b)
 
     def pointing(m):  # type: ignore[no-untyped-def]
         peak = m.flatten(1).argmax(dim=1)
@@ -333,13 +343,10 @@ def _order_unravel_with_height(x, w1, w2, conv_w, conv_b, masks):  # type: ignor
     h = x.shape[2]
 
     def gates(t):  # type: ignore[no-untyped-def]
-        def mlp(v):  # type: ignore[no-untyped-def]
-            return F.relu(v @ w1.T) @ w2.T
-        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+        return _order_gates(t, w1, w2)
 
     def spatial(t):  # type: ignore[no-untyped-def]
-        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
-        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+        return _order_spatial(t, conv_w, conv_b)
 
     def pointing(m):  # type: ignore[no-untyped-def]
         peak = m.flatten(1).argmax(1)
@@ -360,13 +367,10 @@ def _order_scores_swapped(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-
 def _order_gap_over_sf(x, w1, w2, conv_w, conv_b, masks):  # type: ignore[no-untyped-def]
     """Mistake: the gap divided by ||out_sf|| instead of ||out_cf||."""
     def gates(t):  # type: ignore[no-untyped-def]
-        def mlp(v):  # type: ignore[no-untyped-def]
-            return F.relu(v @ w1.T) @ w2.T
-        return torch.sigmoid(mlp(t.mean(dim=(2, 3))) + mlp(t.amax(dim=(2, 3))))[:, :, None, None]
+        return _order_gates(t, w1, w2)
 
     def spatial(t):  # type: ignore[no-untyped-def]
-        pooled = torch.cat([t.mean(1, keepdim=True), t.amax(1, keepdim=True)], 1)
-        return torch.sigmoid(F.conv2d(pooled, conv_w, conv_b, padding=conv_w.shape[-1] // 2))
+        return _order_spatial(t, conv_w, conv_b)
 
     cf, sf, _ = ref.cbam_order_gap(x, w1, w2, conv_w, conv_b, masks)
     y = x * gates(x)
