@@ -16,12 +16,6 @@ measuring in the chapters):
   held-out images, for CBAM's spatial map of every layer, for the plain network's feature energy (mean
   squared activation over channels) of every layer, for a random map and for a centre prior; per seed
   and mean +- sd over seeds;
-* ``se_channels``: SE channel weights on cat-fur-on-grass images against the same grass without the fur
-  (``course_pkg.textures.cat_on_grass``), per layer: mean absolute difference of the mean weights, the
-  channels that move most, and the same statistic between two independent grass-only draws (the noise
-  floor);
-* ``ablation``: accuracy when a gate is replaced at test time by its own per-image mean (CBAM spatial,
-  CBAM channel, SE): the gate keeps its overall scale but loses *where* (spatial) or *which* (channel);
 * ``shift``: accuracy on test sets with distractors the networks never saw (brown wood, as brown as the
   fur), and whether CBAM's last spatial map and the plain network's energy then peak on the fur or on
   a distractor: did training teach the networks the fur's texture, or its colour?
@@ -34,13 +28,12 @@ measuring in the chapters):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -50,11 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from course_pkg import bundled  # noqa: E402
 from course_pkg.attention_maps import record_attention  # noqa: E402
-from course_pkg.cbam import ChannelAttention, SpatialAttention  # noqa: E402
 from course_pkg.gate_ablation import ablate_gates, gate_means  # noqa: E402
 from course_pkg.gate_stats import map_saturation, variance_explained  # noqa: E402
 from course_pkg.pointing_game import POINTING_TOLERANCE, centre_map, pointing_game  # noqa: E402
-from course_pkg.squeeze_excite import SqueezeExcitation  # noqa: E402
 from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, TEXTURE_NAMES, cat_on_grass, make_textures  # noqa: E402
 from course_pkg.train import evaluate  # noqa: E402
 
@@ -88,50 +79,26 @@ def stage_outputs(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Ten
     return out
 
 
-@contextlib.contextmanager
-def flattened(model: nn.Module, kind: type) -> Iterator[None]:
-    """Replace every gate of ``kind`` (SpatialAttention, ChannelAttention or SqueezeExcitation) by its
-    own per-image mean while inside the block: same overall scale, no *where* / *which*."""
-    patched: list[tuple[nn.Module, Callable]] = []
-    for m in model.modules():
-        if type(m) is kind:
-            if kind is SpatialAttention:
-                def fwd(x: torch.Tensor, m: nn.Module = m) -> torch.Tensor:
-                    return x * m.spatial_map(x).mean(dim=(2, 3), keepdim=True)      # (B, 1, 1, 1)
-            else:
-                def fwd(x: torch.Tensor, m: nn.Module = m) -> torch.Tensor:
-                    return x * m.channel_weights(x).mean(dim=1, keepdim=True)       # (B, 1, 1, 1)
-            patched.append((m, m.forward))
-            m.forward = fwd  # type: ignore[method-assign]
-    if not patched:
-        raise ValueError(f"the model has no {kind.__name__} to flatten")
-    try:
-        yield
-    finally:
-        for m, f in patched:
-            m.forward = f  # type: ignore[method-assign]
-
-
 def _pointing_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return {"score": _mean_sd([r["score"] for r in per_seed]), "chance": per_seed[0]["chance"],
             "area": per_seed[0]["area"], "n": per_seed[0]["n"], "map_size": per_seed[0]["map_size"],
             "per_seed": per_seed}
 
 
-def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
+def measure(directory: Path) -> dict[str, Any]:
     """Every measurement of the module docstring on the texture models bundled in ``directory``."""
 
     def load(name: str) -> nn.Module:
         return bundled.load_bundled(name, device="cpu", directory=directory)
 
     torch.manual_seed(0)
-    result: dict[str, Any] = {"tolerance": POINTING_TOLERANCE, "accuracy": {}, "pointing": {},
-                              "se_channels": {}, "ablation": {}}
+    result: dict[str, Any] = {"tolerance": POINTING_TOLERANCE, "accuracy": {}, "pointing": {}}
     names = {k: _names(k, directory) for k in KINDS}
     if not all(names.values()):
         raise SystemExit(f"train the texture models first (found {names})")
     test = bundled.bundled_test_data(names["none"][0], directory)
-    result["test_data"] = bundled.get_entry(names["none"][0], directory)["test_data"]
+    entry = bundled.get_entry(names["none"][0], directory)
+    result["test_data"] = entry["test_data"]
     images, masks = test.images, test.masks
     n, size = images.shape[0], images.shape[-1]
 
@@ -163,57 +130,10 @@ def measure(directory: Path, n_se: int = 200) -> dict[str, Any]:
     add("centre prior", centre_map(*last).expand(n, *last))
     result["pointing"] = {k: _pointing_summary(v) for k, v in rows.items()}
 
-    # SE channel weights: fur on grass against the same grass alone, and two grass-only draws
-    fur = cat_on_grass(n_se, image_size=size, seed=1000).images
-    grass = cat_on_grass(n_se, image_size=size, seed=1000, with_target=False).images
-    grass2 = cat_on_grass(n_se, image_size=size, seed=2000, with_target=False).images
-    for kind in ("se", "cbam"):
-        per_layer: dict[str, list[dict[str, Any]]] = {}
-        for nm in names[kind]:
-            model = load(nm)
-            weights = {}
-            for label, x in (("fur", fur), ("grass", grass), ("grass2", grass2)):
-                weights[label] = {name.removesuffix(".channel"): w.mean(0)
-                                  for name, w in _record(model, x)["channel"].items()}
-            for name in weights["fur"]:
-                diff = weights["fur"][name] - weights["grass"][name]           # (C,)
-                floor = weights["grass2"][name] - weights["grass"][name]
-                top = diff.abs().argsort(descending=True)[:3].tolist()
-                per_layer.setdefault(name, []).append({
-                    "name": nm, "mean_abs_diff": float(diff.abs().mean()),
-                    "noise_floor_mean_abs_diff": float(floor.abs().mean()),
-                    "max_abs_diff": float(diff.abs().max()), "top_channels": top,
-                    "top_diffs": [float(diff[c]) for c in top],
-                    "fur_mean_weights": [round(float(v), 4) for v in weights["fur"][name]],
-                    "grass_mean_weights": [round(float(v), 4) for v in weights["grass"][name]]})
-        result["se_channels"][kind] = {
-            layer: {"mean_abs_diff": _mean_sd([r["mean_abs_diff"] for r in rs]),
-                    "noise_floor": _mean_sd([r["noise_floor_mean_abs_diff"] for r in rs]), "per_seed": rs}
-            for layer, rs in per_layer.items()}
-    result["se_channels"]["inputs"] = {"fur": f"cat_on_grass({n_se}, image_size={size}, seed=1000)",
-                                       "grass": f"cat_on_grass({n_se}, image_size={size}, seed=1000, "
-                                                "with_target=False)",
-                                       "grass2": f"cat_on_grass({n_se}, image_size={size}, seed=2000, "
-                                                 "with_target=False)"}
-
-    # ablations: a gate replaced by its own mean at test time
-    for kind, gate, label in (("cbam", SpatialAttention, "cbam without where (spatial gate -> its mean)"),
-                              ("cbam", ChannelAttention, "cbam without which (channel gate -> its mean)"),
-                              ("se", SqueezeExcitation, "se without which (channel gate -> its mean)")):
-        accs = []
-        for nm in names[kind]:
-            model = load(nm)
-            with flattened(model, gate):
-                accs.append(evaluate(model, test, device="cpu"))
-        full = result["accuracy"][kind]["values"]
-        result["ablation"][label] = {"accuracy": _mean_sd(accs), "intact": _mean_sd(full),
-                                     "drop": _mean_sd([a - b for a, b in zip(full, accs)])}
     result["shift"] = measure_shift(names, load, n, size, test_seed=int(result["test_data"]["kwargs"]["seed"]))
-    entry = bundled.get_entry(names["none"][0], directory)
-    reference = bundled._import(entry["val_data"]["generator"])(**entry["val_data"]["kwargs"])
     result["reference_data"] = entry["val_data"]
     intact = {k: result["accuracy"][k]["values"] for k in KINDS}
-    result.update(measure_gates(names, load, test, reference, intact))
+    result.update(measure_gates(names, load, test, _held_out(entry), intact))
     result["recalibration"] = measure_recalibration(names, load, size)
     return result
 
@@ -390,6 +310,12 @@ def measure_recalibration(names: dict[str, list[str]], load: Callable[[str], nn.
     return out
 
 
+def _held_out(entry: dict[str, Any]) -> Any:
+    """The validation set of a manifest entry, drawn again: the held-out images of the static ablation."""
+    spec = entry["val_data"]
+    return bundled._import(spec["generator"])(**spec["kwargs"])
+
+
 def measure_gates(names: dict[str, list[str]], load: Callable[[str], nn.Module], test: Any, reference: Any,
                   intact: dict[str, list[float]]) -> dict[str, Any]:
     """The measurements both tasks share: ablations, variance explained, per-seed pointing."""
@@ -409,14 +335,13 @@ def measure_cued(directory: Path) -> dict[str, Any]:
         raise SystemExit(f"train the cued-texture models first (found {names})")
     test = bundled.bundled_test_data(names["none"][0], directory)
     entry = bundled.get_entry(names["none"][0], directory)
-    reference = bundled._import(entry["val_data"]["generator"])(**entry["val_data"]["kwargs"])
     result: dict[str, Any] = {"tolerance": POINTING_TOLERANCE, "test_data": entry["test_data"],
                               "reference_data": entry["val_data"], "accuracy": {}}
     intact = {}
     for kind in KINDS:
         intact[kind] = [evaluate(load(nm), test, device="cpu") for nm in names[kind]]
         result["accuracy"][kind] = {**_mean_sd(intact[kind]), "names": names[kind]}
-    result.update(measure_gates(names, load, test, reference, intact))
+    result.update(measure_gates(names, load, test, _held_out(entry), intact))
     return result
 
 
@@ -512,13 +437,6 @@ def cli() -> None:
         sd = f"{s['sd']:.3f}" if s["sd"] is not None else "n/a"
         print(f"pointing {label:32s} {s['mean']:.3f} +- {sd}  chance {r['chance']:.3f}  area {r['area']:.3f} "
               f"map {r['map_size']}")
-    for kind in ("se", "cbam"):
-        for layer, r in result["se_channels"][kind].items():
-            print(f"channels {kind} {layer}: mean |fur - grass| {r['mean_abs_diff']['mean']:.4f}, noise floor "
-                  f"{r['noise_floor']['mean']:.4f}, top channels {[x['top_channels'] for x in r['per_seed']]}")
-    for label, r in result["ablation"].items():
-        print(f"ablation {label}: {r['accuracy']['mean']:.3f} (intact {r['intact']['mean']:.3f}, "
-              f"drop {r['drop']['mean']:+.3f})")
     for label, r in result["shift"].items():
         accs = ", ".join(f"{k} {a['mean']:.3f}" for k, a in r["accuracy"].items())
         where = "; ".join(f"{k}: fur {p['on_fur']['mean']:.2f}, distractors {p['on_distractors']['mean']:.2f}"
