@@ -45,6 +45,7 @@ from .textures import (
     TEXTURE_CLASSES,
     TEXTURE_NAMES,
     TextureSet,
+    _crop,
     _draw_set,
     _shape_mask,
     _source,
@@ -63,13 +64,6 @@ _LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
 def _grey(name: str) -> np.ndarray:
     """A texture's photograph as grey levels ``(H, W)`` in [0, 1]."""
     return _source(name) @ _LUMA
-
-
-def _crop(rng: np.random.Generator, src: np.ndarray, h: int, w: int) -> np.ndarray:
-    oy = int(rng.integers(0, src.shape[0] - h + 1))
-    ox = int(rng.integers(0, src.shape[1] - w + 1))
-    patch = src[oy:oy + h, ox:ox + w]
-    return patch[:, ::-1] if rng.random() < 0.5 else patch
 
 
 #: the colour each object texture is tinted with (its grey-level texture kept): fur red, wood green,

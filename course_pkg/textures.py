@@ -146,17 +146,19 @@ def _shape_mask(shape: str, cy: float, cx: float, half: float, angle: float, siz
     return m, (y0, y1, x0, x1)
 
 
+def _crop(rng: np.random.Generator, src: np.ndarray, h: int, w: int) -> np.ndarray:
+    """A random ``h x w`` crop of ``src`` (a view), flipped left-right half of the time."""
+    oy = int(rng.integers(0, src.shape[0] - h + 1))
+    ox = int(rng.integers(0, src.shape[1] - w + 1))
+    patch = src[oy:oy + h, ox:ox + w]
+    return patch[:, ::-1] if rng.random() < 0.5 else patch
+
+
 def _paste(image: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, int], texture: str,
            gain: float, rng: np.random.Generator) -> None:
     """Fill ``mask`` (inside ``window`` of ``image``) with a random crop of ``texture``, scaled by ``gain``."""
     y0, y1, x0, x1 = window
-    h, w = y1 - y0, x1 - x0
-    src = _source(texture)
-    oy = int(rng.integers(0, src.shape[0] - h + 1))
-    ox = int(rng.integers(0, src.shape[1] - w + 1))
-    patch = src[oy:oy + h, ox:ox + w]
-    if rng.random() < 0.5:
-        patch = patch[:, ::-1]
+    patch = _crop(rng, _source(texture), y1 - y0, x1 - x0)
     region = image[y0:y1, x0:x1]
     region[mask] = np.clip(patch[mask] * gain, 0.0, 1.0)
 
@@ -167,13 +169,7 @@ def _draw_one(rng: np.random.Generator, size: int, label: int, n_distractors: in
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One image ``(H, W, 3)``, its target mask, its distractor mask and its background's name index."""
     background = backgrounds[int(rng.integers(len(backgrounds)))]
-    src = _source(background)
-    oy = int(rng.integers(0, src.shape[0] - size + 1))
-    ox = int(rng.integers(0, src.shape[1] - size + 1))
-    image = src[oy:oy + size, ox:ox + size].copy()
-    if rng.random() < 0.5:
-        image = image[:, ::-1].copy()
-    image = np.clip(image * rng.uniform(0.8, 1.2), 0.0, 1.0)
+    image = np.clip(_crop(rng, _source(background), size, size) * rng.uniform(0.8, 1.2), 0.0, 1.0)
 
     others = [k for k in range(len(TEXTURE_CLASSES)) if k != label]
     shapes = [label] + list(rng.permutation(others)[:n_distractors])
