@@ -5,6 +5,7 @@ Imported as ``from grading_helpers import ...`` (pytest puts tests/ on the path)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from course_pkg.grading import samples
@@ -40,3 +41,15 @@ def sources_with(**replace: str) -> dict[str, str]:
 def exercise_result(result: Any, name: str) -> Any:
     """The :class:`~course_pkg.grading.runner.ExerciseResult` of exercise ``name`` in a learner's result."""
     return next(e for e in result.exercises if e.name == name)
+
+
+class GradedClass:
+    """A class of submissions to grade in a test: ``subs`` the learners' folder, ``out`` the grader's output
+    folder (made by the grader), ``log`` what the test printed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.subs = root / "class"
+        self.subs.mkdir(parents=True)
+        self.out = root / "out"
+        self.log: list[str] = []

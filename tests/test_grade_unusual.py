@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from grading_helpers import GradedClass
 
 from course_pkg.exercises import ch06
 from course_pkg.exercises.solutions import ch06 as ch06_ref
@@ -111,18 +112,9 @@ def _cells_notebook(path: Path, cells: list[tuple[str, str]], outputs: list | No
     path.write_text(json.dumps(nb), encoding="utf-8")
 
 
-class Unusual:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.subs = root / "class"
-        self.subs.mkdir(parents=True)
-        self.out = root / "out"
-        self.log: list[str] = []
-
-
 @pytest.fixture(scope="module")
-def unusual(tmp_path_factory: pytest.TempPathFactory) -> Unusual:
-    u = Unusual(tmp_path_factory.mktemp("unusual"))
+def unusual(tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
+    u = GradedClass(tmp_path_factory.mktemp("unusual"))
     s = u.subs
     # honest learners
     (s / "colab_plot.py").write_text(f'CHAPTER = "ch01"\n{PLOT}import torchvision\n{ANSWERS}\n'
@@ -168,13 +160,13 @@ HONEST = ["colab_plot", "plot_in_answer", "wrapped", "form_feed", "latin1", "bom
 
 
 @pytest.mark.parametrize("learner", HONEST)
-def test_unusual_honest_learners_get_full_marks(unusual: Unusual, learner: str) -> None:
+def test_unusual_honest_learners_get_full_marks(unusual: GradedClass, learner: str) -> None:
     r = unusual.results[learner]
     assert r.score == len(NAMES), (learner, r.all_notes(), [e.feedback for e in r.exercises])
     assert r.status == "ok", (learner, r.all_notes())
 
 
-def test_colab_fallback_runs_the_helpers_the_answers_use_and_nothing_else(unusual: Unusual) -> None:
+def test_colab_fallback_runs_the_helpers_the_answers_use_and_nothing_else(unusual: GradedClass) -> None:
     notes = " ".join(unusual.results["colab_helper"].all_notes())
     assert "no cell is tagged 'exercise'" in notes and "cell 1, cell 2 that they use" in notes, notes
     assert "cell 3" not in notes  # the endless experiment never ran (the file took well under its timeout)
@@ -197,7 +189,7 @@ def test_sleeping_in_every_statement_uses_up_the_budget(tmp_path: Path) -> None:
     assert all(f"time budget ({budget:g} s in all)" in e.reason for e in r.exercises), r.all_notes()
 
 
-def test_no_control_character_reaches_any_report(unusual: Unusual) -> None:
+def test_no_control_character_reaches_any_report(unusual: GradedClass) -> None:
     u = unusual
     evil = next(r for r in u.results.values() if r.submissions and "evil" in r.submissions[0].path.name)
     assert _ex(evil, "weighted_average").status == "failed"
@@ -219,7 +211,7 @@ def test_no_control_character_reaches_any_report(unusual: Unusual) -> None:
     assert "\\x1b[2J" in " ".join(evil.all_notes() + [e.feedback for e in evil.exercises])
 
 
-def test_reports_stay_small(unusual: Unusual) -> None:
+def test_reports_stay_small(unusual: GradedClass) -> None:
     u = unusual
     huge = u.results["huge_message"]
     assert _ex(huge, "weighted_average").status == "failed"
@@ -232,7 +224,7 @@ def test_reports_stay_small(unusual: Unusual) -> None:
     assert "and 2980 more cells or statements failed" in " ".join(many.all_notes())
 
 
-def test_a_forged_record_of_millions_of_values_is_refused_before_parsing(unusual: Unusual) -> None:
+def test_a_forged_record_of_millions_of_values_is_refused_before_parsing(unusual: GradedClass) -> None:
     r = unusual.results["forged_record"]
     e = _ex(r, "weighted_average")
     assert e.status == "crashed" and "more than 200,000 values" in e.reason, e

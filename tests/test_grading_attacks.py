@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from grading_helpers import CH, ISOLATION, NAMES
+from grading_helpers import CH, ISOLATION, NAMES, GradedClass
 from grading_helpers import answer as _fn
 from grading_helpers import exercise_result as _ex
 from grading_helpers import sources_with as _with
@@ -205,18 +205,9 @@ print(torch.ones(2))
 '''
 
 
-class Attack:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.subs = root / "class"
-        self.subs.mkdir()
-        self.out = root / "out"
-        self.log: list[str] = []
-
-
 @pytest.fixture(scope="module")
-def attack_class(tmp_path_factory: pytest.TempPathFactory) -> Attack:
-    a = Attack(tmp_path_factory.mktemp("attacks"))
+def attack_class(tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
+    a = GradedClass(tmp_path_factory.mktemp("attacks"))
     s = a.subs
     sol = samples.solution_sources(CH)
     # honest learners
@@ -272,7 +263,7 @@ def attack_class(tmp_path_factory: pytest.TempPathFactory) -> Attack:
     return a
 
 
-def test_honest_learners_get_full_marks(attack_class: Attack) -> None:
+def test_honest_learners_get_full_marks(attack_class: GradedClass) -> None:
     res = attack_class.results
     for learner in ("printer", "colab_export", "Copy_of_01_attention"):
         assert res[learner].status == "ok", (learner, res[learner].all_notes())
@@ -297,7 +288,7 @@ def test_chapters_found_from_contents() -> None:
             path.unlink()
 
 
-def test_the_batch_survives_every_bad_file(attack_class: Attack) -> None:
+def test_the_batch_survives_every_bad_file(attack_class: GradedClass) -> None:
     res, rows = attack_class.results, attack_class.rows
     assert set(rows) >= {"deep", "deep_json", "01_types", "a_b", "a_b-2", "gradebook.csv-2", "empty", "linked"}
     assert res["deep"].status == "error" and res["deep"].all_notes()
@@ -311,7 +302,7 @@ def test_the_batch_survives_every_bad_file(attack_class: Attack) -> None:
         assert rows[learner]["total"] == "0"
 
 
-def test_result_channel_and_clock_attacks_cost_only_their_exercise(attack_class: Attack) -> None:
+def test_result_channel_and_clock_attacks_cost_only_their_exercise(attack_class: GradedClass) -> None:
     res = attack_class.results
     for learner in ("pipe_bomb", "forge", "stall"):
         e = _ex(res[learner], "weighted_average")
@@ -375,7 +366,7 @@ def test_outputs_are_capped_by_logical_size() -> None:
 # ----------------------------------------------------------------------------------------------------
 # Clean reports
 # ----------------------------------------------------------------------------------------------------
-def test_reports_are_clean(attack_class: Attack) -> None:
+def test_reports_are_clean(attack_class: GradedClass) -> None:
     a = attack_class
     rows = a.rows
     bad = next(k for k in rows if "HYPERLINK" in k or k.startswith("'"))
