@@ -10,18 +10,23 @@ visible, non-empty text: titles, labels, tick labels, legends, annotations) and 
 
 The browser test reads ``course:min_text_px`` and scales it by the rendered width over the PNG's natural
 width: the smallest text a reader sees, in CSS pixels, which must be at least 9. :func:`read_text_metadata`
-reads the chunks back from PNG bytes.
+reads the chunks back from PNG bytes, and :func:`readable_width` turns them into the narrowest width at which
+a figure's text is still :data:`MIN_TEXT_CSS_PX` on screen: on a phone the book stops shrinking the figure
+there and lets it scroll sideways (``course_pkg/book_figures.py``, and the chapter 6 explorers' frames).
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from typing import Any
 
-__all__ = ["min_text_pt", "read_text_metadata", "text_metadata"]
+__all__ = ["MIN_TEXT_CSS_PX", "min_text_pt", "png_width", "read_text_metadata", "readable_width",
+           "text_metadata"]
 
 KEY_PX, KEY_PT, KEY_DPI = "course:min_text_px", "course:min_text_pt", "course:dpi"
+MIN_TEXT_CSS_PX = 9.0  # the smallest figure text the book shows, in CSS pixels (the browser test's bar)
 
 
 def min_text_pt(fig: Any) -> float:
@@ -79,6 +84,38 @@ def read_text_metadata(png: bytes) -> dict[str, str]:
         elif kind == b"IEND":
             break
     return out
+
+
+def png_width(png: bytes) -> int:
+    """The width in pixels of a PNG, from its header.
+
+    Raises:
+        ValueError: ``png`` is not a PNG.
+    """
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        raise ValueError("not a PNG image (bad signature)")
+    return int.from_bytes(png[16:20], "big")
+
+
+def readable_width(png: bytes, min_css_px: float = MIN_TEXT_CSS_PX) -> int:
+    """The narrowest width (CSS px) at which the PNG's smallest text is still ``min_css_px`` on screen.
+
+    ``width x min_css_px / course:min_text_px``, never more than the PNG's own width (a figure is not blown
+    up); the PNG's width when it records no text size.
+
+    Raises:
+        ValueError: ``png`` is not a PNG, or ``min_css_px`` is not a positive number.
+    """
+    if not isinstance(min_css_px, (int, float)) or isinstance(min_css_px, bool) or not min_css_px > 0:
+        raise ValueError(f"min_css_px={min_css_px!r} is not valid; use a positive number of CSS pixels")
+    width = png_width(png)
+    try:
+        text_px = float(read_text_metadata(png).get(KEY_PX, "nan"))
+    except ValueError:
+        text_px = float("nan")
+    if not text_px > 0:
+        return width
+    return min(width, math.ceil(width * min_css_px / text_px))
 
 
 # a mistyped keyword argument names the closest accepted one (checks.suggest_keywords)

@@ -90,19 +90,25 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 def _image_widget(png: bytes) -> ipywidgets.Image:
-    """An Image widget shown at the PNG's own size (never stretched by its neighbours; shrinks on narrow screens).
+    """An Image widget shown at the PNG's own size (never stretched by its neighbours), that shrinks on a narrow
+    screen only down to the width where its smallest text is still 9 px (``figure_text.readable_width``);
+    below that its page (:func:`_page`) scrolls sideways.
 
     Its alt text comes from the book's page script (``book/_static/course.js``), by explorer: a ``tooltip``
     on the widget would say it too, but the published pages' widget embedder then fails to draw the image.
     """
+    from .figure_text import readable_width
+
     width, _ = _png_size(png)
     return _widgets().Image(value=png, format="png",
-                            layout={"width": f"{width}px", "max_width": "100%", "height": "auto"})
+                            layout={"width": f"{width}px", "max_width": "100%",
+                                    "min_width": f"{readable_width(png)}px", "height": "auto"})
 
 
 def _page(*children: Any) -> ipywidgets.VBox:
-    """One page of a stack: its children stacked, left-aligned at their natural widths."""
-    return _widgets().VBox(list(children), layout={"align_items": "flex-start"})
+    """One page of a stack: its children stacked, left-aligned at their natural widths; it scrolls sideways
+    where a frame is wider than the screen."""
+    return _widgets().VBox(list(children), layout={"align_items": "flex-start", "overflow": "auto"})
 
 
 class _Explorer:
@@ -210,7 +216,7 @@ class PatchSizeExplorer(_Explorer):
             raise ValueError(f"initial={start} is not one of the patch sizes {patch_sizes}")
         self.slider = w.SelectionSlider(options=[(f"{p}\u00d7{p}", p) for p in patch_sizes], value=start,
                                         description="patch size", continuous_update=True,
-                                        style={"description_width": "initial"}, layout={"width": "420px"})
+                                        style={"description_width": "initial"}, layout={"width": "420px", "max_width": "100%"})
         self.stack = w.Stack(pages, selected_index=patch_sizes.index(start))
         self.link = w.jslink((self.slider, "index"), (self.stack, "selected_index"))  # works with no kernel
         self.current: PatchNumbers = self.numbers[start]
@@ -338,7 +344,7 @@ class HeadCountExplorer(_Explorer):
             raise ValueError(f"initial={start} is not one of the head counts {self.head_counts}")
         self.slider = w.SelectionSlider(options=[(str(n), n) for n in self.head_counts], value=start,
                                         description="number of heads", style={"description_width": "initial"},
-                                        layout={"width": "420px"})
+                                        layout={"width": "420px", "max_width": "100%"})
         self.stack = w.Stack(pages, selected_index=self.head_counts.index(start))
         self.link = w.jslink((self.slider, "index"), (self.stack, "selected_index"))
         self.slider.observe(self._on_count, names="index")

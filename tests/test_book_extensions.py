@@ -1,11 +1,14 @@
 """The book build's own extensions, without Sphinx: widget stand-ins and progress lines
-(course_pkg.widget_fallback), author-year references (course_pkg.book_references) and the figure text-size
-record (course_pkg.figure_text)."""
+(course_pkg.widget_fallback), author-year references (course_pkg.book_references), the figure text-size
+record (course_pkg.figure_text), figures that stop shrinking where their text would fall under 9 px
+(course_pkg.book_figures) and MathJax served with the book (course_pkg.book_mathjax)."""
 
 from __future__ import annotations
 
 import base64
 import io
+import math
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -15,8 +18,12 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 from pybtex.database import Entry, Person  # noqa: E402
 
+from course_pkg import (
+    book_figures,  # noqa: E402
+    book_mathjax,  # noqa: E402
+    figure_text,  # noqa: E402
+)
 from course_pkg import book_references as refs  # noqa: E402
-from course_pkg import figure_text  # noqa: E402
 from course_pkg import widget_fallback as wf  # noqa: E402
 from course_pkg.plotting import figure_png  # noqa: E402
 
@@ -134,3 +141,58 @@ def test_figure_png_records_its_smallest_text() -> None:
         figure_text.text_metadata(fig, 0)
     with pytest.raises(ValueError, match="PNG"):
         figure_text.read_text_metadata(b"GIF89a")
+
+
+def _png_with_text(px: float, width: int = 600) -> bytes:
+    fig = Figure(figsize=(width / 100, 2), dpi=100)
+    fig.text(0.1, 0.5, "label", fontsize=px * 72 / 100)
+    return figure_png(fig, dpi=100)
+
+
+def test_readable_width_is_where_the_smallest_text_reaches_9_px() -> None:
+    for text_px in (6.0, 18.0, 27.0):
+        png = _png_with_text(text_px)
+        width = figure_text.png_width(png)
+        recorded = float(figure_text.read_text_metadata(png)[figure_text.KEY_PX])
+        assert recorded == pytest.approx(text_px, abs=0.05)
+        # 6 px text: 9 px only wider than the PNG, so its own width (a figure is never blown up);
+        # 18 px: half the width; 27 px: a third
+        assert figure_text.readable_width(png) == min(width, math.ceil(width * 9 / recorded))
+        assert figure_text.readable_width(png, min_css_px=12) == min(width, math.ceil(width * 12 / recorded))
+    assert figure_text.readable_width(_png_with_text(6.0)) == figure_text.png_width(_png_with_text(6.0))
+    assert figure_text.readable_width(_png(80)) == 80  # no text recorded: its own width
+    with pytest.raises(ValueError, match="min_css_px=0"):
+        figure_text.readable_width(png, min_css_px=0)
+    with pytest.raises(ValueError, match="not a PNG"):
+        figure_text.readable_width(b"GIF89a")
+
+
+def test_figure_images_get_their_readable_min_width() -> None:
+    body = ('<img alt="a" src="../_images/abc.png" />\n<img alt="b" src="../_images/other.png">\n'
+            '<img src="../_static/logo.png" />\n<img style="width: 5px" src="../_images/abc.png" />')
+    out = book_figures.with_min_widths(body, {"abc.png": 420})
+    lines = out.splitlines()
+    assert lines[0] == ('<img alt="a" src="../_images/abc.png" style="min-width: 420px" '
+                        f'{book_figures.READABLE_ATTR}="420" />')
+    assert lines[1:] == body.splitlines()[1:]  # unknown image, not a figure, a style of its own: unchanged
+    assert book_figures.with_min_widths(out, {"abc.png": 420}) == out  # idempotent
+
+
+def test_the_book_names_its_own_mathjax_and_the_package_it_comes_from() -> None:
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "_config.yml").read_text())
+    assert config["sphinx"]["config"]["mathjax_path"] == f"{book_mathjax.TARGET}/{book_mathjax.PARTS[0]}"
+    assert "course_pkg.book_mathjax" in config["sphinx"]["extra_extensions"]
+    src = book_mathjax.mathjax_source()
+    assert all((src / part).exists() for part in book_mathjax.PARTS)
+
+
+def test_a_missing_mathjax_package_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from sphinx.errors import ExtensionError
+
+    monkeypatch.setitem(sys.modules, "mathjax", None)  # import mathjax -> ImportError
+    with pytest.raises(ExtensionError, match=r"pip install 'django-static-mathjax>=3\.2\.2,<4'"):
+        book_mathjax.mathjax_source()

@@ -19,8 +19,14 @@ Headless Debian Chromium, driven by Playwright, opens each page of the built boo
 * **Figure text at 9 px or more**: each executed figure's PNG records the size of its smallest text in PNG
   pixels (``course:min_text_px``, written by ``course_pkg.figure_text``); scaled by the rendered width over
   the natural width, it must be >= 9 CSS px.
+* **A phone, 390 px wide** (every page again, as a touch screen): the page never scrolls sideways; nothing is
+  cut off (what is wider than the column, a long equation, a table, a printed table, a figure, lies in a box
+  that scrolls sideways); figure text and the explorers' frames stay >= 9 px, and a figure wider than the
+  screen says so in a line under it; chapter 6's slider values are on screen.
+* **Formulas offline**: with every outside request refused, every page's maths is typeset by the MathJax
+  that the book serves itself (``course_pkg/book_mathjax.py``), with no raw TeX left and no failed request.
 
-The pages load require.js, the html-manager and MathJax from jsDelivr (``_config.yml``). This machine has no
+The pages load require.js and the html-manager from jsDelivr (``_config.yml``); MathJax comes with the book. This machine has no
 internet, so every request to ``https://cdn.jsdelivr.net/npm/<pkg>@<ver>/<path>`` is answered from
 ``node_modules/<pkg>/<path>``, the same files installed from npm by ``.ci/run`` (the version must match, and
 the integrity hashes on the page must accept them); axe-core comes from there too (``test_tools`` in
@@ -339,6 +345,8 @@ def _toc_pages() -> list[str]:
 # Every page of the site: the table of contents, plus the pages Sphinx makes itself.
 PAGES = [f"{f}.html" for f in _toc_pages()] + ["genindex.html", "search.html"]
 MIN_FIGURE_TEXT_PX = 9.0
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+         "has_touch": True}  # a phone held upright (CSS px)
 PROBLEM_PREFIXES = ("page error", "console.error", "request failed", "HTTP ", "NOT SERVED", "aborted")
 
 
@@ -651,3 +659,217 @@ def test_widget_fallbacks_show_with_the_cdn_blocked(server: str, browser: Any, b
         finally:
             page.close()
     assert not bad, "widget stand-ins with the CDN blocked:\n" + _report(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# A phone: every page at 390 px
+# ------------------------------------------------------------------------------------------------
+# What a 390 px screen shows: whether the page scrolls sideways, what is cut off (sticks out of the column
+# and is not inside a box that scrolls sideways within it), figures wider than their box with no line saying
+# so, the slider values, and every visible image's natural and rendered widths (widget frames with their
+# PNG bytes, read back from their blob: URLs).
+_PHONE = """async () => {
+    const art = document.querySelector('article.bd-article') || document.querySelector('main');
+    const box = art.getBoundingClientRect();
+    const left = box.left + parseFloat(getComputedStyle(art).paddingLeft) - 1;
+    const right = box.right - parseFloat(getComputedStyle(art).paddingRight) + 1;
+    const scrollsX = (el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+    const cut = new Map();
+    for (const el of art.querySelectorAll('*')) {
+        if (el.closest('mjx-assistive-mml')) continue;  // MathJax's off-screen MathML copy
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        const cs = getComputedStyle(el);
+        if (cs.visibility === 'hidden' || cs.display === 'none') continue;
+        if (r.right <= right && r.left >= left) continue;
+        // it sticks out of the column: fine inside a box that scrolls sideways and itself fits the column
+        let a = el.parentElement, ok = false;
+        while (a && a !== art) {
+            const ar = a.getBoundingClientRect();
+            if (scrollsX(a) && ar.right <= right + 1 && ar.left >= left - 1) { ok = true; break; }
+            const ao = getComputedStyle(a).overflowX;
+            // a clipping box cuts it off unless it lies inside (4 px: MathJax's glyphs overhang their boxes)
+            if ((ao === 'hidden' || ao === 'clip') && (r.right > ar.right + 4 || r.left < ar.left - 4)) break;
+            a = a.parentElement;
+        }
+        if (ok) continue;
+        const block = el.closest('pre, mjx-container, table, img, p, li, h1, h2, h3, .cell') || el;
+        const what = `${block.tagName.toLowerCase()} "${(block.innerText || block.getAttribute('src') || '')
+            .replace(/\\s+/g, ' ').slice(0, 60)}"`;
+        cut.set(what, Math.max(cut.get(what) || 0, Math.round(Math.max(r.right - right, left - r.left))));
+    }
+    const silent = [], images = [];
+    for (const img of art.querySelectorAll('img')) {
+        if (!img.checkVisibility() || img.closest('.course-widget-fallback')) continue;
+        const widget = img.closest('.widget-subarea');
+        const anchor = widget || img.closest('.cell_output');
+        const rendered = img.getBoundingClientRect().width;
+        let bytes = null;
+        if (widget && img.src.startsWith('blob:')) {
+            const buf = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+            bytes = btoa(Array.from(buf, b => String.fromCharCode(b)).join(''));
+        }
+        images.push({src: img.getAttribute('src').slice(0, 200), natural: img.naturalWidth, rendered,
+                     widget: !!widget, bytes, alt: (img.alt || '').slice(0, 60)});
+        if (!anchor) continue;
+        const frame = widget ? (img.closest('.widget-box') || anchor) : anchor;
+        if (rendered <= frame.clientWidth + 1) continue;
+        const note = anchor.nextElementSibling;
+        if (!(note && note.classList.contains('course-wide-note') && note.checkVisibility()))
+            silent.push(img.alt || img.src.slice(0, 60));
+    }
+    const readouts = [...document.querySelectorAll('.widget-readout')].filter(e => e.checkVisibility())
+        .map(e => { const r = e.getBoundingClientRect();
+                    return {text: e.innerText, left: Math.round(r.left), right: Math.round(r.right)}; });
+    return {scroll: [document.scrollingElement.scrollWidth, window.innerWidth],
+            cut: [...cut].map(([w, px]) => `${w} is cut off or sticks out by ${px} px`),
+            silent, images, readouts};
+}"""
+
+
+@pytest.fixture(scope="module")
+def phone_visits(server: str, browser: Any, built_book: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Each page opened on a 390 px touch screen (the CDN served from npm, so the widgets render):
+    ``{page: what _PHONE found, plus the log}``; a full-page screenshot of each goes to the screenshot folder
+    as ``phone_<page>.png``."""
+    nm = _node_modules()
+    shots = Path(os.environ.get("COURSE_SCREENSHOTS", tmp_path_factory.mktemp("phone")))
+    shots.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for name in PAGES:
+        if not (Path(built_book["html"]) / name).is_file():
+            out[name] = {"missing": True}
+            continue
+        log = _Log()
+        context = browser.new_context(**PHONE)
+        page = context.new_page()
+        try:
+            page.on("pageerror", lambda e, log=log: log.add(f"page error: {e}"))
+            page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]).*"), _route_cdn(nm, log))
+            page.goto(server + name, wait_until="load")
+            page.evaluate(_WAIT_FOR_WIDGETS)
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(300)
+            out[name] = page.evaluate(_PHONE)
+            out[name]["log"] = log
+            page.screenshot(path=str(shots / f"phone_{Path(name).stem}.png"), full_page=True)
+        finally:
+            context.close()
+    return out
+
+
+def test_a_phone_never_scrolls_the_page_sideways(phone_visits: dict) -> None:
+    bad = {name: [f"the page is {v['scroll'][0]} px wide on a {v['scroll'][1]} px screen"]
+           for name, v in phone_visits.items() if not v.get("missing") and v["scroll"][0] > v["scroll"][1]}
+    assert not bad, "pages that scroll sideways at 390 px:\n" + _report(bad)
+
+
+def test_a_phone_cuts_nothing_off(phone_visits: dict) -> None:
+    """What is wider than a phone's column lies in a box that scrolls sideways inside the column."""
+    bad = {name: v["cut"] for name, v in phone_visits.items() if v.get("cut")}
+    assert not bad, ("at 390 px, elements cut off or pushing out of the column (put them in a box that scrolls "
+                     "sideways: book/_static/course.css):\n" + _report(bad))
+
+
+def test_a_phone_shows_figure_text_at_9_px_or_more(phone_visits: dict, built_book: dict) -> None:
+    """Executed figures and the explorers' frames: smallest text x rendered / natural width >= 9 CSS px."""
+    from course_pkg.figure_text import KEY_PX, read_text_metadata
+
+    html = Path(built_book["html"])
+    bad: dict[str, list[str]] = {}
+    seen = 0
+    for name, v in phone_visits.items():
+        for img in v.get("images", []):
+            if img["src"].startswith("data:"):
+                continue
+            if img["widget"]:
+                png = base64.b64decode(img["bytes"]) if img["bytes"] else None
+            else:
+                path = (html / name).parent / img["src"].split("?")[0]
+                png = path.read_bytes() if path.is_file() and path.suffix == ".png" else None
+            if png is None:
+                continue
+            meta = read_text_metadata(png)
+            if KEY_PX not in meta:
+                continue  # test_figure_text_is_at_least_9_px names figures that record no text size
+            seen += 1
+            px = float(meta[KEY_PX]) * img["rendered"] / img["natural"]
+            if px < MIN_FIGURE_TEXT_PX:
+                bad.setdefault(name, []).append(f"{img['alt'] or img['src'][:60]}: {px:.1f} px")
+    assert seen, "no figure with a recorded text size was shown at 390 px: this test checks nothing"
+    assert not bad, "figure text under 9 px on a 390 px screen:\n" + _report(bad)
+
+
+def test_a_phone_says_when_a_figure_is_wider_than_the_screen(phone_visits: dict) -> None:
+    bad = {name: v["silent"] for name, v in phone_visits.items() if v.get("silent")}
+    assert not bad, ("figures wider than a 390 px screen with no line under them saying they scroll "
+                     "(course.js adds .course-wide-note):\n" + _report(bad))
+
+
+def test_a_phone_shows_the_slider_values(phone_visits: dict) -> None:
+    """Chapter 6's explorers: each slider's current value is on the screen, not off its right edge."""
+    v = phone_visits[CHAPTER]
+    assert v["readouts"], f"no slider value shown on {CHAPTER} at 390 px"
+    off = [r for r in v["readouts"] if r["left"] < 0 or r["right"] > PHONE["viewport"]["width"] or not r["text"]]
+    assert not off, f"slider values off a 390 px screen or empty: {off}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Formulas with no network
+# ------------------------------------------------------------------------------------------------
+_MATH = r"""async () => {
+    const mj = window.MathJax;
+    if (!mj || !mj.startup || !mj.startup.promise) return {loaded: false};
+    await Promise.race([mj.startup.promise, new Promise(r => setTimeout(r, 20000))]);
+    const art = document.querySelector('article.bd-article') || document.body;
+    const sources = art.querySelectorAll('.math').length;  // Sphinx's math nodes (inline and display)
+    const typeset = art.querySelectorAll('.math mjx-container').length;
+    const errors = [...art.querySelectorAll('mjx-merror')].map(e => e.innerText.slice(0, 80));
+    const walker = document.createTreeWalker(art, NodeFilter.SHOW_TEXT);
+    const raw = [];
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (n.parentElement.closest('pre, code, script, mjx-container, .highlight')) continue;
+        if (/\\\(|\\\[|\\frac|\\mathrm/.test(n.nodeValue)) raw.push(n.nodeValue.trim().slice(0, 60));
+    }
+    return {loaded: true, version: mj.version, sources, typeset, errors, raw};
+}"""
+
+
+def test_formulas_render_with_every_cdn_blocked(server: str, browser: Any, built_book: dict) -> None:
+    """Every page's formulas, with every outside request refused (a laptop offline): the book's own MathJax
+    (``_static/mathjax/``) typesets each one; no raw TeX, no MathJax error, no failed request."""
+    html = Path(built_book["html"])
+    bad: dict[str, list[str]] = {}
+    formulas = 0
+    for name in PAGES:
+        if not (html / name).is_file():
+            continue
+        log = _Log()
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.on("requestfailed", lambda r, log=log: r.url.startswith(server) and log.add(
+                f"request failed: {r.url} ({r.failure})"))
+            page.on("response", lambda r, log=log: r.status >= 400 and log.add(f"HTTP {r.status}: {r.url}"))
+            page.on("request", lambda r, log=log: "mathjax" in r.url.lower() and not r.url.startswith(server)
+                    and log.add(f"MathJax requested from outside: {r.url}"))
+            page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+            page.goto(server + name, wait_until="load")
+            found = page.evaluate(_MATH)
+            page.wait_for_load_state("networkidle")
+        finally:
+            page.close()
+        problems = [line for line in log.lines if not line.startswith("request failed: " + server + "_static/")
+                    or "mathjax" in line]
+        if not found["loaded"]:
+            if 'class="math' in (html / name).read_text(encoding="utf-8"):
+                problems.append("MathJax did not load")  # pages with no maths do not load it
+        else:
+            formulas += found["sources"]
+            if found["typeset"] < found["sources"]:
+                problems.append(f"{found['sources'] - found['typeset']} of {found['sources']} formulas not typeset")
+            problems += [f"MathJax error: {e}" for e in found["errors"]]
+            problems += [f"raw TeX on the page: {t!r}" for t in found["raw"]]
+        if problems:
+            bad[name] = problems
+    assert formulas > 50, f"only {formulas} formulas found on the whole site: this test checks little"
+    assert not bad, "formulas with the CDN blocked:\n" + _report(bad)

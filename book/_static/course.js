@@ -106,4 +106,37 @@
   }
   citationsAsListItems();
   document.addEventListener("DOMContentLoaded", citationsAsListItems);
+
+  // ---- 4. figures wider than a narrow screen ---------------------------------------------------------------
+  // A figure stops shrinking where its text would fall under 9 px (course_pkg/book_figures.py gives its <img>
+  // a min-width; the explorers' frames get one from course_pkg/widgets.py) and scrolls sideways in its box.
+  // Say so in one line under it, only while it does not fit.
+  var WIDE_NOTE = "Wider than your screen: scroll the figure sideways to see all of it.";
+  function noteFor(img) {
+    var widget = img.closest(".widget-subarea");
+    var anchor = widget || img.closest(".cell_output");
+    if (!anchor) return;
+    var box = widget ? img.closest(".widget-box") || widget : anchor;
+    var wide = img.getBoundingClientRect().width > box.clientWidth + 1;
+    var note = anchor.nextElementSibling;
+    var has = note && note.classList.contains("course-wide-note");
+    if (wide && !has) {
+      note = document.createElement("p");
+      note.className = "course-wide-note";
+      note.textContent = WIDE_NOTE;
+      anchor.insertAdjacentElement("afterend", note);
+    } else if (has && !wide && !widget) {
+      note.remove();
+    }
+  }
+  function markWide() {
+    document.querySelectorAll("img[data-course-readable], .widget-subarea img.widget-image").forEach(noteFor);
+  }
+  window.addEventListener("load", markWide);
+  window.addEventListener("resize", markWide);
+  document.addEventListener("load", function (e) {  // an image (a widget frame) got its size
+    if (e.target && e.target.tagName === "IMG") markWide();
+  }, true);
+  new MutationObserver(function () { markWide(); }).observe(document.body || document.documentElement,
+                                                            {childList: true, subtree: true});
 })();
