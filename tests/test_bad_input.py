@@ -2248,7 +2248,7 @@ for _id, _image, _words in (
 ):
     row(
         f"silent-preprocess-{_id}",
-        (lambda im: lambda t: __import__("course_pkg.weights").weights.preprocess(im(), PRE_CFG))(_image),
+        (lambda im: lambda t: __import__("course_pkg.pretrained").pretrained.preprocess(im(), PRE_CFG))(_image),
         ValueError,
         *_words,
         kind=SILENT,
@@ -2512,9 +2512,9 @@ for _id, _call, _words in (
      ("discard_ratio", "str", "[0, 1)")),
     ("handmade-kernel-float", lambda t: viz.handmade_features(img(3, 16, 16), kernel_size=15.0),
      ("kernel_size", "float", "odd int")),
-    ("preprocessing-crop-str", lambda t: __import__("course_pkg.weights").weights.preprocess(
+    ("preprocessing-crop-str", lambda t: __import__("course_pkg.pretrained").pretrained.preprocess(
         img(3, 8, 8), {"crop_pct": "x"}), ("crop_pct", "'x'", "fraction")),
-    ("preprocessing-size-2", lambda t: __import__("course_pkg.weights").weights.preprocess(
+    ("preprocessing-size-2", lambda t: __import__("course_pkg.pretrained").pretrained.preprocess(
         img(3, 8, 8), {"input_size": (224, 224)}), ("input_size", "(224, 224)", "(3, H, W)")),
     ("pointing-chance-int-size", lambda t: __import__("course_pkg.pointing_game").pointing_game.pointing_chance(
         _MASKS, 4), ("map_size", "4", "pair")),
@@ -2993,7 +2993,7 @@ def test_checkpoint_with_matching_metadata_still_loads(tmp_path: Path) -> None:
 KEYWORD_MODULES = (
     "attention", "attention_maps", "bundled", "cbam", "checkpoint", "checkpoint_manifest", "cnn", "cued_textures",
     "data", "env", "examples", "explorer_frames", "figure_text", "gate_ablation", "gate_stats", "model_registry",
-    "patch_arithmetic", "plotting", "pointing_game", "resnet", "seed_stats", "squeeze_excite",
+    "patch_arithmetic", "plotting", "pointing_game", "pretrained", "resnet", "seed_stats", "squeeze_excite",
     "textures", "train", "vit", "viz", "weights", "widgets",
 )
 NO_KEYWORD_SUGGESTIONS = {
