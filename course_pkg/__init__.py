@@ -6,8 +6,10 @@ The chapters of the book import what they run from here. Where each concept live
   and multi-head self-attention), ``squeeze_excite`` (SE), ``cbam`` (CBAM), ``resnet`` (ResNets with SE or
   CBAM), ``vit`` (the Vision Transformer), ``cnn`` (a small CNN for tests);
 * seeing attention: ``attention_maps`` (``record_attention`` for every model above; rollout and [CLS] maps);
-* weights: ``weights`` (conversion from timm, torchvision and the official CBAM code; pretrained downloads
-  and their preprocessing); checkpoints: ``bundled`` (model registry, save/load, the shipped models);
+* weights: ``weights`` (conversion from timm, torchvision and the official CBAM code), ``pretrained``
+  (pretrained downloads and their preprocessing); checkpoints: ``model_registry`` (models rebuilt by
+  builder name), ``checkpoint`` (the file format: save/load), ``checkpoint_manifest`` (the manifest of the
+  shipped checkpoints), ``bundled`` (the shipped models and their held-out sets);
 * training: ``train`` (``fit``, ``evaluate``, ``History`` and their pieces); command lines: ``cli``;
 * data: ``data`` (synthetic clutter, digits, photos, CIFAR-10); ``examples`` (chapter 1's toy examples);
 * pictures: ``plotting`` (shared helpers, attention heatmaps), ``viz`` (channel and spatial maps, the

@@ -34,8 +34,7 @@ Where this code follows and where it departs from the paper, the official code
 To see the two maps, record them (:func:`course_pkg.attention_maps.record_attention`): a CBAM module
 called ``name`` gives ``"name.channel"`` ``(B, C)`` and ``"name.spatial"`` ``(B, H, W)``.
 
-The converters from timm and official-code state dicts live in :mod:`course_pkg.weights` (re-exported
-here).
+The converters from timm and official-code state dicts live in :mod:`course_pkg.weights`.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ It also runs unchanged under ``torchrun``: when a process group is initialised i
 DistributedDataParallel and gives each process its shard of every global batch.
 
 The command line lives in :mod:`course_pkg.cli.train` (``python -m course_pkg.train`` still runs it);
-checkpoints and the model registry live in :mod:`course_pkg.bundled`, the small CNN in
-:mod:`course_pkg.cnn`. Their names stay importable from here.
+checkpoint files live in :mod:`course_pkg.checkpoint`, the model registry in :mod:`course_pkg.model_registry`,
+the small CNN in :mod:`course_pkg.cnn`. Their names stay importable from here.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from .bundled import MODELS, Checkpoint, build_model, load_checkpoint, resolve_builder, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .checks import positive_int
 from .cnn import SimpleCNN, simple_cnn
 from .env import as_device, seed_everything
+from .model_registry import MODELS, build_model, resolve_builder
 
 __all__ = [
     "MODELS", "Checkpoint", "History", "SimpleCNN",

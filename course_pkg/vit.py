@@ -9,7 +9,8 @@ Parameter names and ``state_dict`` keys are timm's (``cls_token``, ``pos_embed``
 ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``, ``blocks.{i}.attn.proj``, ``blocks.{i}.norm2``,
 ``blocks.{i}.mlp.fc1``, ``blocks.{i}.mlp.fc2``, ``norm`` or ``fc_norm``, ``head``), so a timm checkpoint
 loads with ``strict=True``. Converting the reference models (:func:`course_pkg.weights.from_timm`,
-:func:`course_pkg.weights.from_torchvision`) and pretrained downloads live in :mod:`course_pkg.weights`;
+:func:`course_pkg.weights.from_torchvision`) lives in :mod:`course_pkg.weights`, pretrained downloads in
+:mod:`course_pkg.pretrained`;
 recording the attention maps and rolling them out live in :mod:`course_pkg.attention_maps`.
 
 Shapes: B batch, C channels, H x W image, P patch size, (gh, gw) patch grid, N = 1 + gh * gw tokens,

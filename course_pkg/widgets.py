@@ -123,7 +123,8 @@ class _Explorer:
 def _bundled_models(prefix: str, key: str) -> tuple[dict[int, Any], dict[int, float]]:
     """The bundled models whose name starts with ``prefix``, keyed by their ``kwargs[key]`` (e.g. the patch
     size), and their recorded test accuracies: ``({value: model}, {value: accuracy})``, sorted by value."""
-    from .bundled import load_bundled, manifest
+    from .bundled import load_bundled
+    from .checkpoint_manifest import manifest
 
     found: dict[int, tuple[str, float]] = {}
     for entry in manifest():
@@ -132,7 +133,7 @@ def _bundled_models(prefix: str, key: str) -> tuple[dict[int, Any], dict[int, fl
             found[int(entry["kwargs"][key])] = (name, float(entry.get("test_accuracy", float("nan"))))
     if not found:
         raise ValueError(f"no bundled model is named {prefix}* with a {key!r} argument; see "
-                         "course_pkg.bundled.list_bundled()")
+                         "course_pkg.checkpoint_manifest.list_bundled()")
     found = dict(sorted(found.items()))
     models = {v: load_bundled(name, device="cpu") for v, (name, _) in found.items()}
     return models, {v: acc for v, (_, acc) in found.items()}

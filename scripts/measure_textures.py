@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_pkg import bundled  # noqa: E402
 from course_pkg.attention_maps import record_attention  # noqa: E402
+from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, get_entry, manifest  # noqa: E402
 from course_pkg.gate_ablation import ablate_gates, gate_means  # noqa: E402
 from course_pkg.gate_stats import map_saturation, variance_explained  # noqa: E402
 from course_pkg.pointing_game import POINTING_TOLERANCE, centre_map, pointing_game  # noqa: E402
@@ -97,7 +98,7 @@ def measure(directory: Path) -> dict[str, Any]:
     if not all(names.values()):
         raise SystemExit(f"train the texture models first (found {names})")
     test = bundled.bundled_test_data(names["none"][0], directory)
-    entry = bundled.get_entry(names["none"][0], directory)
+    entry = get_entry(names["none"][0], directory)
     result["test_data"] = entry["test_data"]
     images, masks = test.images, test.masks
     n, size = images.shape[0], images.shape[-1]
@@ -334,7 +335,7 @@ def measure_cued(directory: Path) -> dict[str, Any]:
     if not all(names.values()):
         raise SystemExit(f"train the cued-texture models first (found {names})")
     test = bundled.bundled_test_data(names["none"][0], directory)
-    entry = bundled.get_entry(names["none"][0], directory)
+    entry = get_entry(names["none"][0], directory)
     result: dict[str, Any] = {"tolerance": POINTING_TOLERANCE, "test_data": entry["test_data"],
                               "reference_data": entry["val_data"], "accuracy": {}}
     intact = {}
@@ -354,10 +355,10 @@ def collect_budget(other_dir: Path, directory: Path, task: str = "objects") -> d
     accuracy and validation curve next to the bundled model of the same kind and seed; the checkpoints
     themselves are not bundled. If training longer changes little, the bundled models had converged."""
     rows = []
-    for e in bundled.manifest(other_dir):
+    for e in manifest(other_dir):
         if not e["name"].startswith(f"{TASKS[task][0]}_resnet_small_"):
             continue
-        base = bundled.get_entry(e["name"], directory)
+        base = get_entry(e["name"], directory)
         if e["test_data"] != base["test_data"] or e["train_data"] != base["train_data"]:
             raise SystemExit(f"{e['name']} in {other_dir} was trained or tested on other data than the bundled one")
         rows.append({"name": e["name"], "kind": e["name"].split("_")[3], "seed": e["seed"],
@@ -401,7 +402,7 @@ def report_gates(result: dict[str, Any]) -> None:
 
 def cli() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", type=Path, default=bundled.CHECKPOINT_DIR, help="where the models are bundled")
+    p.add_argument("--dir", type=Path, default=CHECKPOINT_DIR, help="where the models are bundled")
     p.add_argument("--out", type=Path, default=None, help=f"default: DIR/{OUT_FILE}")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--task", choices=tuple(TASKS), default="objects",

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_pkg import bundled  # noqa: E402
+from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, remove_from_manifest, update_manifest  # noqa: E402
 from course_pkg.cli.train import main  # noqa: E402
 from course_pkg.train import build_model, evaluate, load_checkpoint  # noqa: E402
 
@@ -42,7 +42,7 @@ def train_one(attention: str, args: argparse.Namespace, out_dir: Path) -> dict:
             "--overwrite"]   # retraining replaces the file on purpose
     if args.device:
         argv += ["--device", args.device]
-    bundled.remove_from_manifest(name, out_dir)   # the CLI refuses to write over a listed (shipped) file
+    remove_from_manifest(name, out_dir)   # the CLI refuses to write over a listed (shipped) file
     result = main(argv)
     # the recorded accuracy is the saved file's, scored on the CPU, as the test will score it
     model = build_model(result["builder"], result["kwargs"])
@@ -60,7 +60,7 @@ def train_one(attention: str, args: argparse.Namespace, out_dir: Path) -> dict:
                                   "epochs", "batch_size", "lr", "weight_decay", "num_params", "train_time_s",
                                   "device", "torch")},
         "command": result["command"].replace(str(path), f"course_pkg/checkpoints/{path.name}")
-        if out_dir == bundled.CHECKPOINT_DIR else result["command"],
+        if out_dir == CHECKPOINT_DIR else result["command"],
         "test_accuracy": accuracy,
         "test_correct": round(accuracy * len(test.labels)),
         "test_n": len(test.labels),
@@ -68,7 +68,7 @@ def train_one(attention: str, args: argparse.Namespace, out_dir: Path) -> dict:
         "history": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                     for r in result["history"]],
     }
-    entries = bundled.update_manifest(entry, out_dir)
+    entries = update_manifest(entry, out_dir)
     return next(e for e in entries if e["name"] == name)
 
 
@@ -86,7 +86,7 @@ def cli() -> None:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="default: the best available")
-    p.add_argument("--out-dir", type=Path, default=bundled.CHECKPOINT_DIR)
+    p.add_argument("--out-dir", type=Path, default=CHECKPOINT_DIR)
     args = p.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     todo = args.only or list(ATTENTIONS)

@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_pkg import bundled  # noqa: E402
+from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, manifest, remove_from_manifest, update_manifest  # noqa: E402
 from course_pkg.cued_textures import make_cued_textures  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.resnet import resnet_small  # noqa: E402
@@ -110,7 +110,7 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
     specs = data_specs(args)
     meta = {"builder": "course_pkg.resnet:resnet_small", "kwargs": kwargs, "seed": seed,
             "train_data": {"generator": TASKS[args.task][1], "kwargs": specs["train"]}}
-    bundled.remove_from_manifest(name, args.out_dir)   # its old hash would refuse the new file
+    remove_from_manifest(name, args.out_dir)   # its old hash would refuse the new file
     save_checkpoint(path, model, meta, dtype=torch.float16)
     fresh = resnet_small(**kwargs)                     # score the stored (float16) weights on the CPU
     load_checkpoint(path, fresh)
@@ -144,7 +144,7 @@ def train_one(kind: str, seed: int, args: argparse.Namespace, sets: dict[str, An
         "history": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                     for r in history.records],
     }
-    bundled.update_manifest(entry, args.out_dir)
+    update_manifest(entry, args.out_dir)
     return entry
 
 
@@ -152,7 +152,7 @@ def summarise(out_dir: Path, seeds: list[int], task: str = "objects") -> dict[st
     """Mean and sd of test accuracy per kind over those of ``seeds`` that are trained (``seeds_missing``
     lists the others), written into each of their manifest entries (``seeds_summary``) and into
     ``textures_training.json`` (``cued_training.json``) with the curves. The sd is None for a single seed."""
-    entries = {e["name"]: e for e in bundled.manifest(out_dir)}
+    entries = {e["name"]: e for e in manifest(out_dir)}
     summary: dict[str, Any] = {"kinds": {}, "curves": {}}
     for kind in KINDS:
         done = [s for s in seeds if entry_name(kind, s, task) in entries]
@@ -169,7 +169,7 @@ def summarise(out_dir: Path, seeds: list[int], task: str = "objects") -> dict[st
                                     "val_acc": [r["val_acc"] for r in entries[n]["history"]],
                                     "train_acc": [r["train_acc"] for r in entries[n]["history"]],
                                     "lr": [r["lr"] for r in entries[n]["history"]]}
-            bundled.update_manifest({**entries[n], "seeds_summary": stats}, out_dir)
+            update_manifest({**entries[n], "seeds_summary": stats}, out_dir)
     if summary["kinds"]:
         first = entries[summary["kinds"][next(iter(summary["kinds"]))]["names"][0]]
         summary["data"] = {k: first[k] for k in ("train_data", "val_data", "test_data")}
@@ -206,7 +206,7 @@ def cli() -> None:
     p.add_argument("--device", default=None, help="default: the CPU (the bundled set was trained there)")
     p.add_argument("--all-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="the seeds the summary (mean +- sd) is taken over; kinds lacking one are left out")
-    p.add_argument("--out-dir", type=Path, default=bundled.CHECKPOINT_DIR)
+    p.add_argument("--out-dir", type=Path, default=CHECKPOINT_DIR)
     p.add_argument("--summary-only", action="store_true",
                    help="train nothing: recompute the seeds' summary from the manifest (after parallel runs)")
     args = p.parse_args()

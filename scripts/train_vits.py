@@ -12,7 +12,7 @@ Three groups, each trained with ``course_pkg.train.fit`` from a fixed seed:
 
 Each model's weights go to ``course_pkg/checkpoints/<name>.pt`` (stored in float16 to keep the package small;
 the accuracy is measured with the stored weights) and an entry with the exact command, the data, the
-training settings and the measured held-out accuracy goes to ``manifest.json`` (``bundled.update_manifest``).
+training settings and the measured held-out accuracy goes to ``manifest.json`` (``update_manifest``).
 
 Usage::
 
@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from course_pkg import bundled  # noqa: E402
+from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, remove_from_manifest, update_manifest  # noqa: E402
 from course_pkg.data import ImageDataset, load_digits, make_clutter  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.train import evaluate, fit, save_checkpoint  # noqa: E402
@@ -146,13 +146,13 @@ def train_one(name: str, seed: int, threads: int, progress: bool) -> list[dict[s
         "final_train_acc": round(history.last["train_acc"], 4),
     }
     for other in names:   # their old hash would refuse the new file; save_checkpoint refuses a listed file
-        bundled.remove_from_manifest(other)
-    save_checkpoint(bundled.CHECKPOINT_DIR / file, model, entry, dtype=torch.float16)
+        remove_from_manifest(other)
+    save_checkpoint(CHECKPOINT_DIR / file, model, entry, dtype=torch.float16)
     entries = [entry if other == name else
                {**entry, "name": other, "group": RUNS[other]["group"], "same_as": name} for other in names]
     for e in entries:
-        bundled.update_manifest(e)
-    size_kb = (bundled.CHECKPOINT_DIR / file).stat().st_size / 1024
+        update_manifest(e)
+    size_kb = (CHECKPOINT_DIR / file).stat().st_size / 1024
     print(f"[{', '.join(names)}] held-out accuracy {accuracy:.4f} ({len(test.labels)} images) | "
           f"{size_kb:.0f} KB | training {train_time:.0f} s", flush=True)
     return entries

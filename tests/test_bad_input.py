@@ -46,8 +46,10 @@ from course_pkg import (
     attention_maps,
     bundled,
     cbam,
+    checkpoint_manifest,
     data,
     env,
+    model_registry,
     plotting,
     resnet,
     squeeze_excite,
@@ -210,15 +212,17 @@ def write(tmp: Path, name: str, content: Union[str, bytes]) -> Path:
     return p
 
 
-SMALLEST_BUNDLED = min(bundled.list_bundled(), key=lambda n: bundled.checkpoint_path(n).stat().st_size)
+SMALLEST_BUNDLED = min(checkpoint_manifest.list_bundled(),
+                       key=lambda n: checkpoint_manifest.checkpoint_path(n).stat().st_size)
 
 
 def bundled_copy(tmp: Path) -> Path:
     """A private copy of the bundled checkpoints folder holding one model and the whole manifest."""
     d = tmp / "ckpts"
     d.mkdir()
-    shutil.copy(bundled.checkpoint_path(SMALLEST_BUNDLED), d / bundled.get_entry(SMALLEST_BUNDLED)["file"])
-    entries = [e for e in bundled.manifest() if e["name"] == SMALLEST_BUNDLED]
+    shutil.copy(checkpoint_manifest.checkpoint_path(SMALLEST_BUNDLED),
+                d / checkpoint_manifest.get_entry(SMALLEST_BUNDLED)["file"])
+    entries = [e for e in checkpoint_manifest.manifest() if e["name"] == SMALLEST_BUNDLED]
     (d / "manifest.json").write_text(json.dumps(entries))
     return d
 
@@ -226,7 +230,7 @@ def bundled_copy(tmp: Path) -> Path:
 def swapped_file_in_manifest_dir(tmp: Path) -> Path:
     """A folder whose manifest records a SHA-256 for a file that has since been replaced."""
     d = bundled_copy(tmp)
-    target = d / bundled.get_entry(SMALLEST_BUNDLED)["file"]
+    target = d / checkpoint_manifest.get_entry(SMALLEST_BUNDLED)["file"]
     # save_checkpoint refuses a file the manifest lists (a shipped model): replace it from outside
     other = train.save_checkpoint(tmp / "other.pt", rn())
     shutil.move(str(other), str(target))
@@ -1540,7 +1544,7 @@ row(
 )
 row(
     "manifest-damaged",
-    lambda t: bundled.manifest((lambda d: (write(d, "manifest.json", "{nope"), d)[1])(bundled_copy(t))),
+    lambda t: checkpoint_manifest.manifest((lambda d: (write(d, "manifest.json", "{nope"), d)[1])(bundled_copy(t))),
     ValueError,
     "manifest.json",
     "JSON",
@@ -1548,7 +1552,7 @@ row(
 )
 row(
     "manifest-missing-dir",
-    lambda t: bundled.manifest(t / "nowhere"),
+    lambda t: checkpoint_manifest.manifest(t / "nowhere"),
     FileNotFoundError,
     "directory",
     "nowhere",
@@ -1556,7 +1560,7 @@ row(
 )
 row(
     "manifest-not-list",
-    lambda t: bundled.manifest((lambda d: (write(d, "manifest.json", "{}"), d)[1])(bundled_copy(t))),
+    lambda t: checkpoint_manifest.manifest((lambda d: (write(d, "manifest.json", "{}"), d)[1])(bundled_copy(t))),
     ValueError,
     "manifest.json",
     "dict",
@@ -2094,7 +2098,7 @@ row(
 )
 row(
     "lost-cli-out-is-bundled",
-    cli_out(lambda t: bundled_copy(t) / bundled.get_entry(SMALLEST_BUNDLED)["file"], "--overwrite"),
+    cli_out(lambda t: bundled_copy(t) / checkpoint_manifest.get_entry(SMALLEST_BUNDLED)["file"], "--overwrite"),
     SystemExit,
     "--out",
     SMALLEST_BUNDLED,
@@ -2103,7 +2107,7 @@ row(
 )
 row(
     "lost-save-over-bundled",
-    lambda t: train.save_checkpoint(bundled_copy(t) / bundled.get_entry(SMALLEST_BUNDLED)["file"], rn()),
+    lambda t: train.save_checkpoint(bundled_copy(t) / checkpoint_manifest.get_entry(SMALLEST_BUNDLED)["file"], rn()),
     PermissionError,
     "path",
     SMALLEST_BUNDLED,
@@ -2244,7 +2248,7 @@ for _id, _image, _words in (
 ):
     row(
         f"silent-preprocess-{_id}",
-        (lambda im: lambda t: __import__("course_pkg.weights").weights.preprocess(im(), PRE_CFG))(_image),
+        (lambda im: lambda t: __import__("course_pkg.pretrained").pretrained.preprocess(im(), PRE_CFG))(_image),
         ValueError,
         *_words,
         kind=SILENT,
@@ -2508,9 +2512,9 @@ for _id, _call, _words in (
      ("discard_ratio", "str", "[0, 1)")),
     ("handmade-kernel-float", lambda t: viz.handmade_features(img(3, 16, 16), kernel_size=15.0),
      ("kernel_size", "float", "odd int")),
-    ("preprocessing-crop-str", lambda t: __import__("course_pkg.weights").weights.preprocess(
+    ("preprocessing-crop-str", lambda t: __import__("course_pkg.pretrained").pretrained.preprocess(
         img(3, 8, 8), {"crop_pct": "x"}), ("crop_pct", "'x'", "fraction")),
-    ("preprocessing-size-2", lambda t: __import__("course_pkg.weights").weights.preprocess(
+    ("preprocessing-size-2", lambda t: __import__("course_pkg.pretrained").pretrained.preprocess(
         img(3, 8, 8), {"input_size": (224, 224)}), ("input_size", "(224, 224)", "(3, H, W)")),
     ("pointing-chance-int-size", lambda t: __import__("course_pkg.pointing_game").pointing_game.pointing_chance(
         _MASKS, 4), ("map_size", "4", "pair")),
@@ -2520,7 +2524,7 @@ for _id, _call, _words in (
      (r"re:\bx\b", "list", "tensor")),
     ("train-step-no-optimizer", lambda t: train.train_step(rn(), img(2, 3, 24, 24), torch.tensor([0, 1]), None),
      ("optimizer", "NoneType", "torch.optim")),
-    ("build-model-kwargs-list", lambda t: bundled.build_model("simple_cnn", [1]), ("kwargs", "list", "dict")),
+    ("build-model-kwargs-list", lambda t: model_registry.build_model("simple_cnn", [1]), ("kwargs", "list", "dict")),
 ):
     row(f"unclear-{_id}", _call, (TypeError, ValueError), *_words, kind=UNCLEAR)
 row(
@@ -2987,8 +2991,9 @@ def test_checkpoint_with_matching_metadata_still_loads(tmp_path: Path) -> None:
 # the modules whose public functions and classes suggest the closest keyword (checks.suggest_keywords);
 # every other module of course_pkg is listed in NO_KEYWORD_SUGGESTIONS with the reason
 KEYWORD_MODULES = (
-    "attention", "attention_maps", "bundled", "cbam", "cnn", "cued_textures", "data", "env", "examples",
-    "explorer_frames", "figure_text", "gate_ablation", "gate_stats", "patch_arithmetic", "plotting", "pointing_game", "resnet", "seed_stats", "squeeze_excite",
+    "attention", "attention_maps", "bundled", "cbam", "checkpoint", "checkpoint_manifest", "cnn", "cued_textures",
+    "data", "env", "examples", "explorer_frames", "figure_text", "gate_ablation", "gate_stats", "model_registry",
+    "patch_arithmetic", "plotting", "pointing_game", "pretrained", "resnet", "seed_stats", "squeeze_excite",
     "textures", "train", "vit", "viz", "weights", "widgets",
 )
 NO_KEYWORD_SUGGESTIONS = {

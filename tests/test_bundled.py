@@ -13,14 +13,15 @@ import pytest
 import torch
 
 from course_pkg import bundled
-from course_pkg.bundled import (
+from course_pkg.bundled import bundled_test_data, load_bundled
+from course_pkg.checkpoint_manifest import (
     CHECKPOINT_DIR,
     REQUIRED_KEYS,
-    bundled_test_data,
     get_entry,
     list_bundled,
-    load_bundled,
     manifest,
+    remove_from_manifest,
+    sha256_of,
     update_manifest,
 )
 from course_pkg.train import evaluate
@@ -53,7 +54,7 @@ def test_manifest_entries_are_complete_and_files_small() -> None:
         path = CHECKPOINT_DIR / e["file"]
         assert path.is_file() and path.stat().st_size == e["file_bytes"]
         assert path.stat().st_size < 2 * 2**20, f"{e['file']} is over 2 MB"
-        assert bundled.sha256_of(path) == e["sha256"]
+        assert sha256_of(path) == e["sha256"]
         total += path.stat().st_size
     assert total < 10 * 2**20
 
@@ -121,12 +122,12 @@ def test_update_manifest_merges_by_name_in_a_stable_order(tmp_path: Path) -> Non
     with pytest.raises(TypeError, match="JSON data only"):
         update_manifest(dict(_entry("x", "a.pt"), extra=torch.zeros(1)), tmp_path)
     assert list_bundled(tmp_path) == ["alpha", "zeta"], "a refused entry leaves the manifest alone"
-    assert bundled.remove_from_manifest("zeta", tmp_path) is True
+    assert remove_from_manifest("zeta", tmp_path) is True
     assert list_bundled(tmp_path) == ["alpha"] and (tmp_path / "b.pt").is_file()   # the file stays
-    assert bundled.remove_from_manifest("zeta", tmp_path) is False
-    assert bundled.remove_from_manifest("x", tmp_path / "nowhere") is False
+    assert remove_from_manifest("zeta", tmp_path) is False
+    assert remove_from_manifest("x", tmp_path / "nowhere") is False
     with pytest.raises(ValueError, match="name=''"):
-        bundled.remove_from_manifest("", tmp_path)
+        remove_from_manifest("", tmp_path)
 
 
 def test_training_script_smoke_run(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from course_pkg import bundled
+from course_pkg import bundled, checkpoint_manifest
 from course_pkg.attention_maps import cls_rollout_map
 from course_pkg.train import evaluate
 from course_pkg.vit import VisionTransformer
@@ -18,7 +18,7 @@ ALL = [*PATCH_SET, *HEAD_SET, "digits_vit"]
 
 
 def entries() -> dict[str, dict]:
-    return {e["name"]: e for e in bundled.manifest() if e["name"] in ALL}
+    return {e["name"]: e for e in checkpoint_manifest.manifest() if e["name"] in ALL}
 
 
 def test_every_vit_is_in_the_manifest_with_its_command() -> None:
@@ -32,12 +32,12 @@ def test_every_vit_is_in_the_manifest_with_its_command() -> None:
         trained = command.group(1)  # a run with the same settings as another is that model (h4 is p8)
         assert trained == name or (e["same_as"] == trained and found[trained]["kwargs"] == e["kwargs"]
                                    and found[trained]["file"] == e["file"])
-        assert (bundled.CHECKPOINT_DIR / e["file"]).is_file()
+        assert (checkpoint_manifest.CHECKPOINT_DIR / e["file"]).is_file()
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_bundled_vit_reproduces_its_recorded_accuracy(name: str) -> None:
-    entry = bundled.get_entry(name)
+    entry = checkpoint_manifest.get_entry(name)
     model = bundled.load_bundled(name, device="cpu")
     assert isinstance(model, VisionTransformer) and not model.training
     assert sum(p.numel() for p in model.parameters()) == entry["num_params"]
@@ -49,7 +49,7 @@ def test_bundled_vit_reproduces_its_recorded_accuracy(name: str) -> None:
 
 
 def test_digits_vit_reaches_97_percent() -> None:
-    assert bundled.get_entry("digits_vit")["test_accuracy"] >= 0.97
+    assert checkpoint_manifest.get_entry("digits_vit")["test_accuracy"] >= 0.97
 
 
 def test_the_sets_vary_one_thing_only() -> None:
@@ -69,7 +69,7 @@ def test_the_sets_vary_one_thing_only() -> None:
 
 
 def test_checkpoints_are_small() -> None:
-    sizes = {e["file"]: (bundled.CHECKPOINT_DIR / e["file"]).stat().st_size for e in entries().values()}
+    sizes = {e["file"]: (checkpoint_manifest.CHECKPOINT_DIR / e["file"]).stat().st_size for e in entries().values()}
     assert all(s < 512 * 1024 for s in sizes.values()), sizes
     assert sum(sizes.values()) < 4 * 1024 * 1024
 

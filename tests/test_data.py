@@ -110,7 +110,8 @@ def test_no_colour_shortcut_but_a_cnn_learns_the_shapes() -> None:
     while that CNN (trained by scripts/train_checkpoints.py) classifies the same images well."""
     from sklearn.linear_model import LogisticRegression
 
-    from course_pkg.bundled import bundled_test_data, get_entry, load_bundled
+    from course_pkg.bundled import bundled_test_data, load_bundled
+    from course_pkg.checkpoint_manifest import get_entry
     from course_pkg.train import evaluate
 
     name = "clutter_resnet_small_none"

@@ -27,7 +27,16 @@ import torch
 from torch import nn
 
 import course_pkg
-from course_pkg import attention, bundled, cued_textures, data, textures, train
+from course_pkg import (
+    attention,
+    bundled,
+    checkpoint,
+    checkpoint_manifest,
+    cued_textures,
+    data,
+    textures,
+    train,
+)
 
 META = torch.device("meta")
 DEVICE_PARAMS = {"device", "map_location"}
@@ -58,8 +67,8 @@ def _takes_device(fn: Callable[..., Any]) -> bool:
 
 
 def _smallest(prefix: str = "") -> str:
-    names = [n for n in bundled.list_bundled() if n.startswith(prefix)]
-    return min(names, key=lambda n: bundled.checkpoint_path(n).stat().st_size)
+    names = [n for n in checkpoint_manifest.list_bundled() if n.startswith(prefix)]
+    return min(names, key=lambda n: checkpoint_manifest.checkpoint_path(n).stat().st_size)
 
 
 def _saved(tmp: Any) -> str:
@@ -78,7 +87,7 @@ META_CALLS: dict[str, Call] = {
     "course_pkg.bundled.bundled_test_data": Call(
         lambda t, d: bundled.bundled_test_data(_smallest("textures_"), device=d)),
     "course_pkg.bundled.load_bundled": Call(lambda t, d: bundled.load_bundled(_smallest(), device=d)),
-    "course_pkg.bundled.load_checkpoint": Call(lambda t, d: bundled.load_checkpoint(_saved(t), map_location=d)),
+    "course_pkg.checkpoint.load_checkpoint": Call(lambda t, d: checkpoint.load_checkpoint(_saved(t), map_location=d)),
     "course_pkg.data.ClutterSet.to": Call(lambda t, d: data.make_clutter(2, 24, 2).to(d)),
     "course_pkg.data.LabelledImages.to": Call(lambda t, d: data.load_digits("test").to(d)),
     "course_pkg.data.to_device": Call(

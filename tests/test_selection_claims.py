@@ -14,6 +14,7 @@ import json
 import pytest
 
 from course_pkg import bundled
+from course_pkg.checkpoint_manifest import CHECKPOINT_DIR
 from course_pkg.seed_stats import compare, mean_sd
 
 TASKS = {"objects": "textures", "cued": "cued"}
@@ -24,7 +25,7 @@ def _runs(task: str, kind: str) -> list[dict]:
 
 
 def _measured(task: str) -> dict:
-    path = bundled.CHECKPOINT_DIR / f"{TASKS[task]}_measurements.json"
+    path = CHECKPOINT_DIR / f"{TASKS[task]}_measurements.json"
     return json.loads(path.read_text())
 
 
@@ -119,7 +120,7 @@ def test_cbam_maps_are_saturated_and_the_references_behave() -> None:
 def test_twice_the_epochs_does_not_teach_the_plain_network_the_rule() -> None:
     """ch04: trained for twice the epochs, the plain ResNet stays near a third on new images while the
     SE-ResNet of the same seed solves the task (cued_budget_check.json)."""
-    runs = json.loads((bundled.CHECKPOINT_DIR / "cued_budget_check.json").read_text())["runs"]
+    runs = json.loads((CHECKPOINT_DIR / "cued_budget_check.json").read_text())["runs"]
     by_kind = {r["kind"]: r for r in runs}
     assert by_kind["none"]["epochs"] == 2 * by_kind["none"]["bundled_epochs"]
     assert by_kind["none"]["test_accuracy"] < 0.45

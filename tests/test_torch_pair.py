@@ -55,7 +55,7 @@ class _BrokenTimm(importlib.abc.MetaPathFinder):
 
 
 def test_pretrained_loader_turns_a_broken_import_into_its_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_pkg.weights import PretrainedUnavailableError, load_pretrained_timm
+    from course_pkg.pretrained import PretrainedUnavailableError, load_pretrained_timm
 
     for mod in [m for m in sys.modules if m == "timm" or m.startswith("timm.")]:
         monkeypatch.delitem(sys.modules, mod)

@@ -13,12 +13,13 @@ import torch.nn as nn
 import torchvision.models.vision_transformer as tv_vit
 from helpers import randomise_
 
+from course_pkg import pretrained as P
 from course_pkg import vit as V
-from course_pkg import weights as W
 from course_pkg.attention_maps import attention_rollout, cls_attention_map, cls_rollout_map
 from course_pkg.network import reachable
+from course_pkg.pretrained import PretrainedUnavailableError
 from course_pkg.vit import PatchEmbed, VisionTransformer
-from course_pkg.weights import PretrainedUnavailableError, from_timm, from_torchvision
+from course_pkg.weights import from_timm, from_torchvision
 
 try:
     import timm
@@ -351,21 +352,21 @@ def test_load_pretrained_timm_fails_fast_when_unreachable(monkeypatch: pytest.Mo
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # .invalid never resolves (RFC 2606)
-    monkeypatch.setattr(W, "_cached_weights", lambda name: None)
+    monkeypatch.setattr(P, "_cached_weights", lambda name: None)
     start = time.perf_counter()
     with pytest.raises(PretrainedUnavailableError, match=r"https://hub.invalid is unreachable.*load_bundled"):
-        W.load_pretrained_timm("vit_tiny_patch16_224", timeout=1.0)
+        P.load_pretrained_timm("vit_tiny_patch16_224", timeout=1.0)
     assert time.perf_counter() - start < 10
 
 
 @needs_timm
 def test_load_pretrained_timm_respects_hf_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(W, "_cached_weights", lambda name: None)
+    monkeypatch.setattr(P, "_cached_weights", lambda name: None)
     with pytest.raises(PretrainedUnavailableError, match="HF_HUB_OFFLINE is set"):
-        W.load_pretrained_timm("vit_tiny_patch16_224")
+        P.load_pretrained_timm("vit_tiny_patch16_224")
     with pytest.raises(ValueError, match="name='not_a_model' is not a timm model"):
-        W.load_pretrained_timm("not_a_model")
+        P.load_pretrained_timm("not_a_model")
 
 
 def test_reachability_check_gives_up_on_a_silent_server() -> None:
@@ -408,9 +409,9 @@ def test_load_pretrained_timm_uses_cached_weights_offline(monkeypatch: pytest.Mo
     full.update(ref.state_dict())  # a 12-block file; the model built with depth=2 reads the first blocks
     kept = {k: v for k, v in full.items() if not k.startswith("blocks.") or int(k.split(".")[1]) < 2}
     torch.save(kept, path)
-    monkeypatch.setattr(W, "reachable", lambda url, timeout: "offline (test)")
-    monkeypatch.setattr(W, "_cached_weights", lambda name: str(path))
-    model = W.load_pretrained_timm("vit_tiny_patch16_224", depth=2)
+    monkeypatch.setattr(P, "reachable", lambda url, timeout: "offline (test)")
+    monkeypatch.setattr(P, "_cached_weights", lambda name: str(path))
+    model = P.load_pretrained_timm("vit_tiny_patch16_224", depth=2)
     assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():

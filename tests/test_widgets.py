@@ -256,6 +256,7 @@ def test_to_display_image_layouts() -> None:
 def test_from_bundled_reads_patch_sizes_heads_and_accuracies_from_the_manifest(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import course_pkg.bundled as bundled
+    import course_pkg.checkpoint_manifest as checkpoint_manifest
 
     models = {"clutter_vit_p4": _tiny_vit(4), "clutter_vit_p8": _tiny_vit(8),
               "clutter_vit_h1": _tiny_vit(4, 1), "clutter_vit_h2": _tiny_vit(4, 2)}
@@ -264,7 +265,7 @@ def test_from_bundled_reads_patch_sizes_heads_and_accuracies_from_the_manifest(
             {"name": "clutter_vit_h1", "kwargs": {"patch_size": 4, "num_heads": 1}, "test_accuracy": 0.25},
             {"name": "clutter_vit_h2", "kwargs": {"patch_size": 4, "num_heads": 2}, "test_accuracy": 0.625},
             {"name": "digits_vit", "kwargs": {"patch_size": 2, "num_heads": 4}, "test_accuracy": 0.9}]
-    monkeypatch.setattr(bundled, "manifest", lambda directory=None: fake)
+    monkeypatch.setattr(checkpoint_manifest, "manifest", lambda directory=None: fake)
     monkeypatch.setattr(bundled, "load_bundled", lambda name, device=None: models[name])
     x = _image(16)
     pe = W.PatchSizeExplorer.from_bundled(x, reference_patch=8)

@@ -52,18 +52,10 @@ from torch import nn
 from torch.utils.data import Subset
 
 from .. import env as _env
-from ..bundled import (
-    MODELS,
-    accepted_kwargs,
-    build_model,
-    check_writable,
-    load_checkpoint,
-    load_train_state,
-    resolve_builder,
-    save_checkpoint,
-    shipped_model_at,
-)
+from ..checkpoint import check_writable, load_checkpoint, load_train_state, save_checkpoint
+from ..checkpoint_manifest import shipped_model_at
 from ..env import get_device, seed_everything
+from ..model_registry import MODELS, accepted_kwargs, build_model, resolve_builder
 from ..train import _as_dataset, _world, evaluate, fit
 
 __all__ = ["main"]
