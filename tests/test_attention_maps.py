@@ -89,3 +89,25 @@ def test_recording_without_detach_lets_a_gradient_through_a_map() -> None:
         m(x)
     maps[""][0, 0, 0, 1].backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_vit_return_attention_is_the_recorder_reading_the_same_taps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``return_attention=True`` gets its maps from the blocks' taps through record_attention (one path):
+    a tap whose output is changed changes what return_attention returns, and the Block has no second path."""
+    import inspect
+
+    from course_pkg.vit import Block, VisionTransformer
+
+    assert "return_attention" not in inspect.signature(Block.forward).parameters
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=2, num_heads=2,
+                              num_classes=3).eval()
+    x = torch.randn(2, 3, 16, 16)
+    _, maps = model(x, return_attention=True)
+    marker = torch.full_like(maps[1], 0.25)
+    tap = model.blocks[1].attn.tap
+    monkeypatch.setattr(tap, "forward", lambda weights: marker)
+    _, changed = model(x, return_attention=True)
+    torch.testing.assert_close(changed[1], marker)
+    torch.testing.assert_close(changed[0], maps[0])
+    assert changed[1].requires_grad is False and maps[0].requires_grad  # kept in the graph, not detached
