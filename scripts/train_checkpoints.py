@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_pkg import bundled  # noqa: E402
+from course_pkg.bundled import build_model, load_checkpoint  # noqa: E402
 from course_pkg.cli.train import main  # noqa: E402
-from course_pkg.train import build_model, evaluate, load_checkpoint  # noqa: E402
+from course_pkg.train import evaluate  # noqa: E402
 
 ATTENTIONS = ("none", "se", "cbam")
 

@@ -51,7 +51,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Subset
 
-from .. import env as _env
 from ..bundled import (
     MODELS,
     accepted_kwargs,
@@ -63,8 +62,10 @@ from ..bundled import (
     save_checkpoint,
     shipped_model_at,
 )
-from ..env import get_device, seed_everything
-from ..train import _as_dataset, _world, evaluate, fit
+from ..env import get_device, seed_everything, torch_pair_problem
+from ..train import evaluate, fit
+from ..train.distributed import _world
+from ..train.inputs import _as_dataset
 
 __all__ = ["main"]
 
@@ -299,7 +300,7 @@ def _data_note(args: argparse.Namespace) -> str:
 
 def _load_data(args: argparse.Namespace) -> dict[str, Any]:
     """Train/val/test Datasets, their specs (how to draw them again), and the model's data arguments."""
-    from .. import data as D
+    from ..data import load_cifar10, load_digits, make_clutter
 
     if args.dataset == "clutter":
         n_train = args.n_train or 4000
@@ -309,19 +310,19 @@ def _load_data(args: argparse.Namespace) -> dict[str, Any]:
         specs = {"train": {"n": n_train, **common, "seed": args.data_seed},
                  "val": {"n": n_val, **common, "seed": args.data_seed + 1} if n_val > 0 else None,
                  "test": {"n": n_test, **common, "seed": args.data_seed + 2}}
-        sets = {k: (_as_dataset(D.make_clutter(**s), k) if s else None) for k, s in specs.items()}
+        sets = {k: (_as_dataset(make_clutter(**s), k) if s else None) for k, s in specs.items()}
         return {"sets": sets, "generator": "course_pkg.data:make_clutter", "specs": specs,
                 "model_kwargs": {"num_classes": args.num_classes, "in_chans": 3, "img_size": args.image_size}}
     if args.dataset == "digits":
         specs = {"train": {"split": "train", "seed": args.data_seed}, "val": None,
                  "test": {"split": "test", "seed": args.data_seed}}
-        sets = {k: (_as_dataset(D.load_digits(**s), k) if s else None) for k, s in specs.items()}
+        sets = {k: (_as_dataset(load_digits(**s), k) if s else None) for k, s in specs.items()}
         return {"sets": sets, "generator": "course_pkg.data:load_digits", "specs": specs,
                 "model_kwargs": {"num_classes": 10, "in_chans": 1, "img_size": 8}}
     specs = {"train": {"root": args.data_root, "train": True}, "val": None,
              "test": {"root": args.data_root, "train": False}}
-    train = D.load_cifar10(args.data_root, train=True, download=args.download)
-    test = D.load_cifar10(args.data_root, train=False, download=False)
+    train = load_cifar10(args.data_root, train=True, download=args.download)
+    test = load_cifar10(args.data_root, train=False, download=False)
     if args.n_train:
         train = Subset(train, range(min(args.n_train, len(train))))
     if args.n_test:
@@ -345,7 +346,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     are ``--kwargs`` that contradict the data (``num_classes``, ``in_chans``, ``img_size``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    problem = _env.torch_pair_problem()
+    problem = torch_pair_problem()
     if problem:
         print(f"warning: {problem}", file=sys.stderr, flush=True)
     parser = _parser()
