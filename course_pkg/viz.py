@@ -276,9 +276,10 @@ def pointing_game(maps: ArrayLike, masks: ArrayLike, tolerance: Optional[int] = 
         raise ValueError(f"masks has dtype {k.dtype} (float) with values other than 0 and 1; pass bool object "
                          "masks (True on the object), e.g. masks > 0.5 (the order is pointing_game(maps, "
                          "masks): were the arguments swapped?)")
-    from . import pointing_game as _pg
+    from .pointing_game import POINTING_TOLERANCE
+    from .pointing_game import pointing_game as score
 
-    return _pg.pointing_game(maps, masks, _pg.POINTING_TOLERANCE if tolerance is None else tolerance)
+    return score(maps, masks, POINTING_TOLERANCE if tolerance is None else tolerance)
 
 
 def _wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -23,9 +23,11 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from course_pkg.checkpoint import load_checkpoint  # noqa: E402
 from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, remove_from_manifest, update_manifest  # noqa: E402
 from course_pkg.cli.train import main  # noqa: E402
-from course_pkg.train import build_model, evaluate, load_checkpoint  # noqa: E402
+from course_pkg.model_registry import build_model  # noqa: E402
+from course_pkg.train import evaluate  # noqa: E402
 
 ATTENTIONS = ("none", "se", "cbam")
 

@@ -40,12 +40,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from course_pkg.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, manifest, remove_from_manifest, update_manifest  # noqa: E402
 from course_pkg.cued_textures import make_cued_textures  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.resnet import resnet_small  # noqa: E402
 from course_pkg.textures import ALL_DISTRACTOR_TEXTURES, TEXTURE_CLASSES, make_textures  # noqa: E402
-from course_pkg.train import evaluate, fit, load_checkpoint, save_checkpoint  # noqa: E402
+from course_pkg.train import evaluate, fit  # noqa: E402
 
 KINDS = ("none", "se", "cbam")
 #: task -> (data generator, its import path, manifest name prefix, summary file, extra generator kwargs)

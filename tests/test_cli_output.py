@@ -16,8 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from course_pkg import train
 from course_pkg.cli.train import main
+from course_pkg.train import loop
 
 SMALL = ["--model", "simple_cnn", "--kwargs", '{"width": 4}', "--dataset", "clutter", "--n-train", "48",
          "--n-val", "16", "--n-test", "16", "--image-size", "24", "--num-classes", "3", "--batch-size", "16",
@@ -92,7 +92,7 @@ def test_ctrl_c_message_starts_on_its_own_line_and_is_the_command_lines_own(tmp_
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread")
     steps = {"n": 0}
-    real_step = train.train_step
+    real_step = loop.train_step
 
     def step_then_ctrl_c(*a: Any, **k: Any) -> Any:
         steps["n"] += 1
@@ -100,7 +100,7 @@ def test_ctrl_c_message_starts_on_its_own_line_and_is_the_command_lines_own(tmp_
             os.kill(os.getpid(), signal.SIGINT)
         return real_step(*a, **k)
 
-    monkeypatch.setattr(train, "train_step", step_then_ctrl_c)
+    monkeypatch.setattr(loop, "train_step", step_then_ctrl_c)
     with terminal() as console, pytest.raises(SystemExit) as stop:
         main([*SMALL, "--epochs", "3", "--out", str(tmp_path / "m.pt")])
     assert stop.value.code == 130

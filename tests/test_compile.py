@@ -22,9 +22,9 @@ from torch import nn
 from course_pkg.attention import MultiHeadSelfAttention, causal_mask
 from course_pkg.attention_maps import record_attention, taps
 from course_pkg.cbam import CBAM, ChannelAttention, SpatialAttention
+from course_pkg.cnn import simple_cnn
 from course_pkg.resnet import BasicBlock, Bottleneck, ResNet, resnet_small
 from course_pkg.squeeze_excite import SqueezeExcitation
-from course_pkg.train import simple_cnn
 from course_pkg.vit import VisionTransformer
 
 VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=10)

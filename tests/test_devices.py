@@ -32,6 +32,7 @@ from course_pkg import (
     bundled,
     checkpoint,
     checkpoint_manifest,
+    cnn,
     cued_textures,
     data,
     textures,
@@ -73,7 +74,7 @@ def _smallest(prefix: str = "") -> str:
 
 def _saved(tmp: Any) -> str:
     torch.manual_seed(0)
-    return str(train.save_checkpoint(tmp / "m.pt", train.simple_cnn(num_classes=3, width=4)))
+    return str(checkpoint.save_checkpoint(tmp / "m.pt", cnn.simple_cnn(num_classes=3, width=4)))
 
 
 class Call(NamedTuple):
@@ -97,11 +98,11 @@ META_CALLS: dict[str, Call] = {
         lambda t, d: cued_textures.make_cued_textures(2, device=d)),
     "course_pkg.textures.make_textures": Call(lambda t, d: textures.make_textures(2, device=d)),
     "course_pkg.textures.TextureSet.to": Call(lambda t, d: textures.make_textures(2).to(d)),
-    "course_pkg.train.evaluate": Call(
-        lambda t, d: train.evaluate(train.simple_cnn(num_classes=2, width=4), data.make_clutter(4, 24, 2),
+    "course_pkg.train.evaluation.evaluate": Call(
+        lambda t, d: train.evaluate(cnn.simple_cnn(num_classes=2, width=4), data.make_clutter(4, 24, 2),
                                     device=d), refuses="meta"),
-    "course_pkg.train.fit": Call(
-        lambda t, d: train.fit(train.simple_cnn(num_classes=2, width=4), data.make_clutter(4, 24, 2),
+    "course_pkg.train.fitting.fit": Call(
+        lambda t, d: train.fit(cnn.simple_cnn(num_classes=2, width=4), data.make_clutter(4, 24, 2),
                                epochs=1, device=d, progress=False), refuses="meta"),
 }
 
@@ -222,9 +223,9 @@ def test_one_device_error_for_every_device_parameter(where: str, bad: Any, exc: 
         "ClutterSet.to": lambda: data.make_clutter(2, 24, 2).to(bad),
         "load_bundled": lambda: bundled.load_bundled(_smallest(), device=bad),
         "bundled_test_data": lambda: bundled.bundled_test_data(_smallest(), device=bad),
-        "fit": lambda: train.fit(train.simple_cnn(num_classes=2, width=4), data.make_clutter(4, 24, 2),
+        "fit": lambda: train.fit(cnn.simple_cnn(num_classes=2, width=4), data.make_clutter(4, 24, 2),
                                  epochs=1, device=bad, progress=False),
-        "evaluate": lambda: train.evaluate(train.simple_cnn(num_classes=2, width=4),
+        "evaluate": lambda: train.evaluate(cnn.simple_cnn(num_classes=2, width=4),
                                            data.make_clutter(4, 24, 2), device=bad),
     }
     with pytest.raises(exc) as info:

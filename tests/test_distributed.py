@@ -19,8 +19,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from course_pkg.checkpoint import load_checkpoint
 from course_pkg.cli.train import main
-from course_pkg.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,7 +32,9 @@ from course_pkg.exercises import ch05
 from course_pkg.exercises.solutions import ch05 as ref05
 from course_pkg.resnet import BasicBlock, Bottleneck, make_attention
 from course_pkg.squeeze_excite import SqueezeExcitation, hidden_width
-from course_pkg.train import cosine_schedule, evaluate, fit, train_step
+from course_pkg.train import evaluate, fit
+from course_pkg.train.optim import cosine_schedule
+from course_pkg.train.step import train_step
 
 # ------------------------------------------------------------------------------------------------
 # Models

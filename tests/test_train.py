@@ -10,19 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from course_pkg.checkpoint import load_checkpoint, save_checkpoint
 from course_pkg.cli.train import main
+from course_pkg.cnn import simple_cnn
 from course_pkg.data import ImageDataset, load_digits, make_clutter
-from course_pkg.train import (
-    MODELS,
-    History,
-    build_model,
-    evaluate,
-    fit,
-    load_checkpoint,
-    resolve_builder,
-    save_checkpoint,
-    simple_cnn,
-)
+from course_pkg.model_registry import MODELS, build_model, resolve_builder
+from course_pkg.train import evaluate, fit
+from course_pkg.train.history import History
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,7 +162,7 @@ def test_evaluate_counts_correct_predictions() -> None:
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = simple_cnn(6, 3, 8).eval()
-    meta = {"builder": "course_pkg.train:simple_cnn", "kwargs": {"num_classes": 6}, "acc": 0.5,
+    meta = {"builder": "course_pkg.cnn:simple_cnn", "kwargs": {"num_classes": 6}, "acc": 0.5,
             "history": [{"epoch": 1, "val_acc": None}], "ok": True}
     path = save_checkpoint(tmp_path / "sub" / "m.pt", model, meta)
     fresh = simple_cnn(6, 3, 8).eval()
@@ -212,7 +206,7 @@ def test_checkpoints_load_with_weights_only(tmp_path: Path) -> None:
 
 def test_builders_by_name_and_by_path() -> None:
     assert resolve_builder("simple_cnn") is simple_cnn
-    assert resolve_builder("course_pkg.train:simple_cnn") is simple_cnn
+    assert resolve_builder("course_pkg.cnn:simple_cnn") is simple_cnn
     assert set(MODELS) >= {"resnet_small", "simple_cnn", "vit"}
     m = build_model("resnet_small", {"attention": "se"}, num_classes=4, in_chans=1, img_size=32)
     assert m(torch.rand(2, 1, 32, 32)).shape == (2, 4)         # img_size is not passed: resnet_small lacks it
@@ -300,7 +294,7 @@ def _tiny_data(n: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_param_groups_exempt_biases_norms_and_no_weight_decay_names() -> None:
-    from course_pkg.train import param_groups
+    from course_pkg.train.optim import param_groups
 
     model = _tiny_vit()
     decay, no_decay = param_groups(model, 0.05)
@@ -334,7 +328,7 @@ def test_fit_decays_weight_matrices_only() -> None:
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
-    from course_pkg.train import cosine_schedule
+    from course_pkg.train.optim import cosine_schedule
 
     f = cosine_schedule(10, warmup_steps=2)
     assert [f(0), f(1)] == [0.5, 1.0]
@@ -349,7 +343,7 @@ def test_fit_follows_the_schedule_epoch_by_epoch() -> None:
     torch.manual_seed(0)
     history = fit(_tiny_vit(), _tiny_data(), epochs=4, batch_size=6, lr=1.0e-3, weight_decay=0.0,
                   device="cpu", progress=False, amp="off")
-    from course_pkg.train import cosine_schedule
+    from course_pkg.train.optim import cosine_schedule
 
     f = cosine_schedule(8)
     assert history["lr"] == pytest.approx([1e-3 * f(2 * e) for e in range(4)], rel=1e-9)
@@ -380,7 +374,7 @@ def test_fit_shuffles_each_epoch_differently_and_reproducibly() -> None:
 
 
 def test_train_step_clips_the_gradient_norm() -> None:
-    from course_pkg.train import train_step
+    from course_pkg.train.step import train_step
 
     torch.manual_seed(0)
     model = _tiny_vit()
