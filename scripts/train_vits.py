@@ -38,7 +38,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from course_pkg import bundled  # noqa: E402
-from course_pkg.data import ImageDataset, load_digits, make_clutter  # noqa: E402
+from course_pkg.data import load_digits, make_clutter  # noqa: E402
+from course_pkg.datasets import ImageDataset  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.train import evaluate, fit, save_checkpoint  # noqa: E402
 from course_pkg.vit import VisionTransformer  # noqa: E402

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from course_pkg.cli.train import main
-from course_pkg.data import ImageDataset, load_digits, make_clutter
+from course_pkg.data import load_digits, make_clutter
+from course_pkg.datasets import ImageDataset
 from course_pkg.train import (
     MODELS,
     History,
