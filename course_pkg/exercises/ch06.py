@@ -28,9 +28,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import register
 from .core import Case, CheckFailure, Exercise, Mistake, Shortcut
 from .mistakes import ch06 as wrong
+from .registry import register
 from .solutions import ch06 as ref
 
 
