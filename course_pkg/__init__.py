@@ -11,7 +11,9 @@ The chapters of the book import what they run from here. Where each concept live
   builder name), ``checkpoint`` (the file format: save/load), ``checkpoint_manifest`` (the manifest of the
   shipped checkpoints), ``bundled`` (the shipped models and their held-out sets);
 * training: ``train`` (``fit``, ``evaluate``, ``History`` and their pieces); command lines: ``cli``;
-* data: ``data`` (synthetic clutter, digits, photos, CIFAR-10); ``examples`` (chapter 1's toy examples);
+* data: ``data`` (the labelled data sets: synthetic clutter, digits, CIFAR-10), ``photos`` (sample
+  photographs, ImageNet normalisation), ``datasets`` (``Dataset`` views with transforms), ``to_device``
+  (the ``.to(device)`` of the data containers); ``examples`` (chapter 1's toy examples);
 * pictures: ``plotting`` (shared helpers, attention heatmaps), ``viz`` (channel and spatial maps, the
   pointing game), ``explorer_frames`` (chapter 6's ViT maps of one image and the explorers' PNG frames);
 * chapter 6's explorers: ``patch_arithmetic`` (a ViT's token arithmetic: patches, sequence length,

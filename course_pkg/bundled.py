@@ -79,10 +79,10 @@ def bundled_test_data(name: str, directory: Union[str, os.PathLike, None] = None
     Args:
         device: where the tensors go: ``"cpu"`` (the default, ready to plot), or the model's device, e.g.
             ``device=next(model.parameters()).device`` or ``course_pkg.get_device()``. Every tensor field
-            of the result moves (:func:`course_pkg.data.to_device`), whatever the container.
+            of the result moves (:func:`course_pkg.to_device.to_device`), whatever the container.
     """
-    from .data import to_device
     from .env import as_device
+    from .to_device import to_device
 
     dev = as_device(device, "device", default=None)    # None: the best device, as in load_bundled
     spec = get_entry(name, directory)["test_data"]

@@ -1,4 +1,10 @@
-"""Data for the course, all offline: a synthetic "object in clutter" set, digits, photos, and CIFAR-10.
+"""The labelled image data sets of the course, all offline but CIFAR-10: synthetic clutter, digits, CIFAR-10.
+
+These are the functions a training run records as its data: a checkpoint's ``train_data`` and ``test_data``
+name them as ``{"generator": "course_pkg.data:make_clutter", "kwargs": {...}}`` (or ``:load_digits``,
+``:load_cifar10``), and :func:`course_pkg.bundled.bundled_test_data` draws a bundled model's held-out set
+again from that spec. The bundled checkpoints store those strings (hash-checked), so these functions stay
+defined here, under these names.
 
 * :func:`make_clutter` draws images that each hold **one target object** (its shape is the class: square,
   disk, triangle, cross, ring, diamond) among **distractors** (thin strokes, bent strokes, thin arcs and
@@ -8,12 +14,14 @@
   comes with every image, so a chapter can compare an attention map with where the object really is.
   Everything is drawn from one seeded generator: the same arguments give the same tensors on any machine.
 * :func:`load_digits`: scikit-learn's 8 x 8 handwritten digits (shipped inside scikit-learn).
-* :func:`load_photo`: scikit-image's sample photographs that ship inside scikit-image (a cat, an astronaut,
-  a cup of coffee, a rocket, ...), as float tensors, optionally resized and ImageNet-normalised.
 * :func:`load_cifar10`: the optional online path through torchvision. Without a network it fails fast with
   a message saying what to do; it never hangs.
 
 Shapes: images are ``(N, C, H, W)`` floats in ``[0, 1]``, labels ``(N,)`` int64, masks ``(N, H, W)`` bool.
+
+Elsewhere: the sample photographs and ImageNet normalisation are in :mod:`course_pkg.photos`; ``Dataset``
+views with transforms (:class:`~course_pkg.datasets.ImageDataset`, ``ClutterDataset``) in
+:mod:`course_pkg.datasets`; the ``.to(device)`` of these containers is :func:`course_pkg.to_device.to_device`.
 """
 
 from __future__ import annotations
@@ -23,25 +31,20 @@ import numbers
 import os
 import socket
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .checks import int_in_range
 from .network import reachable
+from .to_device import to_device
 
 __all__ = [
-    "CLUTTER_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD", "PHOTOS",
-    "ClutterSet", "LabelledImages", "ImageDataset", "ClutterDataset",
-    "make_clutter", "load_digits", "load_photo", "normalize_imagenet", "denormalize_imagenet",
-    "load_cifar10", "to_device",
+    "CLUTTER_CLASSES", "ClutterSet", "LabelledImages", "make_clutter", "load_digits", "load_cifar10",
 ]
 
 CLUTTER_CLASSES: tuple[str, ...] = ("square", "disk", "triangle", "cross", "ring", "diamond")
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 # Area of each unit shape (half-size 1), so a target of a given area gets the right half-size whatever
 # its class: the number of target pixels then says nothing about the class.
@@ -58,42 +61,9 @@ _UNIT_AREA = {
 _DISTRACTOR_KINDS = ("stroke", "bent", "arc", "blob")
 
 
-def to_device(data: Any, device: Union[str, torch.device, None]) -> Any:
-    """``data`` with every tensor on ``device``: the one ``.to(device)`` of the course's data containers.
-
-    Every data set the course returns (:class:`ClutterSet`, :class:`LabelledImages`,
-    :class:`course_pkg.textures.TextureSet`) is a ``NamedTuple`` of tensors and plain fields; their
-    ``.to(device)`` is this function. It also takes a bare tensor, or a tuple, list or dict of tensors.
-    Fields that are not tensors (``class_names``) are kept as they are.
-
-    Args:
-        data: a data container, a tensor, or a tuple / list / dict of them.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device`` (``None``: the CPU);
-            parsed by :func:`course_pkg.env.as_device`, so ``'gpu'`` gets a clear error naming ``device``.
-
-    Returns:
-        The same kind of object (a new one; ``data`` is not changed) with its tensors on ``device``.
-    """
-    from .env import as_device
-
-    dev = as_device(device, "device")
-    return _moved(data, dev)
-
-
-def _moved(data: Any, dev: torch.device) -> Any:
-    if isinstance(data, torch.Tensor):
-        return data.to(dev)
-    if isinstance(data, tuple) and hasattr(data, "_fields"):              # a NamedTuple: keep its class
-        return data._replace(**{f: _moved(getattr(data, f), dev) for f in data._fields})
-    if isinstance(data, (tuple, list)):
-        return type(data)(_moved(v, dev) for v in data)
-    if isinstance(data, dict):
-        return {k: _moved(v, dev) for k, v in data.items()}
-    if isinstance(data, (str, bytes, int, float, bool, type(None))):
-        return data
-    raise TypeError(f"data is a {type(data).__name__}, which to_device cannot move; pass a data set of the "
-                    "course (a NamedTuple of tensors), a tensor, or a tuple, list or dict of tensors")
-
+# ------------------------------------------------------------------------------------------------
+# The synthetic "object in clutter" set
+# ------------------------------------------------------------------------------------------------
 
 class ClutterSet(NamedTuple):
     """What :func:`make_clutter` returns (unpacks as ``images, labels, masks, class_names``)."""
@@ -107,21 +77,6 @@ class ClutterSet(NamedTuple):
         """The same set with images, labels and masks on ``device`` (e.g. the model's); see :func:`to_device`."""
         return to_device(self, device)
 
-
-class LabelledImages(NamedTuple):
-    """Images with labels (unpacks as ``images, labels``)."""
-
-    images: torch.Tensor        # (N, C, H, W) float32
-    labels: torch.Tensor        # (N,) int64
-
-    def to(self, device: Union[str, torch.device, None]) -> LabelledImages:
-        """The same images and labels on ``device`` (e.g. the model's); see :func:`to_device`."""
-        return to_device(self, device)
-
-
-# ------------------------------------------------------------------------------------------------
-# The synthetic "object in clutter" set
-# ------------------------------------------------------------------------------------------------
 
 def _random_colours(n: int, g: torch.Generator) -> torch.Tensor:
     """``(n, 3)`` bright colours: a random direction in RGB, scaled so the brightest channel is in [0.6, 1]."""
@@ -305,84 +260,19 @@ def make_clutter(n: int, image_size: int = 48, num_classes: int = 6, seed: int =
 
 
 # ------------------------------------------------------------------------------------------------
-# Datasets
+# Bundled real data: scikit-learn's digits
 # ------------------------------------------------------------------------------------------------
 
-class ImageDataset(Dataset):
-    """A map-style dataset over image and label tensors, with an optional transform.
+class LabelledImages(NamedTuple):
+    """Images with labels (unpacks as ``images, labels``)."""
 
-    Args:
-        images: ``(N, C, H, W)`` float tensor.
-        labels: ``(N,)`` integer tensor.
-        transform: applied to each ``(C, H, W)`` image when it is read (e.g. a torchvision v2 transform).
-        masks: optional ``(N, H, W)`` tensor, returned as a third item when ``return_mask`` is True.
-        return_mask: return ``(image, label, mask)`` instead of ``(image, label)``.
-    """
+    images: torch.Tensor        # (N, C, H, W) float32
+    labels: torch.Tensor        # (N,) int64
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
-                 transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 masks: Optional[torch.Tensor] = None, return_mask: bool = False) -> None:
-        for name, t in (("images", images), ("labels", labels)):
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got a {type(t).__name__}; convert it with "
-                                f"torch.as_tensor({name})")
-        if images.dim() != 4:
-            raise ValueError(f"images must be a (N, C, H, W) tensor, got shape {tuple(images.shape)}"
-                             + ("; add the channel axis with images.unsqueeze(1)" if images.dim() == 3 else ""))
-        n = images.shape[0]
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"labels has dtype {labels.dtype}; use integer class indices (labels.long())")
-        if labels.dim() != 1:
-            raise ValueError(f"labels must be a ({n},) tensor, one label per image (N,), got shape "
-                             f"{tuple(labels.shape)}"
-                             + ("; use labels.view(-1)" if labels.numel() == n else ""))
-        if labels.shape[0] != n:
-            raise ValueError(f"labels must be a ({n},) tensor to match images: labels has {labels.shape[0]} "
-                             f"entries but images has {n}; give one label per image")
-        if transform is not None and not callable(transform):
-            raise TypeError(f"transform={transform!r} is a {type(transform).__name__}, not callable; pass a "
-                            "function of a (C, H, W) image (e.g. a torchvision v2 transform) or None")
-        if masks is not None:
-            if not isinstance(masks, torch.Tensor):
-                raise TypeError(f"masks must be a torch.Tensor (N, H, W) or None, got a {type(masks).__name__}")
-            want = (n, *images.shape[-2:])
-            if tuple(masks.shape) != want:
-                raise ValueError(f"masks has shape {tuple(masks.shape)}; use one (H, W) mask per image: {want}")
-        if return_mask and masks is None:
-            raise ValueError("return_mask=True needs masks; pass masks=... or leave return_mask False")
-        self.images, self.labels, self.masks = images, labels, masks
-        self.transform, self.return_mask = transform, return_mask
+    def to(self, device: Union[str, torch.device, None]) -> LabelledImages:
+        """The same images and labels on ``device`` (e.g. the model's); see :func:`to_device`."""
+        return to_device(self, device)
 
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, i: int):
-        x = self.images[i]
-        if self.transform is not None:
-            x = self.transform(x)
-        if self.return_mask:
-            return x, self.labels[i], self.masks[i]
-        return x, self.labels[i]
-
-
-class ClutterDataset(ImageDataset):
-    """:func:`make_clutter` as a ``Dataset``: ``ClutterDataset(n, image_size, num_classes, seed)``.
-
-    Keeps ``class_names`` and ``spec`` (the generator's arguments, enough to draw the same set again).
-    """
-
-    def __init__(self, n: int, image_size: int = 48, num_classes: int = 6, seed: int = 0, *,
-                 transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 return_mask: bool = False, **kwargs: Any) -> None:
-        data = make_clutter(n, image_size, num_classes, seed, **kwargs)
-        super().__init__(data.images, data.labels, transform, data.masks, return_mask)
-        self.class_names = data.class_names
-        self.spec = {"n": n, "image_size": image_size, "num_classes": num_classes, "seed": seed, **kwargs}
-
-
-# ------------------------------------------------------------------------------------------------
-# Bundled real data: scikit-learn's digits, scikit-image's photographs
-# ------------------------------------------------------------------------------------------------
 
 def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0) -> LabelledImages:
     """scikit-learn's handwritten digits as ``(N, 1, 8, 8)`` floats in [0, 1] and labels 0-9.
@@ -419,127 +309,6 @@ def load_digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0
                                            random_state=seed, stratify=bunch.target)
     idx = torch.as_tensor(idx_train if split == "train" else idx_test)
     return LabelledImages(x[idx], y[idx])
-
-
-# name -> (file inside skimage's data directory, loader function name in skimage.data)
-PHOTOS: dict[str, tuple[str, str]] = {
-    "cat": ("chelsea.png", "chelsea"),
-    "chelsea": ("chelsea.png", "chelsea"),
-    "astronaut": ("astronaut.png", "astronaut"),
-    "coffee": ("coffee.png", "coffee"),
-    "rocket": ("rocket.jpg", "rocket"),
-    "camera": ("camera.png", "camera"),
-    "coins": ("coins.png", "coins"),
-    "hubble": ("hubble_deep_field.jpg", "hubble_deep_field"),
-}
-
-
-def _check_image(x: Any, fn: str, allow_0_255: bool = False, name: str = "x") -> None:
-    """``x`` must be a float tensor ``(..., 3, H, W)``; for ``normalize_imagenet`` also in [0, 1]."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor (..., 3, H, W), got a {type(x).__name__}; convert it "
-                        f"with torch.as_tensor({name}, dtype=torch.float32)")
-    if not x.is_floating_point():
-        raise ValueError(f"{fn}: {name} has dtype {x.dtype}; use a float image in [0, 1], e.g. {name}.float() / 255 "
-                         "for a 0-255 image")
-    shape = tuple(x.shape)
-    if x.dim() < 3 or shape[-3] != 3:
-        if x.dim() >= 3 and shape[-1] == 3:
-            raise ValueError(f"{fn}: {name} has shape {shape}, which looks channels-last (..., H, W, C) with 3 "
-                             f"channels at the end; use (..., 3, H, W): {name}.permute(2, 0, 1) for one image, "
-                             f"{name}.permute(0, 3, 1, 2) for a batch")
-        raise ValueError(f"{fn}: {name} has shape {shape}; use (..., 3, H, W) with 3 colour channels at dim -3 "
-                         f"(a grey image: {name}.expand(..., 3, H, W) or {name}.repeat(1, 3, 1, 1) to get 3 channels)")
-    if not allow_0_255 and x.numel():
-        finite = torch.isfinite(x.detach())
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
-            raise ValueError(f"{fn}: {name} holds {bad} NaN or infinite value(s) (shape {shape}); use a float image "
-                             f"in [0, 1] with finite values (find them with (~torch.isfinite({name})).nonzero())")
-        lo, top = torch.aminmax(x.detach())
-        lo, top = lo.item(), top.item()
-        if lo < -0.5:
-            raise ValueError(f"{fn}: {name} has values down to {lo:g}, which looks like an image that is already "
-                             "normalised (mean subtracted, divided by the std); use values in [0, 1] "
-                             f"(undo it with denormalize_imagenet({name}), or do not normalise twice)")
-        if top > 1.5:
-            raise ValueError(f"{fn}: {name} has values up to {top:g}, which looks like a 0-255 image; use values in "
-                             f"[0, 1] (divide by 255: {name} / 255)")
-
-
-def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
-    """``(..., 3, H, W)`` float in [0, 1] -> ImageNet-normalised (subtract the mean, divide by the std).
-
-    Raises:
-        TypeError: ``x`` is not a tensor (a NumPy array, a list).
-        ValueError: ``x`` is not a float tensor (uint8: use ``x.float() / 255``), has values above 1.5
-            (a 0-255 image) or below -0.5 (already normalised), holds NaN or infinite values, or is not
-            ``(..., 3, H, W)`` (channels-last, grey).
-    """
-    _check_image(x, "normalize_imagenet")
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    return (x - mean) / std
-
-
-def denormalize_imagenet(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`normalize_imagenet`, for showing a normalised float ``(..., 3, H, W)`` image."""
-    _check_image(x, "denormalize_imagenet", allow_0_255=True)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    return x * std + mean
-
-
-def load_photo(name: str = "cat", size: Union[int, Sequence[int], None] = None,
-               normalize: bool = False) -> torch.Tensor:
-    """A sample photograph bundled with scikit-image as a ``(3, H, W)`` float tensor in [0, 1].
-
-    Args:
-        name: one of :data:`PHOTOS` (``"cat"`` is ``skimage.data.chelsea()``); grey images get 3 channels.
-        size: ``None`` keeps the original size; an int resizes the shorter side to ``size`` and crops the
-            centre square ``(size, size)``, as ImageNet models expect; ``(h, w)`` resizes to exactly that.
-        normalize: subtract the ImageNet mean and divide by its std (for pretrained models).
-    """
-    if name not in PHOTOS:
-        raise ValueError(f"name={name!r} is not a bundled photo; use one of {sorted(PHOTOS)}")
-    if not isinstance(normalize, bool):
-        raise TypeError(f"normalize={normalize!r} is a {type(normalize).__name__}; use True or False")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (numbers.Integral, tuple, list))):
-        raise TypeError(f"size={size!r} is a {type(size).__name__}; use an int (the shorter side), "
-                        "(height, width) or None")
-    import skimage.data
-
-    filename, loader = PHOTOS[name]
-    path = Path(skimage.data.__file__).parent / filename
-    if not path.is_file():  # a scikit-image that fetches it at run time: refuse instead of downloading
-        raise FileNotFoundError(f"photo {name!r} ({filename}) is not bundled with this scikit-image "
-                                f"({path} is missing); pick another of {sorted(PHOTOS)}")
-    arr = getattr(skimage.data, loader)()                                   # (H, W, 3) or (H, W) uint8
-    x = torch.from_numpy(arr.copy()).float() / 255.0
-    x = x.permute(2, 0, 1) if x.dim() == 3 else x.unsqueeze(0).expand(3, -1, -1)
-    x = x[:3].contiguous()                                                  # (3, H, W); drop any alpha
-    if size is not None:
-        x = _resize(x, size)
-    return normalize_imagenet(x) if normalize else x
-
-
-def _resize(x: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
-    """Resize a ``(3, H, W)`` image: int -> shorter side then centre crop; (h, w) -> exactly."""
-    h, w = x.shape[-2:]
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = int(size)
-        if size < 1:
-            raise ValueError(f"size={size!r} is not valid; use a positive integer or (height, width)")
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        y = F.interpolate(x[None], size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
-        top, left = (nh - size) // 2, (nw - size) // 2
-        return y[:, top:top + size, left:left + size].clamp(0, 1).contiguous()
-    if (isinstance(size, (tuple, list)) and len(size) == 2
-            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
-        y = F.interpolate(x[None], size=tuple(int(s) for s in size), mode="bilinear", antialias=True, align_corners=False)[0]
-        return y.clamp(0, 1)
-    raise ValueError(f"size={size!r} is not valid; use a positive integer or (height, width)")
 
 
 # ------------------------------------------------------------------------------------------------

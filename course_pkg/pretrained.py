@@ -142,7 +142,7 @@ def preprocess(image: torch.Tensor, model_or_cfg: Union[nn.Module, Mapping[str, 
         is resized to ``size / crop_pct``, the centre ``size`` is cut out, then ``(x - mean) / std``.
     """
     from .checks import check_tensor
-    from .data import _check_image
+    from .photos import _check_image
 
     p = preprocessing(model_or_cfg)
     check_tensor(image, "image", "preprocess", "(3, H, W) or (B, 3, H, W)")

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from course_pkg.checkpoint import save_checkpoint  # noqa: E402
 from course_pkg.checkpoint_manifest import CHECKPOINT_DIR, remove_from_manifest, update_manifest  # noqa: E402
-from course_pkg.data import ImageDataset, load_digits, make_clutter  # noqa: E402
+from course_pkg.data import load_digits, make_clutter  # noqa: E402
+from course_pkg.datasets import ImageDataset  # noqa: E402
 from course_pkg.env import seed_everything  # noqa: E402
 from course_pkg.train import evaluate, fit  # noqa: E402
 from course_pkg.vit import VisionTransformer  # noqa: E402

@@ -50,8 +50,10 @@ from course_pkg import (
     checkpoint_manifest,
     cnn,
     data,
+    datasets,
     env,
     model_registry,
+    photos,
     plotting,
     resnet,
     squeeze_excite,
@@ -64,6 +66,7 @@ from course_pkg import (
 from course_pkg import exercises as exmod
 from course_pkg.cli import train as train_cli
 from course_pkg.exercises import ch01, ch02, ch04
+from course_pkg.to_device import to_device
 from course_pkg.train.history import History
 from course_pkg.train.optim import cosine_schedule, param_groups
 from course_pkg.train.step import train_step
@@ -1045,7 +1048,7 @@ row(
 # ===================================================================================================
 row(
     "normalize-uint8",
-    lambda t: data.normalize_imagenet((img(3, 8, 8) * 255).to(torch.uint8)),
+    lambda t: photos.normalize_imagenet((img(3, 8, 8) * 255).to(torch.uint8)),
     ValueError,
     xname("normalize_imagenet"),
     "uint8",
@@ -1053,7 +1056,7 @@ row(
 )
 row(
     "normalize-0-255",
-    lambda t: data.normalize_imagenet(img(3, 8, 8) * 255),
+    lambda t: photos.normalize_imagenet(img(3, 8, 8) * 255),
     ValueError,
     xname("normalize_imagenet"),
     "255",
@@ -1061,7 +1064,7 @@ row(
 )
 row(
     "normalize-channels-last",
-    lambda t: data.normalize_imagenet(img(8, 8, 3)),
+    lambda t: photos.normalize_imagenet(img(8, 8, 3)),
     ValueError,
     "(8, 8, 3)",
     CL_WORD,
@@ -1069,7 +1072,7 @@ row(
 )
 row(
     "normalize-gray",
-    lambda t: data.normalize_imagenet(img(2, 1, 8, 8)),
+    lambda t: photos.normalize_imagenet(img(2, 1, 8, 8)),
     ValueError,
     "(2, 1, 8, 8)",
     "3",
@@ -1077,7 +1080,7 @@ row(
 )
 row(
     "normalize-numpy",
-    lambda t: data.normalize_imagenet(img(3, 8, 8).numpy()),
+    lambda t: photos.normalize_imagenet(img(3, 8, 8).numpy()),
     TypeError,
     xname("normalize_imagenet"),
     "ndarray",
@@ -1085,7 +1088,7 @@ row(
 )
 row(
     "normalize-list",
-    lambda t: data.normalize_imagenet(img(3, 8, 8).tolist()),
+    lambda t: photos.normalize_imagenet(img(3, 8, 8).tolist()),
     TypeError,
     xname("normalize_imagenet"),
     "list",
@@ -1093,7 +1096,7 @@ row(
 )
 row(
     "denormalize-uint8",
-    lambda t: data.denormalize_imagenet(torch.zeros(3, 8, 8, dtype=torch.uint8)),
+    lambda t: photos.denormalize_imagenet(torch.zeros(3, 8, 8, dtype=torch.uint8)),
     ValueError,
     xname("denormalize_imagenet"),
     "uint8",
@@ -1161,20 +1164,20 @@ row(
     "'0.2'",
     ("number", "float"),
 )
-row("photo-unknown", lambda t: data.load_photo("dog"), ValueError, "name", "dog", "cat")
-row("photo-size-zero", lambda t: data.load_photo("cat", size=0), ValueError, "size", "0", "positive")
+row("photo-unknown", lambda t: photos.load_photo("dog"), ValueError, "name", "dog", "cat")
+row("photo-size-zero", lambda t: photos.load_photo("cat", size=0), ValueError, "size", "0", "positive")
 row(
     "photo-size-triple",
-    lambda t: data.load_photo("cat", size=(8, 8, 3)),
+    lambda t: photos.load_photo("cat", size=(8, 8, 3)),
     ValueError,
     "size",
     "(8, 8, 3)",
     ("(H, W)", "(height, width)"),
 )
-row("photo-size-str", lambda t: data.load_photo("cat", size="64"), TypeError, "size", "'64'", "int")
+row("photo-size-str", lambda t: photos.load_photo("cat", size="64"), TypeError, "size", "'64'", "int")
 row(
     "dataset-label-count",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8), torch.zeros(5, dtype=torch.long)),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8), torch.zeros(5, dtype=torch.long)),
     ValueError,
     "labels",
     "5",
@@ -1182,7 +1185,7 @@ row(
 )
 row(
     "dataset-float-labels",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8), torch.zeros(4)),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8), torch.zeros(4)),
     ValueError,
     "labels",
     "float32",
@@ -1190,7 +1193,7 @@ row(
 )
 row(
     "dataset-labels-2d",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8), torch.zeros(4, 1, dtype=torch.long)),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8), torch.zeros(4, 1, dtype=torch.long)),
     ValueError,
     "labels",
     ("(4, 1)", "[4, 1]"),
@@ -1198,7 +1201,7 @@ row(
 )
 row(
     "dataset-images-3d",
-    lambda t: data.ImageDataset(img(4, 8, 8), torch.zeros(4, dtype=torch.long)),
+    lambda t: datasets.ImageDataset(img(4, 8, 8), torch.zeros(4, dtype=torch.long)),
     ValueError,
     "images",
     ("(4, 8, 8)", "[4, 8, 8]"),
@@ -1206,7 +1209,7 @@ row(
 )
 row(
     "dataset-images-numpy",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8).numpy(), torch.zeros(4, dtype=torch.long)),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8).numpy(), torch.zeros(4, dtype=torch.long)),
     TypeError,
     "images",
     "ndarray",
@@ -1214,7 +1217,7 @@ row(
 )
 row(
     "dataset-images-list",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8).tolist(), torch.zeros(4, dtype=torch.long)),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8).tolist(), torch.zeros(4, dtype=torch.long)),
     TypeError,
     "images",
     "list",
@@ -1222,7 +1225,7 @@ row(
 )
 row(
     "dataset-transform-not-callable",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), transform="flip"),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), transform="flip"),
     TypeError,
     "transform",
     "str",
@@ -1230,7 +1233,7 @@ row(
 )
 row(
     "dataset-mask-count",
-    lambda t: data.ImageDataset(
+    lambda t: datasets.ImageDataset(
         img(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), masks=torch.ones(3, 8, 8, dtype=torch.bool)
     ),
     ValueError,
@@ -1240,7 +1243,7 @@ row(
 )
 row(
     "dataset-return-mask-without",
-    lambda t: data.ImageDataset(img(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), return_mask=True),
+    lambda t: datasets.ImageDataset(img(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), return_mask=True),
     ValueError,
     "return_mask",
     "masks",
@@ -2042,7 +2045,7 @@ row(
 )
 row(
     "dev-to-device-object",
-    lambda t: data.to_device(object(), "cpu"),
+    lambda t: to_device(object(), "cpu"),
     TypeError,
     "data",
     "object",
@@ -2248,7 +2251,7 @@ PRE_CFG = {"input_size": (3, 16, 16), "crop_pct": 1.0, "interpolation": "bilinea
 for _id, _image, _words in (
     ("uint8", lambda: (img(3, 20, 20) * 255).to(torch.uint8), ("image", "uint8", "255")),
     ("float-0-255", lambda: img(3, 20, 20) * 255, ("image", "0-255", "/ 255")),
-    ("normalised", lambda: data.normalize_imagenet(img(3, 20, 20)), ("image", "already", "normalis")),
+    ("normalised", lambda: photos.normalize_imagenet(img(3, 20, 20)), ("image", "already", "normalis")),
     ("nan", lambda: img(3, 20, 20).index_put_((torch.tensor([0]),) * 3, torch.tensor(float("nan"))),
      ("image", "NaN", "finite")),
 ):
@@ -2261,7 +2264,7 @@ for _id, _image, _words in (
     )
 row(
     "silent-normalize-one-nan",
-    lambda t: data.normalize_imagenet(img(3, 8, 8).index_put_((torch.tensor([1]),) * 3, torch.tensor(float("nan")))),
+    lambda t: photos.normalize_imagenet(img(3, 8, 8).index_put_((torch.tensor([1]),) * 3, torch.tensor(float("nan")))),
     ValueError,
     r"re:\bx\b",
     "NaN",
@@ -2270,7 +2273,7 @@ row(
 )
 row(
     "silent-normalize-twice",
-    lambda t: data.normalize_imagenet(data.normalize_imagenet(img(3, 8, 8))),
+    lambda t: photos.normalize_imagenet(photos.normalize_imagenet(img(3, 8, 8))),
     ValueError,
     r"re:\bx\b",
     "already",
@@ -2506,7 +2509,7 @@ _OPT = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
 # a truthy string where a flag is wanted was taken as True: silently wrong
 for _id, _call, _name in (
     ("rollout-add-residual-str", lambda t: _am().attention_rollout([_SOFT], add_residual="no"), "add_residual"),
-    ("load-photo-normalize-str", lambda t: data.load_photo("cat", normalize="yes"), "normalize"),
+    ("load-photo-normalize-str", lambda t: photos.load_photo("cat", normalize="yes"), "normalize"),
     ("load-checkpoint-strict-str", lambda t: checkpoint.load_checkpoint(good_ckpt(t), rn(), strict="no"), "strict"),
     ("record-detach-str", lambda t: _am().record_attention(se(), detach="no").__enter__(), "detach"),
 ):
@@ -2700,13 +2703,13 @@ def test_normalize_uint8_never_inf() -> None:
     """An 8-bit image is refused with the conversion to use, never normalised as 0-255 numbers."""
     x = (img(3, 8, 8) * 255).to(torch.uint8)
     with pytest.raises(ValueError, match=r"dtype torch.uint8.*x\.float\(\) / 255"):
-        data.normalize_imagenet(x)
+        photos.normalize_imagenet(x)
 
 
 def test_normalize_0_255_float_never_huge() -> None:
     x = img(3, 8, 8) * 255
     with pytest.raises(ValueError, match=r"looks like a 0-255 image.*divide by 255"):
-        data.normalize_imagenet(x)
+        photos.normalize_imagenet(x)
 
 
 def test_channels_last_square_ambiguity_detected_where_possible() -> None:
@@ -2998,9 +3001,10 @@ def test_checkpoint_with_matching_metadata_still_loads(tmp_path: Path) -> None:
 # every other module of course_pkg is listed in NO_KEYWORD_SUGGESTIONS with the reason
 KEYWORD_MODULES = (
     "attention", "attention_maps", "bundled", "cbam", "checkpoint", "checkpoint_manifest", "cnn", "cued_textures",
-    "data", "env", "examples", "explorer_frames", "figure_text", "gate_ablation", "gate_stats", "model_registry",
-    "patch_arithmetic", "plotting", "pointing_game", "pretrained", "resnet", "seed_stats", "squeeze_excite",
-    "textures", "train.evaluation", "train.fitting", "train.optim", "train.step", "vit", "viz", "weights", "widgets",
+    "data", "datasets", "env", "examples", "explorer_frames", "figure_text", "gate_ablation", "gate_stats",
+    "model_registry", "patch_arithmetic", "photos", "plotting", "pointing_game", "pretrained", "resnet", "seed_stats",
+    "squeeze_excite", "textures", "to_device", "train.evaluation", "train.fitting", "train.optim", "train.step", "vit",
+    "viz", "weights", "widgets",
 )
 NO_KEYWORD_SUGGESTIONS = {
     "checks": "the helpers themselves (internal argument checks)",

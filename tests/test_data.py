@@ -1,4 +1,5 @@
-"""course_pkg.data: the clutter generator, digits, photos, and CIFAR-10's offline behaviour."""
+"""course_pkg.data (the clutter generator, digits, CIFAR-10's offline behaviour), course_pkg.datasets and
+course_pkg.photos."""
 
 from __future__ import annotations
 
@@ -10,17 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from course_pkg import data as D
-from course_pkg.data import (
-    CLUTTER_CLASSES,
-    PHOTOS,
-    ClutterDataset,
-    ImageDataset,
-    load_cifar10,
-    load_digits,
-    load_photo,
-    make_clutter,
-)
+from course_pkg.data import CLUTTER_CLASSES, load_cifar10, load_digits, make_clutter
+from course_pkg.datasets import ClutterDataset, ImageDataset
+from course_pkg.photos import PHOTOS, denormalize_imagenet, load_photo
 
 # ------------------------------------------------------------------------------------------------
 # make_clutter
@@ -231,7 +224,7 @@ def test_photo_resize_and_normalise() -> None:
     assert x.shape == (3, 224, 224)
     assert load_photo("coffee", size=(60, 90)).shape == (3, 60, 90)
     z = load_photo("astronaut", size=224, normalize=True)
-    assert torch.allclose(D.denormalize_imagenet(z), x, atol=1e-6)
+    assert torch.allclose(denormalize_imagenet(z), x, atol=1e-6)
     assert abs(z.mean().item()) < 1.5 and z.min() < 0
     with pytest.raises(ValueError, match="name='dog'.*cat"):
         load_photo("dog")

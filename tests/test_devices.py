@@ -38,6 +38,7 @@ from course_pkg import (
     textures,
     train,
 )
+from course_pkg.to_device import to_device
 
 META = torch.device("meta")
 DEVICE_PARAMS = {"device", "map_location"}
@@ -91,8 +92,8 @@ META_CALLS: dict[str, Call] = {
     "course_pkg.checkpoint.load_checkpoint": Call(lambda t, d: checkpoint.load_checkpoint(_saved(t), map_location=d)),
     "course_pkg.data.ClutterSet.to": Call(lambda t, d: data.make_clutter(2, 24, 2).to(d)),
     "course_pkg.data.LabelledImages.to": Call(lambda t, d: data.load_digits("test").to(d)),
-    "course_pkg.data.to_device": Call(
-        lambda t, d: data.to_device({"x": torch.ones(2), "pair": (torch.zeros(1), "label")}, d)),
+    "course_pkg.to_device.to_device": Call(
+        lambda t, d: to_device({"x": torch.ones(2), "pair": (torch.zeros(1), "label")}, d)),
     "course_pkg.textures.cat_on_grass": Call(lambda t, d: textures.cat_on_grass(2, device=d)),
     "course_pkg.cued_textures.make_cued_textures": Call(
         lambda t, d: cued_textures.make_cued_textures(2, device=d)),
@@ -135,7 +136,7 @@ def _tensors(obj: Any, where: str = "result") -> list[tuple[str, torch.Tensor]]:
 def _xfail_textureset_to(name: str) -> list[Any]:
     if name == "course_pkg.textures.TextureSet.to" and not hasattr(textures.TextureSet, "to"):
         return [pytest.mark.xfail(reason="TextureSet has no .to yet: textures.py is the lead's; the change "
-                                  "is in the issue-21 report (to = data.to_device)", strict=True)]
+                                  "is in the issue-21 report (to = to_device.to_device)", strict=True)]
     return []
 
 
@@ -157,7 +158,7 @@ def test_meta_device(name: str, tmp_path: Any) -> None:
 def test_default_device_is_the_cpu_for_data() -> None:
     """``None`` keeps data on the CPU (ready to plot), as documented."""
     assert attention.causal_mask(3).device.type == "cpu"
-    assert data.to_device(torch.ones(1), None).device.type == "cpu"
+    assert to_device(torch.ones(1), None).device.type == "cpu"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_one_device_error_for_every_device_parameter(where: str, bad: Any, exc: 
     """``'gpu'`` and friends: one message, naming ``device`` (not ``prefer``), before any work."""
     calls: dict[str, Callable[[], Any]] = {
         "causal_mask": lambda: attention.causal_mask(3, device=bad),
-        "to_device": lambda: data.to_device(torch.ones(1), bad),
+        "to_device": lambda: to_device(torch.ones(1), bad),
         "ClutterSet.to": lambda: data.make_clutter(2, 24, 2).to(bad),
         "load_bundled": lambda: bundled.load_bundled(_smallest(), device=bad),
         "bundled_test_data": lambda: bundled.bundled_test_data(_smallest(), device=bad),

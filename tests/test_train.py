@@ -13,7 +13,8 @@ from torch import nn
 from course_pkg.checkpoint import load_checkpoint, save_checkpoint
 from course_pkg.cli.train import main
 from course_pkg.cnn import simple_cnn
-from course_pkg.data import ImageDataset, load_digits, make_clutter
+from course_pkg.data import load_digits, make_clutter
+from course_pkg.datasets import ImageDataset
 from course_pkg.model_registry import MODELS, build_model, resolve_builder
 from course_pkg.train import evaluate, fit
 from course_pkg.train.history import History

@@ -29,60 +29,21 @@ Rules every check applies, the same in the notebook and in the batch grader:
   every case (one case can be degenerate: a sum and a max agree on an image with one bright pixel).
 
 The same checks are available by id: ``check("ch01.softmax_weights", softmax_weights)``.
-Each chapter's exercises live in a module ``chNN`` here, registered with :func:`register`.
+Each chapter's exercises live in a module ``chNN`` here, registered with
+:func:`~course_pkg.exercises.registry.register` (:mod:`course_pkg.exercises.registry`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any, Optional
 
 from .core import Case, CaseResult, CheckFailure, CheckResult, Exercise, Mistake, NotAttempted
+from .registry import all_exercises, get, register
 
 __all__ = [
     "Case", "CaseResult", "CheckFailure", "CheckResult", "Exercise", "Mistake", "NotAttempted",
     "all_exercises", "check", "get", "hint", "register", "solution",
 ]
-
-_REGISTRY: dict[str, Exercise] = {}
-
-
-def register(exercise: Exercise) -> Exercise:
-    """Add an exercise to the registry (ids must be unique); returns it for assignment."""
-    if exercise.id in _REGISTRY and _REGISTRY[exercise.id] is not exercise:
-        raise ValueError(f"exercise id {exercise.id!r} is registered twice")
-    if "." not in exercise.id or not exercise.id.startswith("ch"):
-        raise ValueError(f"exercise id must look like 'ch01.name', got {exercise.id!r}")
-    _REGISTRY[exercise.id] = exercise
-    return exercise
-
-
-def _load_all() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name.startswith("ch"):
-            importlib.import_module(f"{__name__}.{mod.name}")
-
-
-def all_exercises(chapter: Optional[str] = None) -> list[Exercise]:
-    """Every registered exercise (optionally of one chapter, e.g. ``"ch01"``), in id order."""
-    _load_all()
-    return [ex for key, ex in sorted(_REGISTRY.items()) if chapter is None or ex.chapter == chapter]
-
-
-def get(exercise_id: str) -> Exercise:
-    """Look an exercise up by id (``"ch01.softmax_weights"``), with a helpful error: a ``KeyError``
-    that suggests the full id for a bare name and lists the known ids."""
-    _load_all()
-    if isinstance(exercise_id, str) and exercise_id in _REGISTRY:
-        return _REGISTRY[exercise_id]
-    known = ", ".join(sorted(_REGISTRY))
-    if not isinstance(exercise_id, str):
-        raise KeyError(f"an exercise id is a string such as 'ch01.softmax_weights', got a "
-                       f"{type(exercise_id).__name__}; known ids: {known}")
-    close = [key for key in sorted(_REGISTRY) if key.split(".", 1)[1] == exercise_id]
-    guess = f" (did you mean {close[0]!r}?)" if close else ""
-    raise KeyError(f"unknown exercise id {exercise_id!r}{guess}; known ids: {known}")
 
 
 _MISSING: Any = object()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register
 from .core import Case, CheckFailure, Exercise, Mistake, Shortcut, check_rows_sum_to_one, swapped_pair_hint
+from .registry import register
 from .solutions import ch01 as ref
 
 

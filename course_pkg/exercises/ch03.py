@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from . import register
 from .core import Case, CheckFailure, Exercise, Mistake, check_rows_sum_to_one, swapped_pair_hint
+from .registry import register
 from .solutions import ch03 as ref
 
 

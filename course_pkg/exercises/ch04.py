@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register
 from .core import Case, CheckFailure, Exercise, Mistake, check_in_unit_interval
+from .registry import register
 from .solutions import ch04 as ref
 
 

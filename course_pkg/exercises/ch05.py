@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register
 from .core import Case, CheckFailure, Exercise, Mistake, check_in_unit_interval
+from .registry import register
 from .solutions import ch05 as ref
 
 

@@ -16,6 +16,9 @@ other cells and without ``course_pkg``. So an answer may call your earlier answe
 
 ``count_patches`` takes Python ints (``patch_size`` dividing ``img_size``; the cases never pass floats) and
 must return three Python ints: ``196.0`` is not accepted for ``196`` (use ``//``, not ``/``).
+
+The planted wrong answers that the checks recognise (``Mistake``) are in :mod:`course_pkg.exercises.mistakes.ch06`,
+apart from those that fit in a lambda.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from . import register
 from .core import Case, CheckFailure, Exercise, Mistake, Shortcut
+from .mistakes import ch06 as wrong
+from .registry import register
 from .solutions import ch06 as ref
 
 
@@ -109,18 +112,6 @@ count_patches = register(Exercise(
 ))
 
 
-def _patchify_permuted(*perm: int):  # type: ignore[no-untyped-def]
-    def answer(x: torch.Tensor, p: int) -> torch.Tensor:
-        B, C, H, W = x.shape
-        return x.reshape(B, C, H // p, p, W // p, p).permute(*perm).reshape(B, -1, C * p * p)
-    return answer
-
-
-def _patchify_square(x: torch.Tensor, p: int) -> torch.Tensor:
-    B, C, H, W = x.shape
-    return x.reshape(B, C, H // p, p, H // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C * p * p)
-
-
 patchify = register(Exercise(
     id="ch06.patchify",
     title="Patchify: an image becomes a sequence of flattened patches",
@@ -150,13 +141,13 @@ patchify = register(Exercise(
                 "flattens channel last (p1 p2 c) instead of channel first"),
         Mistake(lambda x, p: ref.patchify(x, p).transpose(1, 2), "patches should be along dim 1",
                 "returns (B, C*P*P, N)"),
-        Mistake(_patchify_permuted(0, 4, 2, 1, 3, 5), "values differ", "orders the patches column by column",
+        Mistake(wrong.patchify_permuted(0, 4, 2, 1, 3, 5), "values differ", "orders the patches column by column",
                 "the patches are ordered row by row (left to right, then top to bottom): keep the grid axes in "
                 "the order (H // P, W // P), permute(0, 2, 4, 1, 3, 5)."),
-        Mistake(_patchify_permuted(0, 2, 4, 1, 5, 3), "values differ", "flattens each patch column by column",
+        Mistake(wrong.patchify_permuted(0, 2, 4, 1, 5, 3), "values differ", "flattens each patch column by column",
                 "inside a patch the pixels are flattened row by row too, channel first: (C, P, P) in the order "
                 "channel, row, column, so permute(0, 2, 4, 1, 3, 5)."),
-        Mistake(_patchify_square, "raised", "assumes a square image",
+        Mistake(wrong.patchify_square, "raised", "assumes a square image",
                 "the image need not be square: split the width with W // P, W = images.shape[-1]."),
         Mistake(lambda x, p: ref.patchify(x, p).reshape(x.shape[0], x.shape[2] // p, x.shape[3] // p, -1),
                 "expected shape", "keeps the grid of patches",
@@ -172,36 +163,6 @@ def _embed_case(b: int, c: int, size: int, p: int, d: int):
     n = (size // p) ** 2
     return lambda: (torch.randn(b, c, size, size), torch.randn(d, c, p, p) * 0.2, torch.randn(d),
                     torch.randn(1, 1, d), torch.randn(1, 1 + n, d))
-
-
-def _embed_without_positions(x, w, b, cls, pos):
-    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2)
-    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1)
-
-
-def _embed_cls_last(x, w, b, cls, pos):
-    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2)
-    return torch.cat([t, cls.expand(x.shape[0], -1, -1)], dim=1) + pos
-
-
-def _embed_positions_before_cls(x, w, b, cls, pos):
-    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2) + pos[:, 1:]
-    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1)
-
-
-def _embed_cls_not_expanded(x, w, b, cls, pos):
-    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2).transpose(1, 2)
-    return torch.cat([cls, t], dim=1) + pos
-
-
-def _embed_stride_one(x, w, b, cls, pos):
-    t = F.conv2d(x, w, b).flatten(2).transpose(1, 2)
-    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1) + pos
-
-
-def _embed_no_transpose(x, w, b, cls, pos):
-    t = F.conv2d(x, w, b, stride=w.shape[-1]).flatten(2)
-    return torch.cat([cls.expand(x.shape[0], -1, -1), t], dim=1) + pos
 
 
 embed_patches = register(Exercise(
@@ -222,99 +183,23 @@ embed_patches = register(Exercise(
     ],
     properties=[_cls_first],
     mistakes=[
-        Mistake(_embed_without_positions, "add pos_embed to every token", "forgets the position embeddings"),
-        Mistake(_embed_cls_last, "should come first", "appends [CLS] at the end"),
-        Mistake(_embed_positions_before_cls, "[CLS] included", "adds positions to the patches only"),
+        Mistake(wrong.embed_without_positions, "add pos_embed to every token", "forgets the position embeddings"),
+        Mistake(wrong.embed_cls_last, "should come first", "appends [CLS] at the end"),
+        Mistake(wrong.embed_positions_before_cls, "[CLS] included", "adds positions to the patches only"),
         Mistake(lambda x, w, b, c, pos: ref.embed_patches(x, w, torch.zeros_like(b), c, pos), "values differ",
                 "forgets the projection's bias"),
-        Mistake(_embed_cls_not_expanded, "raised", "does not expand [CLS] to the batch",
+        Mistake(wrong.embed_cls_not_expanded, "raised", "does not expand [CLS] to the batch",
                 "expand the [CLS] token to the batch before concatenating: cls_token.expand(B, -1, -1)."),
-        Mistake(_embed_stride_one, "raised", "convolves with stride 1",
+        Mistake(wrong.embed_stride_one, "raised", "convolves with stride 1",
                 "the patch embedding is a convolution with stride = patch size (F.conv2d(..., stride=P)); with "
                 "stride 1 the patches overlap and there are too many tokens."),
-        Mistake(_embed_no_transpose, "raised", "keeps (B, D, N) without the transpose",
+        Mistake(wrong.embed_no_transpose, "raised", "keeps (B, D, N) without the transpose",
                 ".flatten(2) gives (B, D, N): transpose(1, 2) to get one token per row, (B, N, D)."),
     ],
 ))
 
 
 # -- the encoder block ----------------------------------------------------------------------------------
-class _PostNormBlock(ref.EncoderBlock):
-    """Mistake: the original Transformer's post-norm order (LayerNorm after the residual sum)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x + self.attention(x))
-        return self.norm2(x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](x))))
-
-
-class _NoResidualBlock(ref.EncoderBlock):
-    """Mistake: no skip connection around the attention."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attention(self.norm1(x))
-        return x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x))))
-
-
-class _ReluBlock(ref.EncoderBlock):
-    """Mistake: ReLU in the MLP instead of GELU."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp["fc2"](torch.relu(self.mlp["fc1"](self.norm2(x))))
-
-
-class _TanhGeluBlock(ref.EncoderBlock):
-    """Mistake: the tanh approximation of GELU."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x)), approximate="tanh"))
-
-
-class _NoMlpResidualBlock(ref.EncoderBlock):
-    """Mistake: no skip connection around the MLP."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))
-        return self.mlp["fc2"](F.gelu(self.mlp["fc1"](self.norm2(x))))
-
-
-class _UnscaledBlock(ref.EncoderBlock):
-    """Mistake: attention scores not divided by sqrt(head_dim)."""
-
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        H = self.num_heads
-        q, k, v = self.attn["qkv"](x).reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4).unbind(0)
-        out = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
-        return self.attn["proj"](out.transpose(1, 2).reshape(B, N, C))
-
-
-class _DefaultEpsBlock(ref.EncoderBlock):
-    """Mistake: nn.LayerNorm's default eps (1e-5) instead of timm's 1e-6."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
-        super().__init__(dim, num_heads, mlp_ratio)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-
-
-class _RenamedBlock(nn.Module):
-    """Mistake: other submodule names (the checker fills parameters by name)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
-        self.ln2 = nn.LayerNorm(dim, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.ln1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
-        return x + self.mlp(self.ln2(x))
-
 
 EncoderBlock = register(Exercise(
     id="ch06.EncoderBlock",
@@ -341,23 +226,23 @@ EncoderBlock = register(Exercise(
         "then out.transpose(1, 2).reshape(B, N, C) and self.attn['proj']. The MLP: fc1, F.gelu, fc2.",
     ],
     mistakes=[
-        Mistake(_PostNormBlock, "forward output values differ", "post-norm instead of pre-norm",
+        Mistake(wrong.PostNormBlock, "forward output values differ", "post-norm instead of pre-norm",
                 "this is post-norm (LayerNorm after the residual sum); the ViT block is pre-norm: "
                 "x = x + attention(norm1(x)), then x = x + mlp(norm2(x))."),
-        Mistake(_NoResidualBlock, "forward output values differ", "no residual around the attention",
+        Mistake(wrong.NoResidualBlock, "forward output values differ", "no residual around the attention",
                 "the residual around the attention is missing: x = x + attention(norm1(x))."),
-        Mistake(_ReluBlock, "forward output values differ", "ReLU instead of GELU",
+        Mistake(wrong.ReluBlock, "forward output values differ", "ReLU instead of GELU",
                 "the MLP's activation is GELU (F.gelu), not ReLU."),
-        Mistake(_UnscaledBlock, "forward output values differ", "scores not scaled by 1/sqrt(head_dim)",
+        Mistake(wrong.UnscaledBlock, "forward output values differ", "scores not scaled by 1/sqrt(head_dim)",
                 "the attention scores are not scaled: divide q @ k^T by sqrt(head_dim), head_dim = dim // "
                 "num_heads (F.scaled_dot_product_attention does it for you)."),
-        Mistake(_TanhGeluBlock, "forward output values differ", "the tanh approximation of GELU",
+        Mistake(wrong.TanhGeluBlock, "forward output values differ", "the tanh approximation of GELU",
                 "the MLP uses the exact GELU (F.gelu(x), nn.GELU()), not its tanh approximation "
                 "(approximate='tanh'), which differs by up to about 1e-3."),
-        Mistake(_NoMlpResidualBlock, "forward output values differ", "no residual around the MLP",
+        Mistake(wrong.NoMlpResidualBlock, "forward output values differ", "no residual around the MLP",
                 "the residual around the MLP is missing: return x + mlp(norm2(x))."),
-        Mistake(_RenamedBlock, "missing parameters", "other submodule names"),
-        Mistake(_DefaultEpsBlock, "forward output values differ", "LayerNorm with PyTorch's default eps 1e-5",
+        Mistake(wrong.RenamedBlock, "missing parameters", "other submodule names"),
+        Mistake(wrong.DefaultEpsBlock, "forward output values differ", "LayerNorm with PyTorch's default eps 1e-5",
                 "both LayerNorms need eps=1e-6, as in timm's ViT (nn.LayerNorm(dim, eps=1e-6)); PyTorch's "
                 "default 1e-5 changes the outputs slightly."),
     ],
@@ -468,62 +353,6 @@ def _training_properties(out: object, args: tuple) -> None:
                            f"{steps} SGD steps trained: compute them from the trained query, after the loop.")
 
 
-def _train_no_zero_grad(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
-    """Mistake: forgets optimizer.zero_grad(), so the gradients of every step add up."""
-    query = init["query"].clone().requires_grad_()
-    head_w = init["head_w"].clone().requires_grad_()
-    head_b = init["head_b"].clone().requires_grad_()
-    optimizer = torch.optim.SGD([query, head_w, head_b], lr=lr)
-    losses = []
-    for _ in range(steps):
-        pooled = (torch.softmax(tokens @ query, dim=-1)[..., None] * tokens).sum(dim=1)
-        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    with torch.no_grad():
-        return torch.softmax(tokens @ query, dim=-1), torch.tensor(losses)
-
-
-def _train_weights_before(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
-    """Mistake: returns the attention weights computed before the loop (the initial, uniform ones)."""
-    _, losses = ref.train_attention_pool(tokens, labels, init, steps, lr)
-    return torch.softmax(tokens @ init["query"], dim=-1), losses
-
-
-def _train_softmax_over_batch(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
-    """Mistake: the softmax runs over the batch (dim 0) instead of the tokens."""
-    query = init["query"].clone().requires_grad_()
-    head_w = init["head_w"].clone().requires_grad_()
-    head_b = init["head_b"].clone().requires_grad_()
-    optimizer = torch.optim.SGD([query, head_w, head_b], lr=lr)
-    losses = []
-    for _ in range(steps):
-        pooled = (torch.softmax(tokens @ query, dim=0)[..., None] * tokens).sum(dim=1)
-        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    with torch.no_grad():
-        return torch.softmax(tokens @ query, dim=0), torch.tensor(losses)
-
-
-def _train_no_step(tokens, labels, init, steps, lr):  # type: ignore[no-untyped-def]
-    """Mistake: computes the gradients but never updates the parameters."""
-    query = init["query"].clone().requires_grad_()
-    head_w = init["head_w"].clone().requires_grad_()
-    head_b = init["head_b"].clone().requires_grad_()
-    losses = []
-    for _ in range(steps):
-        pooled = (torch.softmax(tokens @ query, dim=-1)[..., None] * tokens).sum(dim=1)
-        loss = F.cross_entropy(pooled @ head_w.T + head_b, labels)
-        loss.backward()
-        losses.append(loss.item())
-    with torch.no_grad():
-        return torch.softmax(tokens @ query, dim=-1), torch.tensor(losses)
-
-
 train_attention_pool = register(Exercise(
     id="ch06.train_attention_pool",
     title="Train attention to find the token that matters",
@@ -546,10 +375,10 @@ train_attention_pool = register(Exercise(
     properties=[_training_properties],
     compare_values=False,
     mistakes=[
-        Mistake(_train_no_zero_grad, "optimizer.zero_grad()", "forgets optimizer.zero_grad()"),
-        Mistake(_train_weights_before, "computed after the loop", "returns the weights from before training"),
-        Mistake(_train_softmax_over_batch, "over the tokens", "softmax over the batch instead of the tokens"),
-        Mistake(_train_no_step, "one SGD step", "never calls optimizer.step()"),
+        Mistake(wrong.train_no_zero_grad, "optimizer.zero_grad()", "forgets optimizer.zero_grad()"),
+        Mistake(wrong.train_weights_before, "computed after the loop", "returns the weights from before training"),
+        Mistake(wrong.train_softmax_over_batch, "over the tokens", "softmax over the batch instead of the tokens"),
+        Mistake(wrong.train_no_step, "one SGD step", "never calls optimizer.step()"),
         Mistake(lambda *a: (ref.train_attention_pool(*a)[0], ref.train_attention_pool(*a)[1].tolist()),
                 "torch.tensor(losses)", "returns the losses as a list"),
     ],

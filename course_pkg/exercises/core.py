@@ -1036,8 +1036,8 @@ class Exercise:
         """What the answer reads from outside the exercise cells, which the grader would not have
         (:mod:`course_pkg.exercises.cell_rule`); '' when nothing. Imported here, not at the top:
         the grader's sandbox loads this file on its own, outside the package."""
-        from . import all_exercises
         from .cell_rule import cell_rule_note, names_outside_the_rule
+        from .registry import all_exercises
 
         try:
             names = [ex.name for ex in all_exercises(self.chapter)]

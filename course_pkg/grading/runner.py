@@ -178,7 +178,7 @@ def chapter_exercises(chapter: str) -> list[Exercise]:
     """A chapter's exercises in the order its module defines them (the order of the chapter)."""
     exercises = all_exercises(chapter)
     try:
-        module = importlib.import_module(f"{all_exercises.__module__}.{chapter}")
+        module = importlib.import_module(f"..exercises.{chapter}", __package__)
         order = {id(v): i for i, v in enumerate(vars(module).values()) if isinstance(v, Exercise)}
     except ImportError:
         return exercises

@@ -21,7 +21,7 @@ DataArg = Union[Dataset, tuple, Any]
 
 def _as_dataset(data: DataArg, name: str) -> Dataset:
     """A Dataset from a Dataset, an object with ``.images`` and ``.labels``, or an ``(images, labels)`` pair."""
-    from ..data import ImageDataset
+    from ..datasets import ImageDataset
 
     if isinstance(data, Dataset):
         return data
