@@ -29,7 +29,6 @@ import torch
 import torch.nn as nn
 
 from .attention import MultiHeadSelfAttention
-from .attention_maps import record_attention
 from .checks import check_image_batch, check_probability, fixed_when_traced, pair, positive_int
 
 __all__ = [
@@ -132,12 +131,17 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, hidden, drop=drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, N, D) -> the new tokens (B, N, D). The attention weights (B, nh, N, N) pass through
-        ``self.attn.tap``, where :func:`course_pkg.attention_maps.record_attention` sees them."""
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, return_attention: bool = False
+                ) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Returns the new tokens (B, N, D), plus the attention weights (B, nh, N, N) on request."""
+        return_attention = fixed_when_traced(return_attention, "return_attention", False)
+        if return_attention:
+            y, weights = self.attn(self.norm1(x), return_attention=True)  # (B, N, D), (B, nh, N, N)
+            x = x + y
+        else:
+            x = x + self.attn(self.norm1(x))
         x = x + self.mlp(self.norm2(x))
-        return x
+        return (x, weights) if return_attention else x
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,8 +244,7 @@ class VisionTransformer(nn.Module):
         """Image (B, C, H, W) -> tokens (B, N, D) after the last block and final norm.
 
         With ``return_attention=True`` it also returns each block's attention weights, (B, heads, N, N) per
-        layer, first layer first: it records them with :func:`~course_pkg.attention_maps.record_attention`
-        (``detach=False``), from the same taps, so the two ways to get a ViT's maps cannot differ.
+        layer, first layer first: the maps that ``record_attention`` records as ``"token"`` maps.
         """
         self.patch_embed.check_input(x, "VisionTransformer")
         x = self.patch_embed(x)  # (B, N-1, D)
@@ -250,10 +253,11 @@ class VisionTransformer(nn.Module):
         x = self.pos_drop(x)
         if not return_attention:
             return self.norm(self.blocks(x))
-        # the same taps record_attention reads: the maps keep their gradients, in train() mode too
-        with record_attention(self.blocks, detach=False, allow_training=True) as record:
-            x = self.blocks(x)  # (B, N, D)
-        return self.norm(x), list(record.of_kind("token").values())  # (B, heads, N, N) per block, in order
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, return_attention=True)  # (B, N, D), (B, heads, N, N)
+            maps.append(weights)
+        return self.norm(x), maps
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Tokens (B, N, D) -> logits (B, num_classes), or the pooled features (B, D) if ``pre_logits``."""

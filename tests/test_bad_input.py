@@ -2922,7 +2922,7 @@ def test_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
     target.write_bytes(b"old")
     code = textwrap.dedent(f"""
         import resource, signal, sys, torch
-        from course_pkg import bundled
+        from course_pkg import checkpoint
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
         try:
@@ -3012,6 +3012,8 @@ NO_KEYWORD_SUGGESTIONS = {
     "grade": "a command line (argv only)",
     "network": "internal network probe",
     "book_references": "book build helper",
+    "book_figures": "book build helper",
+    "book_mathjax": "book build helper",
     "widget_fallback": "internal: the widgets' offline stand-in",
     "attention_tap": "internal: the identity the models route their maps through",
     "cli": "command lines: argparse names the options",

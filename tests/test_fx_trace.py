@@ -98,6 +98,7 @@ def test_the_traced_graph_keeps_the_input_checks(name: str, bad: torch.Tensor, m
 
 @pytest.mark.parametrize("name, kwargs, message", [
     ("vit", {"return_attention": True}, "return_attention=True cannot be used"),
+    ("vit block", {"return_attention": True}, "return_attention=True cannot be used"),
     ("attention", {"return_attention": True}, "return_attention=True cannot be used"),
     ("attention", {"mask": causal_mask(5)}, "mask .* cannot be used with this module"),
 ])
