@@ -23,12 +23,17 @@ import torch
 
 from course_pkg import exercises
 from course_pkg.exercises.core import ValueCodecError, decode_value, encode_value
-from course_pkg.grade import grade, main
 from course_pkg.grading import samples, sandbox
+from course_pkg.grading.batch import grade
+from course_pkg.grading.child import PACKAGE_DIR
+from course_pkg.grading.cli import main
+from course_pkg.grading.discovery import SubmissionError, discover
 from course_pkg.grading.isolation import bwrap_problem
+from course_pkg.grading.judge import verdict
+from course_pkg.grading.limits import Limits
+from course_pkg.grading.plan import chapter_exercises
 from course_pkg.grading.report import LearnerResult
-from course_pkg.grading.runner import PACKAGE_DIR, Limits, chapter_exercises, verdict
-from course_pkg.grading.submissions import SubmissionError, chapter_from_name, discover, load
+from course_pkg.grading.submissions import chapter_from_name, load
 
 ROOT = Path(__file__).resolve().parents[1]
 CH = "ch01"

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
-from .runner import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
+from .plan import chapter_exercises
+from .results import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
 from .text import cap, escape_controls
 from .text import clean as clean_text
 
@@ -72,8 +73,6 @@ def _fmt(x: float) -> str:
 
 def exercise_columns(chapters: list[str]) -> list[str]:
     """Every exercise id of the graded chapters, in chapter then registry order."""
-    from .runner import chapter_exercises
-
     return [ex.id for ch in chapters for ex in chapter_exercises(ch)]
 
 
