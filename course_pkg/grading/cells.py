@@ -122,7 +122,7 @@ def cells_needed(sources: Sequence[str], names: set[str]) -> list[int]:
     name, and of the earlier cells that define what those use (helpers, imports, constants), again and
     again until nothing more is needed; in notebook order."""
     defines = [_top_level_names(s) for s in sources]
-    keep = {i for i, src in enumerate(sources) if defines(src, names)}
+    keep = {i for i, src in enumerate(sources) if exercises_defined(src, names)}
     todo = sorted(keep)
     while todo:
         i = todo.pop()
@@ -137,7 +137,7 @@ def cells_needed(sources: Sequence[str], names: set[str]) -> list[int]:
     return sorted(keep)
 
 
-def defines(source: str, names: set[str]) -> set[str]:
+def exercises_defined(source: str, names: set[str]) -> set[str]:
     """The exercise names a cell defines at top level (by parsing, or by a regex if it does not parse)."""
     try:
         tree = ast.parse(source)

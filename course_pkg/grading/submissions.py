@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .cells import cell_source, cell_tags, cells_needed, defines, strip_magics
+from .cells import cell_source, cell_tags, cells_needed, exercises_defined, strip_magics
 
 _CHAPTER = re.compile(r"ch\d{2}")
 _FILE_CHAPTER = re.compile(r"^(?:copy[ _]of[ _])?(?:ch)?(\d{2})(?:[_\-. ]|$)", re.IGNORECASE)
@@ -229,9 +229,9 @@ def _load(learner: str, path: Path, chapter_override: Optional[str], known: dict
             sources = [strip_magics(cell_source(c)) for _, c in cells]
             keep = cells_needed(sources, names)
             tagged = [cells[k] for k in keep]
-            defined = sorted(set().union(*(defines(sources[k], names) for k in keep))) if keep else []
+            defined = sorted(set().union(*(exercises_defined(sources[k], names) for k in keep))) if keep else []
             if tagged:
-                helpers = [f"cell {cells[k][0]}" for k in keep if not defines(sources[k], names)]
+                helpers = [f"cell {cells[k][0]}" for k in keep if not exercises_defined(sources[k], names)]
                 sub.notes.append("no cell is tagged 'exercise'; graded the cells that define " + ", ".join(defined)
                                  + (f", and {', '.join(helpers)} that they use" if helpers else ""))
             else:
