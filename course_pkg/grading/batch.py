@@ -24,9 +24,11 @@ from .isolation import choose, python_roots
 from .limits import Limits
 from .plan import ChapterPlan
 from .report import (
+    STALE_FOLDER,
     LearnerResult,
     Scrubber,
     exercise_columns,
+    set_aside_stale,
     summary_table,
     write_gradebook,
     write_learner,
@@ -85,7 +87,8 @@ def grade(paths: Sequence[str | Path], out: str | Path, *, chapter: Optional[str
     Raises :class:`~course_pkg.grading.discovery.SubmissionError` for paths that name nothing
     gradable, :class:`~course_pkg.grading.isolation.IsolationUnavailable` when the isolation asked
     for (``limits.isolation``) cannot be had, and ``ValueError`` for bad options."""
-    return grade_learners(discover(paths), out, chapter=chapter, limits=limits, jobs=jobs, echo=echo,
+    learner_files = discover(paths, out=out, echo=_console(echo))
+    return grade_learners(learner_files, out, chapter=chapter, limits=limits, jobs=jobs, echo=echo,
                           scrub_paths=[Path(p) for p in paths])
 
 
@@ -121,7 +124,8 @@ def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str
                    chapter: Optional[str] = None, limits: Optional[Limits] = None, jobs: int = 2,
                    echo: Callable[[str], None] = print,
                    scrub_paths: Sequence[Path] = ()) -> list[LearnerResult]:
-    """Grade ``[(learner id, [files])]`` (ids unique) and write the reports into ``out``."""
+    """Grade ``[(learner id, [files])]`` (ids unique) and write the reports into ``out``; an earlier
+    run's reports there of learners not in ``learner_files`` are moved into ``out/stale/`` first."""
     limits = limits or Limits()
     known = known_chapters()
     _check_options(limits, jobs, chapter, known)
@@ -161,6 +165,13 @@ def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str
     chapters = sorted({s.chapter for _, s in subs if s.chapter})
     plans = {ch: ChapterPlan.build(ch) for ch in chapters}
     out.mkdir(parents=True, exist_ok=True)
+    moved, stuck = set_aside_stale(out, {lr.learner for lr in learners})
+    if moved:
+        echo(f"moved an earlier run's reports of {len(moved)} learner(s) with no submission now to "
+             f"{out / STALE_FOLDER} (they are not in this gradebook)")
+    if stuck:
+        echo(f"could not move an earlier run's reports of {len(stuck)} learner(s) with no submission now "
+             f"(they are not in this gradebook): {'; '.join(stuck)}")
     workroot = Path(tempfile.mkdtemp(prefix="course-grade-"))
     deny = _deny_read([s for _, s in subs], out, workroot)
     scrub = _scrubber(list(scrub_paths) + [s.path for _, s in subs], out, workroot)

@@ -9,7 +9,10 @@ Usage::
 (also installed as ``course-grade``). For every learner it writes ``OUT/<learner>/results.json``
 in Gradescope's autograder format and ``OUT/<learner>/output.txt`` (what their code printed), then
 ``OUT/gradebook.csv`` for the class (learner, one column per exercise, total, max_score, status,
-notes), and prints a summary table.
+notes), and prints a summary table. The gradebook and the ``OUT/<learner>/`` folders are those of
+this run's learners only: reports an earlier run left in OUT for learners who have no submission
+now are moved into ``OUT/stale/`` (one line says how many). OUT may lie inside a submissions
+folder: it is never graded as a learner (one line says so).
 
 What is graded
 --------------
