@@ -68,7 +68,8 @@ class SubmissionResult(ScoreTotals):
     exercises: list[ExerciseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: Optional[str] = None  # the whole file could not be graded
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock time of grading the file, sandbox start-ups included
+    code_seconds: float = 0.0  # time the learner's code ran, by the grader's clock (start-ups excluded)
     output: str = ""  # the learner's captured stdout/stderr (truncated)
     sandbox: dict = field(default_factory=dict)
 

@@ -181,5 +181,6 @@ def grade_submission(sub: Submission, plan: ChapterPlan, limits: Limits, workroo
     output = read_tail(workdir / "stdout.txt", 32_000) + read_tail(workdir / "stderr.txt", 16_000)
     result.output = clean(output, 200_000, keep="\n\t")
     result.seconds = time.monotonic() - started
+    result.code_seconds = clock.spent
     return result
 
