@@ -6,7 +6,7 @@
 Builds N submissions from the chapter's registered exercises (half notebooks, half .py files; each
 answer right, wrong or left as the stub, chosen by a seeded draw), optionally adds a few
 misbehaving ones (a hang, a crash, an import of the course's solutions), grades them all with
-``course_pkg.grade.grade`` and prints the summary and the wall-clock time. Nothing is downloaded.
+``course_pkg.grading.batch.grade`` and prints the summary and the wall-clock time. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from course_pkg.grade import grade
 from course_pkg.grading import samples
-from course_pkg.grading.runner import Limits, chapter_exercises
+from course_pkg.grading.batch import grade
+from course_pkg.grading.limits import Limits
+from course_pkg.grading.plan import chapter_exercises
 
 
 def wrong_source(ex: object) -> str:

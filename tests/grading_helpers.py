@@ -10,7 +10,7 @@ from typing import Any
 
 from course_pkg.grading import samples
 from course_pkg.grading.isolation import bwrap_problem
-from course_pkg.grading.runner import chapter_exercises
+from course_pkg.grading.plan import chapter_exercises
 
 CH = "ch01"
 NAMES = [ex.name for ex in chapter_exercises(CH)]
@@ -39,7 +39,7 @@ def sources_with(**replace: str) -> dict[str, str]:
 
 
 def exercise_result(result: Any, name: str) -> Any:
-    """The :class:`~course_pkg.grading.runner.ExerciseResult` of exercise ``name`` in a learner's result."""
+    """The :class:`~course_pkg.grading.results.ExerciseResult` of exercise ``name`` in a learner's result."""
     return next(e for e in result.exercises if e.name == name)
 
 

@@ -19,10 +19,10 @@ import torch
 from IPython.core.interactiveshell import InteractiveShell
 
 from course_pkg.exercises.cell_rule import names_outside_the_rule
-from course_pkg.grade import grade
 from course_pkg.grading import samples
+from course_pkg.grading.batch import grade
 from course_pkg.grading.isolation import bwrap_problem
-from course_pkg.grading.runner import Limits
+from course_pkg.grading.limits import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ("import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"

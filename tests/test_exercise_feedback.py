@@ -99,7 +99,7 @@ def test_a_crash_is_matched_by_its_message() -> None:
 
 def test_the_grader_names_the_same_mistake_as_the_notebook() -> None:
     """``runner.verdict`` sees the outputs as plain data, case by case, and must say what ``.check`` says."""
-    from course_pkg.grading.runner import verdict
+    from course_pkg.grading.judge import verdict
 
     for exercise_id, answer in [
         ("ch04.squeeze", lambda x: x.sum(dim=(2, 3))),
@@ -196,7 +196,7 @@ def test_the_grader_gives_the_same_shortcut_note() -> None:
 
     from course_pkg.exercises import core
     from course_pkg.grading import sandbox
-    from course_pkg.grading.runner import verdict
+    from course_pkg.grading.judge import verdict
 
     for exercise_id, answer, word in SHORTCUTS:
         ex = exercises.get(exercise_id)

@@ -24,19 +24,14 @@ from grading_helpers import GradedClass
 
 from course_pkg.exercises import ch06
 from course_pkg.exercises.solutions import ch06 as ch06_ref
-from course_pkg.grade import grade
-from course_pkg.grading import cgroup, samples
+from course_pkg.grading import batch, cgroup, samples
+from course_pkg.grading.batch import grade
+from course_pkg.grading.cells import cells_needed, magic_lines, strip_magics
 from course_pkg.grading.isolation import bwrap_problem
+from course_pkg.grading.limits import Limits
+from course_pkg.grading.plan import chapter_exercises
 from course_pkg.grading.report import MAX_CELL_CHARS, csv_cell
-from course_pkg.grading.runner import Limits, chapter_exercises
-from course_pkg.grading.submissions import (
-    MAX_CODE_TOKENS,
-    cells_needed,
-    count_json_values,
-    load,
-    magic_lines,
-    strip_magics,
-)
+from course_pkg.grading.submissions import MAX_CODE_TOKENS, count_json_values, load
 from course_pkg.grading.text import cap, escape_controls
 
 CH = "ch01"
@@ -354,7 +349,7 @@ def test_each_sandbox_gets_memory_task_and_cpu_limits(tmp_path: Path) -> None:
 
 def test_the_grader_says_plainly_when_it_cannot_limit_resources(monkeypatch: pytest.MonkeyPatch,
                                                                tmp_path: Path) -> None:
-    monkeypatch.setattr(cgroup, "available", lambda: (None, "cgroup v2 at /x has no controllers delegated"))
+    monkeypatch.setattr(batch, "available", lambda: (None, "cgroup v2 at /x has no controllers delegated"))
     bad = tmp_path / "broken.py"
     bad.write_text("CHAPTER = 'ch01'\ndef (:\n")  # needs no sandbox: it does not parse
     log: list[str] = []

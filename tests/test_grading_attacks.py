@@ -26,12 +26,17 @@ from grading_helpers import answer as _fn
 from grading_helpers import exercise_result as _ex
 from grading_helpers import sources_with as _with
 
-from course_pkg.grade import grade
 from course_pkg.grading import samples
+from course_pkg.grading.batch import grade
+from course_pkg.grading.child import PACKAGE_DIR
+from course_pkg.grading.discovery import discover
 from course_pkg.grading.isolation import IsolationUnavailable, bwrap_problem, choose
+from course_pkg.grading.judge import logical_bytes
+from course_pkg.grading.limits import Limits
+from course_pkg.grading.plan import chapter_exercises
+from course_pkg.grading.protocol import RecordProtocol
 from course_pkg.grading.report import csv_cell
-from course_pkg.grading.runner import PACKAGE_DIR, Limits, _Protocol, chapter_exercises, logical_bytes
-from course_pkg.grading.submissions import discover, load
+from course_pkg.grading.submissions import load
 
 SOLUTIONS_FILE = PACKAGE_DIR / "exercises" / "solutions" / f"{CH}.py"
 needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no bubblewrap here: {bwrap_problem()}")
@@ -330,7 +335,7 @@ def test_per_submission_budget(tmp_path: Path) -> None:
 
 
 def test_protocol_accepts_records_only_in_order() -> None:
-    p = _Protocol([0, 2], [("a", 2), ("b", 1)])
+    p = RecordProtocol([0, 2], [("a", 2), ("b", 1)])
     seq = [{"ev": "start"}, {"ev": "ready"}, {"ev": "unit", "i": 0}, {"ev": "unit_end", "i": 0},
            {"ev": "unit", "i": 2}, {"ev": "unit_end", "i": 2}, {"ev": "loaded"}, {"ev": "exercise", "name": "a"},
            {"ev": "case", "name": "a", "i": 0, "outcome": {}}, {"ev": "case", "name": "a", "i": 1, "outcome": {}},
@@ -342,7 +347,7 @@ def test_protocol_accepts_records_only_in_order() -> None:
                         (8, {"ev": "case", "name": "b", "i": 0, "outcome": {}}), (8, {"ev": "exercise", "name": "a"}),
                         (10, {"ev": "case", "name": "a", "i": 0, "outcome": {}}), (7, {"ev": "finished"}),
                         (15, {"ev": "finished"}), (3, {"ev": "ready"})]:
-        p = _Protocol([0, 2], [("a", 2), ("b", 1)])
+        p = RecordProtocol([0, 2], [("a", 2), ("b", 1)])
         assert all(p.accept(ev) for ev in seq[:bad_at])
         assert not p.accept(bad), (bad_at, bad)
 

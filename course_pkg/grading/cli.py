@@ -9,7 +9,10 @@ Usage::
 (also installed as ``course-grade``). For every learner it writes ``OUT/<learner>/results.json``
 in Gradescope's autograder format and ``OUT/<learner>/output.txt`` (what their code printed), then
 ``OUT/gradebook.csv`` for the class (learner, one column per exercise, total, max_score, status,
-notes), and prints a summary table.
+notes), and prints a summary table. The gradebook and the ``OUT/<learner>/`` folders are those of
+this run's learners only: reports an earlier run left in OUT for learners who have no submission
+now are moved into ``OUT/stale/`` (one line says how many). OUT may lie inside a submissions
+folder: it is never graded as a learner (one line says so).
 
 What is graded
 --------------
@@ -99,204 +102,18 @@ no isolation is available.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import os
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from ..exercises import all_exercises
-from . import cgroup
-from .isolation import MODES, IsolationUnavailable, choose, python_roots
-from .report import (
-    LearnerResult,
-    Scrubber,
-    exercise_columns,
-    summary_table,
-    write_gradebook,
-    write_learner,
-)
-from .runner import PACKAGE_DIR, ChapterPlan, Limits, SubmissionResult, grade_submission
-from .submissions import Submission, SubmissionError, discover, load
-from .text import escape_controls
+from .batch import grade
+from .discovery import SubmissionError
+from .gradescope import run_autograder, write_bundle
+from .isolation import MODES, IsolationUnavailable
+from .limits import Limits
 
-__all__ = ["Limits", "LearnerResult", "grade", "grade_learners", "main"]
-
-
-def _known_chapters() -> dict[str, list[str]]:
-    known: dict[str, list[str]] = {}
-    for ex in all_exercises():
-        known.setdefault(ex.chapter, []).append(ex.name)
-    return known
-
-
-def _deny_read(subs: Sequence[Submission], out: Path, workroot: Path) -> list[str]:
-    """Folders the audit hook refuses to read from (a friendly message; the boundary is the kernel's)."""
-    roots = [PACKAGE_DIR]
-    project = PACKAGE_DIR.parent
-    if (project / "pyproject.toml").is_file() and (project / "course_pkg").is_dir():
-        roots.append(project)  # a source checkout: its .git and tests hold the solutions too
-    roots.append(out.resolve())
-    roots += [s.path.resolve() for s in subs]
-    work = workroot.resolve()
-    keep = []
-    for r in roots:
-        r = r.resolve()
-        if work == r or r in work.parents:
-            continue  # never deny the folder that holds the scratch folders
-        keep.append(str(r))
-    return keep
-
-
-def _scrubber(paths: Sequence[Path], out: Path, workroot: Path) -> Scrubber:
-    table = {str(PACKAGE_DIR.parent): "<course>", str(out.resolve()): "<out>", str(workroot): "<work>",
-             str(workroot.resolve()): "<work>", str(Path.home()): "<home>"}
-    for p in paths:
-        p = Path(p).resolve()
-        table[str(p.parent if p.is_file() else p)] = "<submissions>"
-    for r in python_roots():
-        if str(r) not in ("/", "/usr"):
-            table[str(r)] = "<python>"
-    return Scrubber(table)
-
-
-def grade(paths: Sequence[str | Path], out: str | Path, *, chapter: Optional[str] = None,
-          limits: Optional[Limits] = None, jobs: int = 2,
-          echo: Callable[[str], None] = print) -> list[LearnerResult]:
-    """Grade every submission under ``paths``, write the reports into ``out`` and return the results.
-
-    Raises :class:`~course_pkg.grading.submissions.SubmissionError` for paths that name nothing
-    gradable, :class:`~course_pkg.grading.isolation.IsolationUnavailable` when the isolation asked
-    for (``limits.isolation``) cannot be had, and ``ValueError`` for bad options."""
-    return grade_learners(discover(paths), out, chapter=chapter, limits=limits, jobs=jobs, echo=echo,
-                          scrub_paths=[Path(p) for p in paths])
-
-
-def _console(echo: Callable[[str], None]) -> Callable[[str], None]:
-    """``echo`` for lines that may hold learner text: each line's control characters are escaped, so
-    no ANSI sequence reaches the terminal and no newline inside a name forges a line."""
-    def say(line: str) -> None:
-        echo("\n".join(escape_controls(part, keep="\t") for part in str(line).split("\n")))
-    return say
-
-
-def _check_options(limits: Limits, jobs: int, chapter: Optional[str], known: dict) -> None:
-    if jobs < 1:
-        raise ValueError(f"jobs={jobs} must be at least 1")
-    if limits.timeout <= 0:
-        raise ValueError(f"timeout={limits.timeout} must be a positive number of seconds")
-    if limits.submission_timeout is not None and limits.submission_timeout <= 0:
-        raise ValueError(f"submission_timeout={limits.submission_timeout} must be a positive number of seconds "
-                         "(or None: --timeout x (exercises + 1))")
-    if limits.pids < 8:
-        raise ValueError(f"pids={limits.pids} is too small for Python and torch; give at least 8 (default 64)")
-    if not limits.cpus > 0:
-        raise ValueError(f"cpus={limits.cpus} must be a positive number of CPUs (default 1)")
-    if limits.memory_mb < 64:
-        raise ValueError(f"memory={limits.memory_mb} MB is too small; give at least 64 (default 4096)")
-    if limits.scratch_mb < 1:
-        raise ValueError(f"scratch_mb={limits.scratch_mb} must be at least 1")
-    if chapter is not None and chapter not in known:
-        raise ValueError(f"chapter={chapter!r} has no exercises; chapters with exercises: {', '.join(sorted(known))}")
-
-
-def grade_learners(learner_files: Sequence[tuple[str, Sequence[Path]]], out: str | Path, *,
-                   chapter: Optional[str] = None, limits: Optional[Limits] = None, jobs: int = 2,
-                   echo: Callable[[str], None] = print,
-                   scrub_paths: Sequence[Path] = ()) -> list[LearnerResult]:
-    """Grade ``[(learner id, [files])]`` (ids unique) and write the reports into ``out``."""
-    limits = limits or Limits()
-    known = _known_chapters()
-    _check_options(limits, jobs, chapter, known)
-    mode = choose(limits.isolation)
-    if mode == "uid":
-        jobs = 1  # the leftover-process sweep kills every process of uid 65534
-    if mode == "none":
-        echo("WARNING: learners' code runs WITHOUT isolation (--unsafe-no-isolation): only for trusted code.")
-    echo = _console(echo)
-
-    if limits.cgroups:
-        hier, why = cgroup.available()
-        echo(f"resource limits per sandbox: {hier.describe()}: memory {limits.memory_mb} MB, {limits.pids} tasks, "
-             f"{limits.cpus:g} CPU" if hier else
-             f"NO per-sandbox memory/task/CPU limits (control groups unavailable: {why}); only the time "
-             "limits and the per-process address-space limit apply")
-    out = Path(out)
-    started = time.monotonic()
-    learners: list[LearnerResult] = []
-    subs: list[tuple[LearnerResult, Submission]] = []
-    for learner, files in learner_files:
-        lr = LearnerResult(learner)
-        learners.append(lr)
-        if not files:
-            lr.error = "nothing to grade: the submission holds no .ipynb or .py file (links are not followed)"
-            continue
-        seen: dict[str, Path] = {}
-        for f in files:
-            sub = load(learner, Path(f), chapter, known)
-            if sub.chapter and sub.chapter in seen:
-                lr.notes.append(f"{sub.path.name} skipped: {seen[sub.chapter].name} was already graded "
-                                f"for {sub.chapter}")
-                continue
-            if sub.chapter:
-                seen[sub.chapter] = sub.path
-            subs.append((lr, sub))
-    chapters = sorted({s.chapter for _, s in subs if s.chapter})
-    plans = {ch: ChapterPlan.build(ch) for ch in chapters}
-    out.mkdir(parents=True, exist_ok=True)
-    workroot = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    deny = _deny_read([s for _, s in subs], out, workroot)
-    scrub = _scrubber(list(scrub_paths) + [s.path for _, s in subs], out, workroot)
-    by_sub: dict[int, SubmissionResult] = {}
-
-    def work(i: int, sub: Submission) -> SubmissionResult:
-        t0 = time.monotonic()
-        try:
-            if sub.problem or not sub.chapter:
-                return SubmissionResult(sub.learner, sub.path, sub.chapter, notes=list(sub.notes),
-                                        error=sub.problem or "no chapter")
-            return grade_submission(sub, plans[sub.chapter], limits, workroot, deny, mode)
-        except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - the batch always finishes
-            return SubmissionResult(sub.learner, sub.path, sub.chapter, notes=list(sub.notes),
-                                    error=f"the grader failed on this file ({type(exc).__name__}: {exc})",
-                                    seconds=time.monotonic() - t0)
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(work, i, s): i for i, (_, s) in enumerate(subs)}
-            for fut in concurrent.futures.as_completed(futures):
-                i = futures[fut]
-                by_sub[i] = res = fut.result()
-                total = f"{res.score:g}/{res.max_score:g}" if not res.error else "error"
-                echo(f"graded {res.learner} ({escape_controls(res.path.name)}): {total} in {res.seconds:.1f} s")
-    finally:
-        shutil.rmtree(workroot, ignore_errors=True)
-        cgroup.release()
-    for i, (lr, _) in enumerate(subs):
-        lr.submissions.append(by_sub[i])
-    columns = exercise_columns(chapters)
-    for lr in learners:
-        lr.columns = list(columns)
-    try:
-        write_gradebook(out / "gradebook.csv", learners, columns)
-    except OSError as exc:  # e.g. a folder in the way: write it next to it, never lose it
-        fallback = out / f"gradebook-{os.getpid()}.csv"
-        echo(f"could not write {out / 'gradebook.csv'} ({exc}); writing {fallback}")
-        write_gradebook(fallback, learners, columns)
-    for lr in learners:
-        try:
-            write_learner(out, lr, scrub)
-        except (OSError, ValueError) as exc:
-            echo(f"could not write the reports of {lr.learner}: {exc}")
-    echo("")
-    echo(summary_table(learners, columns))
-    echo("")
-    echo(f"{len(learners)} learner(s), {len(subs)} file(s) graded in {time.monotonic() - started:.1f} s "
-         f"(isolation: {mode}); gradebook: {out / 'gradebook.csv'}")
-    return learners
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -344,15 +161,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     isolation=isolation)
     try:
         if args.gradescope_autograder:
-            from .gradescope import write_bundle
-
             path = write_bundle(args.gradescope_autograder, args.out or "autograder.zip",
                                 timeout=args.timeout, memory_mb=args.memory)
             print(f"wrote the Gradescope autograder for {args.gradescope_autograder}: {path}")
             return 0
         if args.gradescope_run:
-            from .gradescope import run_autograder
-
             run_autograder(args.gradescope_run, Path(args.autograder_root), limits)
             return 0
         if not args.submissions:

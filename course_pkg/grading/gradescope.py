@@ -26,10 +26,14 @@ import time
 import zipfile
 from pathlib import Path
 
+from .batch import grade_learners, known_chapters
+from .child import PACKAGE_DIR
+from .discovery import SUFFIXES
 from .isolation import IsolationUnavailable, bwrap_problem
+from .limits import Limits
+from .plan import chapter_exercises
 from .report import LearnerResult, gradescope_json
-from .runner import PACKAGE_DIR, Limits
-from .submissions import SUFFIXES
+from .submissions import chapter_from_contents, chapter_from_name
 
 __all__ = ["run_autograder", "write_bundle"]
 
@@ -66,9 +70,7 @@ def write_bundle(chapter: str, path: str | Path, *, timeout: float = 60.0, memor
     """Write the autograder zip for ``chapter`` to ``path``; returns the path.
 
     Raises ``ValueError`` for a chapter without exercises."""
-    from .cli import _known_chapters
-
-    known = _known_chapters()
+    known = known_chapters()
     if chapter not in known:
         raise ValueError(f"chapter={chapter!r} has no exercises; chapters with exercises: {', '.join(sorted(known))}")
     path = Path(path)
@@ -99,8 +101,6 @@ def run_autograder(chapter: str, root: Path, limits: Limits) -> Path:
     """Grade ``root/submission`` as one learner's ``chapter`` and write ``root/results/results.json``.
 
     Always writes the results file, also when nothing could be graded (then with the reason)."""
-    from .cli import grade_learners
-
     started = time.monotonic()
     submission = root / "submission"
     results = root / "results"
@@ -118,8 +118,6 @@ def run_autograder(chapter: str, root: Path, limits: Limits) -> Path:
     try:
         if not files:
             lr = LearnerResult(learner, error="no .ipynb or .py file was found in the submission")
-            from .runner import chapter_exercises
-
             lr.columns = [ex.id for ex in chapter_exercises(chapter)]
             data = gradescope_json(lr, time.monotonic() - started)
         else:
@@ -136,10 +134,7 @@ def run_autograder(chapter: str, root: Path, limits: Limits) -> Path:
 
 def _pick(files: list[Path], chapter: str) -> list[Path]:
     """Of several files, the one for ``chapter`` (by name or contents), else the first."""
-    from .cli import _known_chapters
-    from .submissions import chapter_from_contents, chapter_from_name
-
-    known = _known_chapters()
+    known = known_chapters()
     for f in files:
         if chapter_from_name(f) == chapter:
             return [f]

@@ -1,21 +1,29 @@
 """The grader's outputs: a class gradebook (CSV), one Gradescope ``results.json`` per learner, and
-a summary table for the terminal."""
+a summary table for the terminal.
+
+The output folder holds ``gradebook.csv`` and one ``<learner>/`` folder (``results.json``,
+``output.txt``) per learner of the latest run; the folders an earlier run wrote for learners who
+have no submission now are moved into ``stale/`` (:func:`set_aside_stale`), never reported again."""
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Collection, Mapping, Optional
 
-from .runner import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
+from .plan import chapter_exercises
+from .results import STATUS_TEXT, ExerciseResult, ScoreTotals, SubmissionResult
 from .text import cap, escape_controls
 from .text import clean as clean_text
 
 MAX_NOTE_CHARS = 1_000  # one note (a file's problem, an exercise's reason)
 MAX_CELL_CHARS = 32_000  # a gradebook cell (spreadsheets refuse more than 32,767 characters)
+STALE_FOLDER = "stale"  # OUT/stale/<learner>/: an earlier run's reports of a learner not graded now
+LEARNER_FILES = frozenset({"results.json", "output.txt"})  # what write_learner puts in OUT/<learner>/
 
 
 @dataclass
@@ -72,8 +80,6 @@ def _fmt(x: float) -> str:
 
 def exercise_columns(chapters: list[str]) -> list[str]:
     """Every exercise id of the graded chapters, in chapter then registry order."""
-    from .runner import chapter_exercises
-
     return [ex.id for ch in chapters for ex in chapter_exercises(ch)]
 
 
@@ -209,3 +215,32 @@ def summary_table(results: list[LearnerResult], columns: list[str], width: int =
                 lines += textwrap.wrap(f"  {r.learner}: {n}", width, subsequent_indent="      ",
                                        break_long_words=False, break_on_hyphens=False) or [""]
     return "\n".join(lines)
+
+
+def set_aside_stale(out: Path, learners: Collection[str]) -> tuple[list[str], list[str]]:
+    """Move the ``OUT/<learner>/`` folders of an earlier run whose learner is not in ``learners`` into
+    ``OUT/stale/`` (replacing an older copy there), so the reports in ``out`` are this run's only.
+
+    Only folders that hold nothing but what :func:`write_learner` writes (``results.json`` and maybe
+    ``output.txt``) are moved; anything else in ``out`` is left alone. Returns (the learners moved,
+    the ones that could not be moved, with why)."""
+    moved: list[str] = []
+    failed: list[str] = []
+    if not out.is_dir():
+        return moved, failed
+    for folder in sorted(out.iterdir()):
+        if folder.name in learners or folder.name == STALE_FOLDER or folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            names = {f.name for f in folder.iterdir()}
+            if "results.json" not in names or not names <= LEARNER_FILES:
+                continue
+            target = out / STALE_FOLDER / folder.name
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(exist_ok=True)
+            folder.rename(target)
+            moved.append(folder.name)
+        except OSError as exc:
+            failed.append(f"{folder.name} ({exc})")
+    return moved, failed

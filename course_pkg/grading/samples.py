@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ..exercises import Exercise
-from .runner import chapter_exercises as all_exercises
+from .plan import chapter_exercises
 
 __all__ = ["notebook", "solution_sources", "stub_source", "stub_sources", "write_notebook", "write_py"]
 
 
 def solution_sources(chapter: str) -> dict[str, str]:
     """``{name: source}`` of each exercise's reference solution (what ``.solution()`` shows)."""
-    return {ex.name: ex.solution_source() for ex in all_exercises(chapter)}
+    return {ex.name: ex.solution_source() for ex in chapter_exercises(chapter)}
 
 
 def _plain_signature(obj: object) -> str:
@@ -48,7 +48,7 @@ def stub_source(ex: Exercise) -> str:
 
 def stub_sources(chapter: str) -> dict[str, str]:
     """``{name: stub source}`` for every exercise of a chapter."""
-    return {ex.name: stub_source(ex) for ex in all_exercises(chapter)}
+    return {ex.name: stub_source(ex) for ex in chapter_exercises(chapter)}
 
 
 def notebook(chapter: str, sources: Mapping[str, str], *, tagged: bool = True,
@@ -65,7 +65,7 @@ def notebook(chapter: str, sources: Mapping[str, str], *, tagged: bool = True,
                           "source": f"# Sample submission for {chapter}"}]
     cells.append(code("raise RuntimeError('untagged cells never run in the grader')\n"
                       f"from course_pkg.exercises import {chapter} as ex"))
-    for ex in all_exercises(chapter):
+    for ex in chapter_exercises(chapter):
         if ex.name not in sources:
             continue
         cells.append({"cell_type": "markdown", "id": f"m{len(cells)}", "metadata": {},
@@ -83,7 +83,8 @@ def write_notebook(path: str | Path, chapter: str, sources: Mapping[str, str], *
     """Write :func:`notebook` to ``path``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(notebook(chapter, sources, **kwargs), indent=1), encoding="utf-8")  # type: ignore[arg-type]
+    nb = notebook(chapter, sources, **kwargs)  # type: ignore[arg-type]
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
     return path
 
 
@@ -96,7 +97,7 @@ def write_py(path: str | Path, chapter: str, sources: Mapping[str, str], *, decl
     if declare:
         parts.append(f'CHAPTER = "{chapter}"')
     parts += ["import math", "", "import torch", "import torch.nn as nn", "import torch.nn.functional as F", ""]
-    for ex in all_exercises(chapter):
+    for ex in chapter_exercises(chapter):
         if ex.name in sources:
             parts += ["", sources[ex.name].rstrip("\n"), ""]
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")

@@ -13,6 +13,7 @@ import re
 # C0 and C1 control characters, DEL, the bidirectional-text overrides (they reorder what a reader
 # sees) and the Unicode line and paragraph separators (they break lines in many viewers).
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+MAX_MESSAGE_CHARS = 2_000  # one message from the sandbox (an exception's text, a refusal)
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
 
@@ -43,3 +44,9 @@ def cap(text: str, limit: int, what: str = "characters") -> str:
 def clean(text: object, limit: int, keep: str = "") -> str:
     """:func:`escape_controls` then :func:`cap` (escaping first, so the cap holds on what is shown)."""
     return cap(escape_controls(text, keep), limit)
+
+
+def said(text: object) -> str:
+    """A message the sandbox sent (learner-controlled): bounded, every control character but the newline
+    escaped, as ``check`` shows it (each report then escapes newlines where one line is needed)."""
+    return clean(text, MAX_MESSAGE_CHARS, keep="\n")
