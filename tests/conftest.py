@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,12 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> dict:
     proc = subprocess.run([jb, "build", str(ROOT), "-W", "-n", "--keep-going", "--path-output", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
     return {"html": out / "_build" / "html", "log": proc.stdout + proc.stderr, "returncode": proc.returncode}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it. A suite started as a background job of a non-interactive shell
+    (``cmd &`` in a script) inherits SIGINT *ignored*: Python then never raises ``KeyboardInterrupt``, and
+    every process it starts ignores Ctrl-C too, so the tests of Ctrl-C handling (the exercise checks, the
+    training CLI) would test nothing real. Restore Python's own handler, which children reset to the default."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
