@@ -5,7 +5,7 @@
   ImageNet-normalised. The chapters show attention on them; nothing is downloaded.
 * :func:`normalize_imagenet` / :func:`denormalize_imagenet`: ``(..., 3, H, W)`` images to and from the
   ImageNet mean and standard deviation, with clear errors for the usual slips (a 0-255 image, channels
-  last, an image normalised twice). :func:`course_pkg.weights.preprocess` applies the same checks.
+  last, an image normalised twice). :func:`course_pkg.pretrained.preprocess` applies the same checks.
 
 The labelled data sets (clutter, digits, CIFAR-10) are in :mod:`course_pkg.data`.
 """
