@@ -33,6 +33,8 @@ import json
 import re
 from typing import Any, Mapping, Optional
 
+from .figure_text import png_width
+
 __all__ = [
     "FALLBACK_CLASS",
     "PROGRESS_CLASS",
@@ -212,7 +214,10 @@ def fallback_html(state: State, model_id: str) -> Optional[str]:
     what = " and ".join(controls)
     tags = []
     for i, png in enumerate(images):
-        w = int.from_bytes(png[16:20], "big") if png[:8] == b"\x89PNG\r\n\x1a\n" else 0
+        try:
+            w = png_width(png)
+        except ValueError:
+            w = 0  # not a PNG: shown without a width
         size = f' width="{w}"' if w else ""
         alt = f"{title}: first frame" + (f" ({i + 1} of {len(images)})" if len(images) > 1 else "")
         tags.append(f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}"{size} '

@@ -82,13 +82,6 @@ def _widgets() -> Any:
     return ipywidgets
 
 
-def _png_size(png: bytes) -> tuple[int, int]:
-    """``(width, height)`` in pixels, read from a PNG's header."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("not a PNG image")
-    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-
-
 def _image_widget(png: bytes) -> ipywidgets.Image:
     """An Image widget shown at the PNG's own size (never stretched by its neighbours), that shrinks on a narrow
     screen only down to the width where its smallest text is still 9 px (``figure_text.readable_width``);
@@ -97,11 +90,10 @@ def _image_widget(png: bytes) -> ipywidgets.Image:
     Its alt text comes from the book's page script (``book/_static/course.js``), by explorer: a ``tooltip``
     on the widget would say it too, but the published pages' widget embedder then fails to draw the image.
     """
-    from .figure_text import readable_width
+    from .figure_text import png_width, readable_width
 
-    width, _ = _png_size(png)
     return _widgets().Image(value=png, format="png",
-                            layout={"width": f"{width}px", "max_width": "100%",
+                            layout={"width": f"{png_width(png)}px", "max_width": "100%",
                                     "min_width": f"{readable_width(png)}px", "height": "auto"})
 
 
